@@ -1,0 +1,208 @@
+"""scenario × backend → Result: shared initial weights and batch order, epoch timing, evaluation.
+
+What is timed: each training epoch, through ``bench.timing.timed`` (device synchronized before the
+clock starts and before it stops). What is not: data loading, ``build`` (model creation, optimizer
+state, host→device copies; reported as ``build_seconds``), drawing the batch order, evaluation.
+Epoch 1 is the cold epoch (first-call costs such as tracing land there); epochs 2.. are warm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import backends
+from bench.errors import ConfigError
+from bench.initializers import initial_weights
+from bench.timing import timed
+from scenarios import Scenario
+
+if TYPE_CHECKING:
+    from bench.data import Dataset
+
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch: ``seconds`` is the timed training pass; losses are mean cross-entropies;
+    accuracies are fractions in [0, 1]. Training metrics are Keras-style running means over the
+    epoch's batches (each measured before its update); test metrics are taken after the epoch."""
+
+    epoch: int
+    seconds: float
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything one scenario × backend run produced. ``skipped`` holds the backend's reason
+    when it could not run the scenario; ``complete`` is False for an interrupted run."""
+
+    backend: str
+    scenario: Scenario
+    history: tuple[EpochRecord, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    build_seconds: float | None = None
+    complete: bool = True
+    skipped: str | None = None
+    n_train: int = 0
+    n_test: int = 0
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [r.seconds for r in self.history]
+
+    @property
+    def cold_seconds(self) -> float | None:
+        return self.history[0].seconds if self.history else None
+
+    @property
+    def warm_seconds(self) -> list[float]:
+        return self.epoch_seconds[1:]
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.history[-1].test_accuracy if self.history else None
+
+
+def epoch_order(scenario: Scenario, n: int, epoch: int) -> np.ndarray:
+    """The harness's row order for ``epoch`` (1-based): a permutation of range(n) (int64) drawn
+    from (seed, epoch), or range(n) when the scenario does not shuffle. Every backend gets it."""
+    if not scenario.shuffle:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng([scenario.seed, epoch])
+    return rng.permutation(n).astype(np.int64)
+
+
+def scenario_weights(scenario: Scenario, data: Dataset) -> list[np.ndarray]:
+    """Initial weights for ``scenario`` on ``data``, drawn on the host from its init and seed."""
+    return initial_weights(
+        scenario.init,
+        data.n_features,
+        scenario.hidden,
+        N_CLASSES,
+        seed=scenario.seed,
+        dtype=scenario.dtype,
+    )
+
+
+class Session:
+    """One scenario × backend run, an epoch at a time (the pytest-benchmark suite drives it through
+    ``next_order`` / ``train`` / ``evaluate``; ``run`` below drives it in a loop)."""
+
+    def __init__(
+        self,
+        backend_name: str,
+        scenario: Scenario,
+        data: Dataset,
+        progress: Callable[[Session, EpochRecord], None] | None = None,
+    ) -> None:
+        if data.dtype != scenario.dtype:
+            raise ConfigError(
+                f"data is {data.dtype} but scenario {scenario.name!r} needs {scenario.dtype}"
+            )
+        self.backend = backends.create(backend_name)
+        self.scenario, self.data, self.progress = scenario, data, progress
+        self.history: list[EpochRecord] = []
+        self.build_seconds: float | None = None
+        self._pending: tuple[Any, float] | None = None
+
+    def build(self) -> None:
+        """Untimed set-up: initial weights handed to the backend, data moved to its device.
+        Raises NotImplementedError(reason) when the backend cannot run this scenario."""
+        weights = scenario_weights(self.scenario, self.data)
+        start = time.perf_counter()
+        self.backend.build(self.scenario, self.data, weights)
+        self.backend.synchronize()
+        self.build_seconds = time.perf_counter() - start
+
+    def next_order(self) -> np.ndarray:
+        return epoch_order(self.scenario, self.data.n_train, len(self.history) + 1)
+
+    def train(self, order: np.ndarray) -> float:
+        """THE timed region: one training epoch over ``order``; returns its seconds."""
+        metrics, seconds = timed(lambda: self.backend.train_epoch(order), self.backend.synchronize)
+        self._pending = (metrics, seconds)
+        return seconds
+
+    def evaluate(self) -> EpochRecord:
+        """Untimed: evaluate on the test set and record the epoch just trained."""
+        assert self._pending is not None, "evaluate() follows train()"
+        metrics, seconds = self._pending
+        self._pending = None
+        test = self.backend.evaluate()
+        record = EpochRecord(
+            epoch=len(self.history) + 1,
+            seconds=seconds,
+            train_loss=float(metrics.loss),
+            train_accuracy=float(metrics.accuracy),
+            test_loss=float(test.loss),
+            test_accuracy=float(test.accuracy),
+        )
+        self.history.append(record)
+        if self.progress is not None:
+            self.progress(self, record)
+        return record
+
+    def run_epoch(self) -> EpochRecord:
+        self.train(self.next_order())
+        return self.evaluate()
+
+    def result(self, complete: bool) -> Result:
+        return Result(
+            backend=self.backend.name,
+            scenario=self.scenario,
+            history=tuple(self.history),
+            settings=self.settings(),
+            build_seconds=self.build_seconds,
+            complete=complete,
+            n_train=self.data.n_train,
+            n_test=self.data.n_test,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "device": self.backend.device,
+            "batch_size": self.scenario.batch_size or self.data.n_train,
+            "epochs": self.scenario.epochs,
+            "seed": self.scenario.seed,
+            **self.backend.settings(),
+        }
+
+
+def run(
+    backend_name: str,
+    scenario: Scenario,
+    data: Dataset,
+    progress: Callable[[Session, EpochRecord], None] | None = None,
+) -> Result:
+    """Train ``scenario`` on ``backend_name`` for scenario.epochs epochs.
+
+    Ctrl-C (KeyboardInterrupt) between or inside epochs returns the finished epochs with
+    ``complete=False``; a backend that refuses the scenario gives ``skipped=reason``.
+    """
+    session = Session(backend_name, scenario, data, progress)
+    try:
+        session.build()
+    except NotImplementedError as err:
+        return Result(
+            backend=backend_name,
+            scenario=scenario,
+            skipped=str(err) or "not supported",
+            n_train=data.n_train,
+            n_test=data.n_test,
+        )
+    try:
+        for _ in range(scenario.epochs):
+            session.run_epoch()
+    except KeyboardInterrupt:
+        return session.result(complete=False)
+    return session.result(complete=True)

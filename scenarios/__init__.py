@@ -1,0 +1,156 @@
+"""The scenario catalogue: the report's experiments, each one change away from the baseline.
+
+A scenario fixes everything that defines the training *recipe* (architecture, init, optimizer
+and its hyperparameters, batch size, epochs, dropout, dtype, seed). Backends take every value
+from here and never fall back on a library default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from bench.errors import ConfigError
+
+INITS = ("glorot_uniform", "he_normal", "report_normal")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One training recipe. ``batch_size=None`` means full-batch gradient descent."""
+
+    name: str
+    summary: str
+    hidden: tuple[int, ...] = (128,)
+    init: str = "glorot_uniform"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9  # Adam
+    beta_2: float = 0.999  # Adam
+    rho: float = 0.9  # RMSprop
+    epsilon: float = 1e-7  # Adam and RMSprop (Keras' default)
+    batch_size: int | None = 32
+    epochs: int = 5
+    dropout: float = 0.0
+    dtype: str = "float32"
+    seed: int = 0
+    shuffle: bool = True
+    changes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def with_overrides(self, **overrides: Any) -> Scenario:
+        """A copy with some settings replaced (None values are ignored); validated."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["changes"] = list(self.changes)
+        return d
+
+
+def validate(s: Scenario) -> None:
+    """Raise ConfigError (one line, naming the setting and the valid range) for a bad value."""
+    checks = [
+        (s.init in INITS, f"init {s.init!r} is unknown; choose one of {', '.join(INITS)}"),
+        (
+            s.optimizer in OPTIMIZERS,
+            f"optimizer {s.optimizer!r} is unknown; choose one of {', '.join(OPTIMIZERS)}",
+        ),
+        (
+            s.dtype in DTYPES,
+            f"dtype {s.dtype!r} is not supported; choose one of {', '.join(DTYPES)}",
+        ),
+        (
+            len(s.hidden) >= 1 and all(_pos_int(h) for h in s.hidden),
+            f"hidden sizes {s.hidden} must be positive integers",
+        ),
+        (_pos_int(s.epochs), f"epochs must be a positive integer, got {s.epochs!r}"),
+        (
+            s.batch_size is None or _pos_int(s.batch_size),
+            f"batch size must be a positive integer, got {s.batch_size!r}",
+        ),
+        (
+            _finite(s.learning_rate) and s.learning_rate > 0,
+            f"learning rate must be > 0, got {s.learning_rate!r}",
+        ),
+        (
+            _finite(s.dropout) and 0 <= s.dropout < 1,
+            f"dropout rate must be in [0, 1), got {s.dropout!r}",
+        ),
+        (
+            all(_finite(b) and 0 <= b < 1 for b in (s.beta_1, s.beta_2, s.rho)),
+            "beta_1, beta_2 and rho must be in [0, 1)",
+        ),
+        (_finite(s.epsilon) and s.epsilon > 0, f"epsilon must be > 0, got {s.epsilon!r}"),
+        (
+            isinstance(s.seed, int) and s.seed >= 0,
+            f"seed must be a non-negative integer, got {s.seed!r}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"scenario {s.name!r}: {message}")
+
+
+def _pos_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+BASELINE = Scenario(
+    name="baseline",
+    summary="the report's Keras model: 128 ReLU, Glorot uniform, Adam lr 1e-3, batch 32, 5 epochs",
+)
+
+
+def _variant(name: str, change: str, **kw: Any) -> Scenario:
+    return replace(
+        BASELINE,
+        name=name,
+        summary=f"baseline with {change}, 10 epochs",
+        epochs=10,
+        changes=(change,),
+        **kw,
+    )
+
+
+NEURONS_256 = _variant("neurons_256", "256 hidden neurons", hidden=(256,))
+HE_INIT = _variant("he_init", "He-normal init", init="he_normal")
+RMSPROP = _variant("rmsprop", "RMSprop (lr 1e-3, rho 0.9)", optimizer="rmsprop")
+DROPOUT = _variant("dropout", "dropout 0.2 after the hidden layer", dropout=0.2)
+REPORT_RECIPE = Scenario(
+    name="report_recipe",
+    summary="the report's NumPy run: full-batch GD, lr 0.01, 50 epochs, float64, randn*0.01",
+    init="report_normal",
+    optimizer="sgd",
+    learning_rate=0.01,
+    batch_size=None,
+    epochs=50,
+    dtype="float64",
+    seed=42,
+    shuffle=False,
+    changes=("full-batch SGD lr 0.01", "50 epochs", "float64", "N(0, 0.01²) init, seed 42"),
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (BASELINE, NEURONS_256, HE_INIT, RMSPROP, DROPOUT, REPORT_RECIPE)
+}
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name``; ConfigError listing the valid names otherwise."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)} (or 'all')"
+        ) from None
