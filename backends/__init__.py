@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from backends.base import RunOptions
 from bench.errors import BackendUnavailable, ConfigError
 
 if TYPE_CHECKING:
@@ -54,9 +55,9 @@ def available() -> list[str]:
     return [n for n in REGISTRY if unavailable_reason(n) is None]
 
 
-def create(name: str) -> Backend:
+def create(name: str, options: RunOptions | None = None) -> Backend:
     """A fresh backend instance; BackendUnavailable (one line) when it cannot run here."""
     reason = unavailable_reason(name)
     if reason is not None:
         raise BackendUnavailable(f"backend {name!r} is unavailable: {reason}")
-    return backend_class(name)()
+    return backend_class(name)(options or RunOptions())

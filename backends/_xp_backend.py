@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backends._xp_mlp import XpMLP
-from backends.base import EpochMetrics, Evaluation, Weights
+from backends.base import EpochMetrics, Evaluation, RunOptions, Weights
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 class XpBackend:
     name = "xp"
     device = "cpu"
+
+    def __init__(self, options: RunOptions | None = None) -> None:
+        self.options = options or RunOptions()
 
     def array_module(self) -> ModuleType:
         raise NotImplementedError

@@ -20,6 +20,18 @@ Weights = list[np.ndarray]
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """Implementation settings that change speed, not the recipe; every backend takes them.
+
+    ``tf32``: allow TensorFloat-32 matmuls on GPUs that have them (off by default, everywhere).
+    ``jit_compile``: Keras/XLA compilation; None means the backend's documented default.
+    """
+
+    tf32: bool = False
+    jit_compile: bool | None = None
+
+
+@dataclass(frozen=True)
 class EpochMetrics:
     """Training metrics of one epoch, Keras-style: sample-weighted means over the epoch's batches,
     each batch measured by its forward pass before its update (dropout active).
@@ -51,6 +63,13 @@ class Backend(Protocol):
 
     name: str
     device: str  # "cpu" or "gpu"
+
+    def __init__(self, options: RunOptions = ...) -> None: ...
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        """One sentence saying why this backend cannot run here, or None. Must be cheap and must
+        not fail: it is called by ``mlpbench list``, test skips and the tables."""
 
     def build(self, scenario: Scenario, data: Dataset, init_weights: Weights) -> None:
         """Create the model and optimizer state and move ``data`` to the device."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import backends
+from backends.base import RunOptions
 from bench.errors import ConfigError
 from bench.initializers import initial_weights
 from bench.timing import timed
@@ -104,12 +105,13 @@ class Session:
         scenario: Scenario,
         data: Dataset,
         progress: Callable[[Session, EpochRecord], None] | None = None,
+        options: RunOptions | None = None,
     ) -> None:
         if data.dtype != scenario.dtype:
             raise ConfigError(
                 f"data is {data.dtype} but scenario {scenario.name!r} needs {scenario.dtype}"
             )
-        self.backend = backends.create(backend_name)
+        self.backend = backends.create(backend_name, options)
         self.scenario, self.data, self.progress = scenario, data, progress
         self.history: list[EpochRecord] = []
         self.build_seconds: float | None = None
@@ -183,13 +185,14 @@ def run(
     scenario: Scenario,
     data: Dataset,
     progress: Callable[[Session, EpochRecord], None] | None = None,
+    options: RunOptions | None = None,
 ) -> Result:
     """Train ``scenario`` on ``backend_name`` for scenario.epochs epochs.
 
     Ctrl-C (KeyboardInterrupt) between or inside epochs returns the finished epochs with
     ``complete=False``; a backend that refuses the scenario gives ``skipped=reason``.
     """
-    session = Session(backend_name, scenario, data, progress)
+    session = Session(backend_name, scenario, data, progress, options)
     try:
         session.build()
     except NotImplementedError as err:
