@@ -38,10 +38,13 @@ class EpochMetrics:
 
     ``loss`` and ``accuracy`` may be 0-d device arrays; the harness converts them with ``float()``
     after the timed region, so a GPU backend never synchronizes inside an epoch.
+    ``device_seconds``: optional device-side time of the epoch (e.g. CUDA events), also read
+    with ``float()`` after the clock stops.
     """
 
     loss: Any
     accuracy: Any
+    device_seconds: Any = None
 
 
 @dataclass(frozen=True)

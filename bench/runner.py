@@ -40,6 +40,7 @@ class EpochRecord:
     train_accuracy: float
     test_loss: float
     test_accuracy: float
+    device_seconds: float | None = None  # device-side epoch time where the backend measures it
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,9 @@ class Session:
             train_accuracy=float(metrics.accuracy),
             test_loss=float(test.loss),
             test_accuracy=float(test.accuracy),
+            device_seconds=None
+            if metrics.device_seconds is None
+            else float(metrics.device_seconds),
         )
         self.history.append(record)
         if self.progress is not None:

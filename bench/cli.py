@@ -1,0 +1,197 @@
+"""Command line: ``mlpbench list | run | table`` (also ``python -m bench``).
+
+Every user error ends with one line on stderr, ``mlpbench: error: …``, exit code 2, no traceback.
+``run`` writes its JSON after every finished run (atomically), so Ctrl-C or a crash in a later run
+never loses earlier results; Ctrl-C inside a run keeps its finished epochs, marked incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import backends
+import scenarios
+from bench.errors import MlpbenchError
+
+DEFAULT_OUT = Path("mlpbench-results") / "run.json"
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def learning_rate(text: str) -> float:
+    value = _float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def dropout_rate(text: str) -> float:
+    value = _float(text)
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``mlpbench run: error: …``) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="mlpbench",
+        description="Benchmark one MNIST MLP across backends: same weights, batches and math.",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="{list,run,table}", parser_class=OneLineParser
+    )
+    sub.add_parser("list", help="backends (with availability) and scenarios")
+    run = sub.add_parser("run", help="train scenarios on backends; write JSON (and tables)")
+    run.add_argument(
+        "--backend",
+        "-b",
+        action="append",
+        metavar="B",
+        help=f"one of {', '.join(backends.names())} or 'all' (repeatable; "
+        "default: every available backend)",
+    )
+    run.add_argument(
+        "--scenario",
+        "-s",
+        action="append",
+        metavar="S",
+        help=f"one of {', '.join(scenarios.SCENARIOS)} or 'all' (repeatable; default: all)",
+    )
+    run.add_argument("--epochs", type=positive_int, help="override every scenario's epochs")
+    run.add_argument("--batch-size", type=positive_int, help="override the batch size")
+    run.add_argument("--seed", type=non_negative_int, help="override the seed (weights, order)")
+    run.add_argument("--learning-rate", type=learning_rate, help="override the learning rate")
+    run.add_argument("--dropout", type=dropout_rate, help="override the dropout rate")
+    run.add_argument(
+        "--data",
+        metavar="PATH",
+        help="MNIST as a Keras .npz, a folder with mnist_train.csv/mnist_test.csv, "
+        "or a folder of IDX files (default: the shipped copy)",
+    )
+    run.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
+    run.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
+    run.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"results JSON (default: {DEFAULT_OUT})",
+    )
+    run.add_argument(
+        "--tf32",
+        action="store_true",
+        help="allow TF32 matmuls on GPUs (off by default on every backend)",
+    )
+    jit = run.add_mutually_exclusive_group()
+    jit.add_argument(
+        "--jit",
+        dest="jit_compile",
+        action="store_true",
+        default=None,
+        help="Keras: jit_compile=True (XLA)",
+    )
+    jit.add_argument(
+        "--no-jit", dest="jit_compile", action="store_false", help="Keras: jit_compile=False"
+    )
+    run.add_argument(
+        "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
+    )
+    table = sub.add_parser("table", help="tables and plots from result JSON files")
+    table.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    table.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: the first file's folder)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except MlpbenchError as err:
+        print(f"mlpbench: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mlpbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("backends:")
+    for name in backends.names():
+        reason = backends.unavailable_reason(name)
+        device = backends.backend_class(name).device if reason is None else "-"
+        state = "available" if reason is None else f"unavailable: {reason}"
+        print(f"  {name:<8} {device:<4} {state}")
+    print("\nscenarios:")
+    for s in scenarios.SCENARIOS.values():
+        print(f"  {s.name:<14} {s.summary}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.run_command import run_command
+
+    return run_command(args)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from bench.tables import write_tables
+
+    out_dir = args.out or args.files[0].parent
+    report = write_tables(args.files, out_dir)
+    for problem in report.problems:
+        print(f"mlpbench: {problem}", file=sys.stderr)
+    for path in report.written:
+        print(f"wrote {path}")
+    if not report.written:
+        print("mlpbench: error: no readable results; nothing written", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_FAILED if report.problems else 0
+
+
+COMMANDS: dict[str, Any] = {"list": cmd_list, "run": cmd_run, "table": cmd_table}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Facts about the machine that decide how fast a benchmark runs, recorded beside every result.
+
+``machine_info()`` extends pytest-benchmark's own machine_info (node, CPU via py-cpuinfo, Python)
+with what it lacks: the BLAS library and its threads, library versions, environment variables that
+change speed, and the GPUs. The pytest-benchmark suite adds the same facts through its
+``pytest_benchmark_update_machine_info`` hook, so both kinds of JSON carry identical machine facts.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import re
+from typing import Any
+
+#: Environment variables that change speed or numerics; recorded whenever set.
+SPEED_ENV = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "NVIDIA_TF32_OVERRIDE",
+    "CUPY_TF32",
+    "CUDA_VISIBLE_DEVICES",
+)
+PACKAGES = (
+    "numpy",
+    "pandas",
+    "threadpoolctl",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "cupy-cuda12x",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that matter here (without importing them)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """NumPy's BLAS/OpenMP thread pools as threadpoolctl reports them (library, version, threads,
+    architecture: the kernel OpenBLAS picked, which OPENBLAS_CORETYPE overrides)."""
+    import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
+    from threadpoolctl import threadpool_info
+
+    keys = ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")
+    return [{k: p.get(k) for k in keys} for p in threadpool_info()]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            match = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
+        if match:
+            return match.group(1).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_info() -> list[dict[str, Any]]:
+    """One record per CUDA device seen by CuPy (name, compute capability, memory, driver and
+    runtime versions); [] without CuPy or without a device."""
+    if importlib.util.find_spec("cupy") is None:
+        return []
+    try:
+        from backends.cupy_mlp import cuda_devices
+
+        return cuda_devices()
+    except Exception as err:  # a broken CUDA install must not stop a CPU benchmark
+        return [{"error": f"{type(err).__name__}: {err}"}]
+
+
+def machine_id(cpu: str | None = None, gpus: list[dict[str, Any]] | None = None) -> str:
+    """A short folder-safe name for results/<machine>/: the GPU's name if any, else the CPU's."""
+    gpus = gpu_info() if gpus is None else gpus
+    name = gpus[0].get("name", "gpu") if gpus else (cpu or cpu_model())
+    name = re.sub(r"\((R|TM)\)|CPU|Processor|\d+-Core|@.*$", " ", name, flags=re.IGNORECASE)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    return f"{slug or 'machine'}-{os.cpu_count()}cpu"
+
+
+def mlpbench_facts() -> dict[str, Any]:
+    """The facts pytest-benchmark does not collect, under one key."""
+    cpu = cpu_model()
+    gpus = gpu_info()
+    return {
+        "machine_id": machine_id(cpu, gpus),
+        "cpu_model": cpu,
+        "logical_cpus": os.cpu_count(),
+        "blas": blas_info(),
+        "packages": package_versions(),
+        "env": {k: os.environ[k] for k in SPEED_ENV if k in os.environ},
+        "gpus": gpus,
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """pytest-benchmark's machine_info plus ``mlpbench`` facts (same shape as its JSON)."""
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+
+    info = pytest_benchmark_generate_machine_info()
+    info["mlpbench"] = mlpbench_facts()
+    return info

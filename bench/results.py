@@ -1,0 +1,150 @@
+"""Results as JSON in pytest-benchmark's shape, written atomically.
+
+Document: ``{machine_info, commit_info, benchmarks: [...], datetime, version, mlpbench: {schema,
+version, skipped: [...]}}``. Each benchmark entry has ``params.backend``, ``params.scenario``,
+``stats`` (pytest-benchmark's own statistics over the warm epoch times in seconds, with ``data``)
+and ``extra_info`` (history, settings, cold start, completeness). ``mlpbench run`` and the
+pytest-benchmark suite fill ``extra_info`` with the same function, so ``mlpbench table`` reads both.
+
+Schema history: 1 — first version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import bench
+from bench.errors import MlpbenchError
+from bench.runner import Result
+
+SCHEMA_VERSION = 1
+
+
+def timed_epochs(result: Result) -> tuple[list[float], str]:
+    """The epoch times the stats are over: the warm epochs (2..N), or, when a run has a single
+    epoch, that cold epoch (and the label says so)."""
+    if result.warm_seconds:
+        return result.warm_seconds, f"warm epochs 2..{len(result.history)}"
+    return result.epoch_seconds, "epoch 1 only (cold; no warm epoch was run)"
+
+
+def epoch_stats(seconds: list[float]) -> dict[str, Any]:
+    """pytest-benchmark's statistics (min, max, mean, stddev, median, iqr, q1, q3, outliers,
+    ops, total, rounds) over ``seconds``, plus ``data`` and ``iterations`` as in its JSON."""
+    from pytest_benchmark.stats import Stats
+
+    stats = Stats()
+    for s in seconds:
+        stats.update(s)
+    return {**stats.as_dict(), "data": list(seconds), "iterations": 1}
+
+
+def extra_info(result: Result) -> dict[str, Any]:
+    """Everything but the stats: per-epoch history, final accuracy, settings, cold start."""
+    _, over = timed_epochs(result)
+    return {
+        "history": [asdict(r) for r in result.history],
+        "test_accuracy": result.test_accuracy,
+        "complete": result.complete,
+        "epochs_run": len(result.history),
+        "cold_seconds": result.cold_seconds,
+        "build_seconds": result.build_seconds,
+        "stats_over": over,
+        "n_train": result.n_train,
+        "n_test": result.n_test,
+        "settings": result.settings,
+        "scenario": result.scenario.to_dict(),
+    }
+
+
+def benchmark_entry(result: Result, source: str = "mlpbench run") -> dict[str, Any]:
+    """One ``benchmarks[]`` entry; the run must have at least one finished epoch."""
+    param = f"{result.backend}-{result.scenario.name}"
+    seconds, _ = timed_epochs(result)
+    return {
+        "group": result.scenario.name,
+        "name": f"test_train[{param}]",
+        "fullname": f"{source}::test_train[{param}]",
+        "params": {"backend": result.backend, "scenario": result.scenario.name},
+        "param": param,
+        "extra_info": extra_info(result),
+        "options": {"timer": "perf_counter", "source": source, "warmup": False},
+        "stats": epoch_stats(seconds),
+    }
+
+
+def skipped_entry(result: Result) -> dict[str, Any]:
+    reason = result.skipped or "interrupted before its first epoch finished"
+    return {"backend": result.backend, "scenario": result.scenario.name, "reason": reason}
+
+
+def document(
+    results: list[Result], machine: dict[str, Any], commit: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The whole JSON document for ``results`` (runs with no finished epoch go to skipped)."""
+    import pytest_benchmark
+
+    ran = [r for r in results if r.history]
+    return {
+        "machine_info": machine,
+        "commit_info": commit or {},
+        "benchmarks": [benchmark_entry(r) for r in ran],
+        "datetime": dt.datetime.now(dt.UTC).isoformat(),
+        "version": pytest_benchmark.__version__,
+        "mlpbench": {
+            "schema": SCHEMA_VERSION,
+            "version": bench.__version__,
+            "skipped": [skipped_entry(r) for r in results if not r.history],
+        },
+    }
+
+
+def commit_info() -> dict[str, Any]:
+    """pytest-benchmark's commit_info for the current directory (git id, dirty flag, branch)."""
+    from pytest_benchmark.utils import get_commit_info
+
+    return get_commit_info("mlpbench")
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail early (before any training) when ``path``'s folder cannot be created or written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".mlpbench-probe-"):
+            pass
+    except OSError as err:
+        raise MlpbenchError(
+            f"cannot write results to {path}: {err.strerror or err}; choose another --out"
+        ) from None
+    return path
+
+
+def write_json_atomic(path: str | Path, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` to ``path`` via a temporary file in the same folder and an atomic rename,
+    so an interrupted write never leaves a broken file."""
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy scalars and other numbers that json does not know."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

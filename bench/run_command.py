@@ -1,0 +1,142 @@
+"""``mlpbench run``: pick scenarios × backends, train each, show progress, write JSON and tables.
+
+The JSON is rewritten (atomically) after every finished run, so an interrupt or a crash in a later
+run never loses earlier results. Data is loaded once and converted once per dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import backends
+import scenarios
+from backends.base import RunOptions
+from bench import results
+from bench.data import Dataset, RawMNIST, load_raw, prepare
+from bench.errors import BackendUnavailable, ConfigError
+from bench.machine import machine_info
+from bench.runner import EpochRecord, Result, Session, run
+from scenarios import Scenario
+
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+
+
+def select_backends(requested: list[str] | None) -> tuple[list[str], list[str]]:
+    """(backends to run, one line per available-but-skipped backend). Named backends must be
+    available (BackendUnavailable otherwise); 'all' or nothing means every available one."""
+    if not requested or "all" in requested:
+        chosen = backends.names()
+        skipped = [
+            f"{n}: {backends.unavailable_reason(n)}"
+            for n in chosen
+            if backends.unavailable_reason(n)
+        ]
+        return [n for n in chosen if not backends.unavailable_reason(n)], skipped
+    names = list(dict.fromkeys(backends.check_name(n) for n in requested))
+    for name in names:
+        reason = backends.unavailable_reason(name)
+        if reason:
+            raise BackendUnavailable(f"backend {name!r} is unavailable: {reason}")
+    return names, []
+
+
+def select_scenarios(requested: list[str] | None, args: argparse.Namespace) -> list[Scenario]:
+    names = list(scenarios.SCENARIOS) if not requested or "all" in requested else requested
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "learning_rate": args.learning_rate,
+        "dropout": args.dropout,
+    }
+    return [scenarios.get(n).with_overrides(**overrides) for n in dict.fromkeys(names)]
+
+
+class DataCache:
+    """The raw data, converted (and sliced) once per dtype."""
+
+    def __init__(self, raw: RawMNIST, n_train: int | None, n_test: int | None) -> None:
+        self.raw, self.n_train, self.n_test = raw, n_train, n_test
+        self._by_dtype: dict[str, Dataset] = {}
+
+    def get(self, dtype: str) -> Dataset:
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = prepare(self.raw, dtype).subset(self.n_train, self.n_test)
+        return self._by_dtype[dtype]
+
+
+def show_epoch(session: Session, r: EpochRecord) -> None:
+    s = session.scenario
+    print(
+        f"  [{session.backend.name}/{s.name}] epoch {r.epoch:>2}/{s.epochs}  {r.seconds:7.3f} s"
+        f"  loss {r.train_loss:.4f}  acc {100 * r.train_accuracy:6.2f}%"
+        f"  test {100 * r.test_accuracy:6.2f}%",
+        flush=True,
+    )
+
+
+def run_all(
+    pairs: list[tuple[Scenario, str]], data: DataCache, options: RunOptions, save
+) -> list[Result]:
+    """Train every (scenario, backend) pair; ``save(results)`` after each. Stops at Ctrl-C
+    (re-raised after saving) or at a crash (saved, then re-raised)."""
+    done: list[Result] = []
+    for scenario, name in pairs:
+        print(f"{name} × {scenario.name}: {scenario.summary}", flush=True)
+        result = run(name, scenario, data.get(scenario.dtype), show_epoch, options)
+        done.append(result)
+        save(done)
+        if result.skipped:
+            print(f"  skipped: {result.skipped}", flush=True)
+        elif not result.complete:
+            raise KeyboardInterrupt
+    return done
+
+
+def run_command(args: argparse.Namespace) -> int:
+    names, unavailable = select_backends(args.backend)
+    chosen = select_scenarios(args.scenario, args)
+    out = results.check_writable(args.out)  # fail before any training
+    for line in unavailable:
+        print(f"not running {line}")
+    if not names:
+        raise ConfigError("no backend is available to run")
+    raw = load_raw(args.data)
+    print(f"data: {raw.source} ({'verified' if raw.verified else 'not verified'} MNIST)")
+    machine, commit = machine_info(), results.commit_info()
+    options = RunOptions(tf32=args.tf32, jit_compile=args.jit_compile)
+
+    def save(done: list[Result]) -> None:
+        results.write_json_atomic(out, results.document(done, machine, commit))
+
+    pairs = [(s, b) for s in chosen for b in names]
+    start = time.perf_counter()
+    try:
+        run_all(pairs, DataCache(raw, args.n_train, args.n_test), options, save)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished epochs saved to {out} (marked incomplete)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        print(
+            f"mlpbench: error: run failed ({type(err).__name__}: {err}); results so far are "
+            f"in {out}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"wrote {out} ({len(pairs)} runs, {time.perf_counter() - start:.0f} s)")
+    if not args.no_tables:
+        write_tables_next_to(out)
+    return 0
+
+
+def write_tables_next_to(out: Path) -> None:
+    from bench.tables import write_tables
+
+    report = write_tables([out], out.parent)
+    for problem in report.problems:
+        print(f"mlpbench: {problem}", file=sys.stderr)
+    for path in report.written:
+        print(f"wrote {path}")
