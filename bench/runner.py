@@ -127,6 +127,11 @@ class Session:
         self.backend.synchronize()
         self.build_seconds = time.perf_counter() - start
 
+    @property
+    def pending(self) -> bool:
+        """True between ``train`` and the ``evaluate`` that records it."""
+        return self._pending is not None
+
     def next_order(self) -> np.ndarray:
         return epoch_order(self.scenario, self.data.n_train, len(self.history) + 1)
 

@@ -1,0 +1,57 @@
+"""The benchmark suite: every scenario × every backend under pytest-benchmark.
+
+One pytest-benchmark round = one warm training epoch, timed by the same ``Session.train`` (hence the
+same ``bench.timing.timed`` region) as ``mlpbench run``; epoch 1 (cold) runs before the rounds and
+is recorded in ``extra_info`` (``cold_seconds``), as are the history and settings, through the same
+``bench.results.extra_info`` as ``mlpbench run``'s JSON. Plain ``pytest`` runs a quick variant (a
+data slice, 2 epochs) so the suite cannot rot; ``--bench-full`` runs the real thing:
+
+    pytest tests/test_benchmarks.py --bench-full --benchmark-json=results/<machine>/benchmarks.json
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import backends
+import scenarios
+from bench import results
+from bench.runner import Session
+
+
+@pytest.mark.parametrize("scenario_name", list(scenarios.SCENARIOS))
+@pytest.mark.parametrize("backend_name", backends.names())
+def test_train(benchmark, bench_data, backend_name: str, scenario_name: str) -> None:
+    reason = backends.unavailable_reason(backend_name)
+    if reason is not None:
+        pytest.skip(reason)
+    base = scenarios.get(scenario_name)
+    scenario = base.with_overrides(epochs=bench_data.epochs(base.epochs))
+    session = Session(backend_name, scenario, bench_data.get(scenario.dtype))
+    try:
+        session.build()
+    except NotImplementedError as err:
+        pytest.skip(f"{backend_name} cannot run {scenario_name}: {err}")
+    benchmark.group = scenario_name
+    if scenario.epochs > 1:
+        session.run_epoch()  # the cold epoch, kept out of the rounds
+    benchmark.pedantic(
+        session.train,
+        setup=lambda: ((session.next_order(),), {}),
+        teardown=lambda order: session.evaluate(),
+        rounds=max(scenario.epochs - len(session.history), 1),
+        iterations=1,
+        warmup_rounds=0,
+    )
+    if session.pending:  # --benchmark-disable runs the target once, without teardown
+        session.evaluate()
+    while len(session.history) < scenario.epochs:
+        session.run_epoch()
+    result = session.result(complete=True)
+    benchmark.extra_info.update(results.extra_info(result))
+
+    assert [r.epoch for r in result.history] == list(range(1, scenario.epochs + 1))
+    assert all(math.isfinite(r.train_loss) and math.isfinite(r.test_loss) for r in result.history)
+    assert all(0.0 <= r.test_accuracy <= 1.0 for r in result.history)
