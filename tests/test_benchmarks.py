@@ -21,37 +21,38 @@ from bench import results
 from bench.runner import Session
 
 
-@pytest.mark.parametrize("scenario_name", list(scenarios.SCENARIOS))
-@pytest.mark.parametrize("backend_name", backends.names())
-def test_train(benchmark, bench_data, backend_name: str, scenario_name: str) -> None:
+@pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
+@pytest.mark.parametrize("backend", backends.names())
+def test_train(benchmark, bench_data, backend: str, scenario: str) -> None:
+    backend_name, scenario_name = backend, scenario
     reason = backends.unavailable_reason(backend_name)
     if reason is not None:
         pytest.skip(reason)
     base = scenarios.get(scenario_name)
-    scenario = base.with_overrides(epochs=bench_data.epochs(base.epochs))
-    session = Session(backend_name, scenario, bench_data.get(scenario.dtype))
+    recipe = base.with_overrides(epochs=bench_data.epochs(base.epochs))
+    session = Session(backend_name, recipe, bench_data.get(recipe.dtype))
     try:
         session.build()
     except NotImplementedError as err:
         pytest.skip(f"{backend_name} cannot run {scenario_name}: {err}")
     benchmark.group = scenario_name
-    if scenario.epochs > 1:
+    if recipe.epochs > 1:
         session.run_epoch()  # the cold epoch, kept out of the rounds
     benchmark.pedantic(
         session.train,
         setup=lambda: ((session.next_order(),), {}),
         teardown=lambda order: session.evaluate(),
-        rounds=max(scenario.epochs - len(session.history), 1),
+        rounds=max(recipe.epochs - len(session.history), 1),
         iterations=1,
         warmup_rounds=0,
     )
     if session.pending:  # --benchmark-disable runs the target once, without teardown
         session.evaluate()
-    while len(session.history) < scenario.epochs:
+    while len(session.history) < recipe.epochs:
         session.run_epoch()
     result = session.result(complete=True)
     benchmark.extra_info.update(results.extra_info(result))
 
-    assert [r.epoch for r in result.history] == list(range(1, scenario.epochs + 1))
+    assert [r.epoch for r in result.history] == list(range(1, recipe.epochs + 1))
     assert all(math.isfinite(r.train_loss) and math.isfinite(r.test_loss) for r in result.history)
     assert all(0.0 <= r.test_accuracy <= 1.0 for r in result.history)
