@@ -117,3 +117,7 @@ def machine_info() -> dict[str, Any]:
     info = pytest_benchmark_generate_machine_info()
     info["mlpbench"] = mlpbench_facts()
     return info
+
+
+if __name__ == "__main__":  # ``python -m bench.machine``: the results folder name for this machine
+    print(machine_id())
