@@ -147,8 +147,9 @@ class XpMLP:
         return loss_sum, correct
 
     # ------------------------------------------------------------------ backward
-    def _backward(self, ws: _Workspace) -> None:
-        """Gradients of the mean loss into self.grads; ws.logits holds the softmax on entry."""
+    def _backward(self, ws: _Workspace, training: bool) -> None:
+        """Gradients of the mean loss into self.grads; ws.logits holds the softmax on entry and
+        ``training`` must be the flag the forward pass ran with (it decides the dropout masks)."""
         xp = self.xp
         batch = ws.logits.shape[0]
         rows = xp.arange(batch)
@@ -164,7 +165,7 @@ class XpMLP:
                 break
             d_in = ws.deltas[layer - 1]
             xp.matmul(delta, self.params[2 * layer].T, out=d_in)  # (B, in)
-            if self.dropout:
+            if training and self.dropout:
                 d_in *= ws.masks[layer - 1]
             d_in *= a_in > 0  # ReLU'(z) = 1 where z > 0 (a_in > 0 ⇔ z > 0 and kept)
             delta = d_in
@@ -181,7 +182,7 @@ class XpMLP:
         ws.acts[0][...] = x
         ws.labels[...] = y
         loss_sum, _ = self._softmax_xent(self._forward(ws, training), ws.labels)
-        self._backward(ws)
+        self._backward(ws, training)
         return float(loss_sum) / x.shape[0]
 
     def train_epoch(self, x: Any, y: Any, order: Any, batch_size: int) -> tuple[Any, Any]:
@@ -201,7 +202,7 @@ class XpMLP:
             batch_loss, batch_correct = self._softmax_xent(self._forward(ws, True), ws.labels)
             loss_sum += batch_loss
             correct += batch_correct
-            self._backward(ws)
+            self._backward(ws, True)
             self.optimizer.step()
         return loss_sum / n, correct / n
 

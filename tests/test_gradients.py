@@ -6,6 +6,8 @@ the engine) and central finite differences of that forward pass over every param
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -62,20 +64,26 @@ def assert_grads_close(got: list[np.ndarray], want: list[np.ndarray], rtol: floa
 # ------------------------------------------------------------------------------- helpers
 def random_problem(hidden: tuple[int, ...], seed: int):
     """Weights [W1, b1, ...], inputs and labels with every hidden pre-activation at least
-    KINK_MARGIN away from 0 (re-drawn until so), and both signs present in each hidden layer."""
+    KINK_MARGIN away from 0 (re-drawn until so), and every hidden unit active for some samples
+    and inactive for others (so every gradient entry is exercised and ReLU masks something)."""
     rng = np.random.default_rng(seed)
     widths = [N_FEATURES, *hidden, N_CLASSES]
     for _ in range(100):
         params = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(widths):
             params.append(rng.normal(0.0, 1.0 / np.sqrt(fan_in), (fan_in, fan_out)))
             params.append(rng.normal(0.0, 0.3, fan_out))
-        x = rng.uniform(0.0, 1.0, (BATCH, N_FEATURES))
+        x = rng.normal(0.0, 1.0, (BATCH, N_FEATURES))
         y = rng.integers(0, N_CLASSES, BATCH)
         hidden_z = ref_preactivations(params, x)[:-1]
-        if all(np.abs(z).min() > KINK_MARGIN and (z < 0).any() and (z > 0).any() for z in hidden_z):
+        ok = [np.abs(z).min() > KINK_MARGIN and _each_unit_both_signs(z) for z in hidden_z]
+        if all(ok):
             return params, x, y
     raise AssertionError("could not draw a kink-free problem")
+
+
+def _each_unit_both_signs(z: np.ndarray) -> bool:
+    return bool((z > 0).any(axis=0).all() and (z < 0).any(axis=0).all())
 
 
 def make_engine(params, dtype: str = "float64") -> XpMLP:
@@ -137,9 +145,11 @@ def test_batch_gradient_is_the_mean_of_per_sample_gradients():
 
 
 def huge_logit_problem():
-    """The one-hidden problem with the output layer scaled so logits are ~1e3 in size."""
+    """The one-hidden problem with the output layer scaled so the largest logit is 1000."""
     params, x, y = random_problem((7,), seed=7)
-    scale = 1e3 / np.abs(ref_preactivations(params, x)[-1]).max()
+    top = ref_preactivations(params, x)[-1].max()
+    assert top > 0
+    scale = 1e3 / top
     params[2], params[3] = params[2] * scale, params[3] * scale
     return params, x, y
 
