@@ -1,0 +1,127 @@
+"""Caveats for results.md: lines that say what the tables cannot, generated from the runs frame.
+
+One line each for: several machines, the notes from reading the files (superseded duplicates,
+software that changed between runs), settings that differ between backends side by side, results
+trained on a slice of MNIST, and skipped, incomplete or cold-only runs. ``AGREEMENT`` is the fixed
+paragraph that ends the section.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from bench.result_files import Collection, cell_name
+
+MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
+AGREEMENT = (
+    "From identical weights and batches the backends agree closely over a few hundred steps; over "
+    "a whole epoch at batch 32 Adam amplifies rounding differences between BLAS libraries on "
+    "rarely-lit border pixels (their tiny gradients' sign depends on summation order), so single "
+    "runs differ by about as much as two seeds do — compare means over seeds, not single runs."
+)
+#: Settings that name a library's version: per-backend by nature, listed under Machines instead.
+VERSION_KEYS = frozenset({"numpy", "tensorflow", "tensorflow-cpu", "keras", "cupy", "cuda"})
+#: What a backend that does not record a setting means by it (CPU backends have no TF32).
+IMPLIED = {"tf32": False}
+
+
+def caveats(frame: pd.DataFrame, collection: Collection) -> list[str]:
+    """Generated caveat lines: machines, superseded files, settings that differ between backends
+    side by side, data slices, skipped / incomplete / cold-only runs."""
+    machines = list(frame["machine_id"].unique())
+    lines = []
+    if len(machines) > 1:
+        lines.append(
+            f"Results from {len(machines)} machines ({', '.join(machines)}): each has "
+            "its own tables, and 'vs numpy' compares results from the same machine only."
+        )
+    ran = frame[frame["status"] != "skipped"]
+    return (
+        lines
+        + collection.notes
+        + _setting_caveats(ran)
+        + _slice_caveats(ran)
+        + [line for r in frame.itertuples() for line in _run_caveats(r)]
+    )
+
+
+def _run_caveats(r: Any) -> list[str]:
+    """Skipped, incomplete and cold-only lines for one row of the runs frame."""
+    where = cell_name(r)
+    if r.status == "skipped":
+        return [f"{where}: skipped — {r.reason}"]
+    lines = []
+    if r.status == "incomplete":
+        lines.append(
+            f"{where}: incomplete — interrupted after {r.epochs_run} of {r.epochs} epochs; its "
+            "accuracy is not final"
+        )
+    if r.epochs_run < 2:
+        lines.append(
+            f"{where}: speed is over {r.stats_over or 'epoch 1 only'}, so it includes "
+            "first-call costs"
+        )
+    return lines
+
+
+def _setting_caveats(ran: pd.DataFrame) -> list[str]:
+    """One line per machine × differing setting, naming the scenarios where it differs."""
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for (machine, scenario), group in ran.groupby(["machine_id", "scenario"], sort=False):
+        for key, shown in differing_settings(group).items():
+            found.setdefault((machine, key, shown), []).append(scenario)
+    return [
+        f"{machine}: backends side by side differ in {key} — {shown} (in {', '.join(names)})"
+        for (machine, key, shown), names in found.items()
+    ]
+
+
+def differing_settings(group: pd.DataFrame) -> dict[str, str]:
+    """{setting: 'numpy: a, keras: b'} for the settings that differ between the backends of one
+    machine × scenario (see ``comparable_settings``); a backend that lacks a setting is left out
+    of that comparison."""
+    values = {r.backend: comparable_settings(r) for r in group.itertuples()}
+    out = {}
+    for key in sorted(set().union(*values.values(), IMPLIED)):
+        have = {
+            b: _show(v.get(key, IMPLIED.get(key)))
+            for b, v in values.items()
+            if key in v or key in IMPLIED
+        }
+        if len(set(have.values())) > 1:
+            out[key] = ", ".join(f"{b}: {v}" for b, v in have.items())
+    return out
+
+
+def comparable_settings(run: Any) -> dict[str, Any]:
+    """One run's settings as compared: library versions dropped, every thread setting folded
+    into one 'threads' summary (each library names its thread knobs differently), plus
+    n_train and n_test."""
+    settings = {k: v for k, v in run.settings.items() if k not in VERSION_KEYS}
+    threads = {k: settings.pop(k) for k in sorted(settings) if "thread" in k}
+    if threads:
+        notes = "".join(f" ({v})" for k, v in threads.items() if k.endswith("_note"))
+        knobs = ", ".join(f"{k}={_show(v)}" for k, v in threads.items() if not k.endswith("_note"))
+        settings["threads"] = knobs + notes
+    return {**settings, "n_train": run.n_train, "n_test": run.n_test}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    value = value.item() if hasattr(value, "item") else value  # NumPy / pandas scalars
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _slice_caveats(ran: pd.DataFrame) -> list[str]:
+    """One line per (n_train, n_test) slice smaller than full MNIST."""
+    sliced = ran[(ran["n_train"] < MNIST_TRAIN) | (ran["n_test"] < MNIST_TEST)]
+    return [
+        f"{len(group)} results trained on a slice of MNIST (n_train {n_train:,} of "
+        f"{MNIST_TRAIN:,}, n_test {n_test:,} of {MNIST_TEST:,}): their accuracies are not "
+        "comparable with full-data runs"
+        for (n_train, n_test), group in sliced.groupby(["n_train", "n_test"])
+    ]

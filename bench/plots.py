@@ -1,0 +1,163 @@
+"""Plots for ``mlpbench table``: test accuracy against training time, and median epoch times.
+
+matplotlib is optional (the 'plots' extra) and imported here only when a plot is drawn, through
+its object API on the Agg canvas (no display, no pyplot global state). Input: the runs frame from
+``bench.tables.runs_frame`` (one row per machine × scenario × backend; skipped rows are ignored).
+Times are training wall-clock seconds: build and evaluation time are excluded.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from bench.tables import format_seconds
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+MISSING = "plots skipped: matplotlib is not installed (pip install 'mlpbench[plots]')"
+LINESTYLES = ("-", "--", ":", "-.")
+LOG_RATIO = 20  # use a log axis when the largest value is this many times the smallest
+
+
+class PlotsUnavailable(Exception):
+    """matplotlib cannot be imported; the message is the one-line problem to report."""
+
+
+def write_plots(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Write accuracy_vs_time.png and speed.png into ``out_dir``; [] when no run finished an
+    epoch. Raises PlotsUnavailable when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotsUnavailable(MISSING) from None
+    ran = frame[frame["status"] != "skipped"]
+    if ran.empty:
+        return []
+    styles = _styles(ran)
+    paths = [out_dir / "accuracy_vs_time.png", out_dir / "speed.png"]
+    for path, draw in zip(paths, (accuracy_vs_time, speed_chart), strict=True):
+        figure = draw(Figure(layout="constrained"), ran, styles)
+        figure.savefig(path, dpi=110)
+    return paths
+
+
+def _styles(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
+    """(machine, backend) → line label, colour (by backend) and line style (by machine)."""
+    backends = list(frame["backend"].unique())
+    machines = list(frame["machine_id"].unique())
+    styles = {}
+    for machine, backend in dict.fromkeys(zip(frame["machine_id"], frame["backend"], strict=True)):
+        label = backend if len(machines) == 1 else f"{backend} @ {machine}"
+        styles[machine, backend] = {
+            "label": label,
+            "color": f"C{backends.index(backend) % 10}",
+            "linestyle": LINESTYLES[machines.index(machine) % len(LINESTYLES)],
+        }
+    return styles
+
+
+def accuracy_vs_time(figure: Figure, frame: pd.DataFrame, styles: dict) -> Figure:
+    """One panel per scenario: test accuracy (%) after each epoch against cumulative training
+    seconds, one line per backend (and machine)."""
+    names = list(frame["scenario"].unique())
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    figure.set_size_inches(4.6 * ncols, 3.4 * nrows + 0.9)
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        _accuracy_panel(ax, frame[frame["scenario"] == name], styles)
+        ax.set_title(name, fontweight="bold")
+        ax.set_xlabel(
+            "cumulative training time (s)\nbuild and evaluation time excluded", fontsize=8
+        )
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    figure.supylabel("test accuracy (%)")
+    figure.suptitle("Test accuracy after each epoch against training time")
+    _legend(figure, axes[0])
+    return figure
+
+
+def _accuracy_panel(ax: Axes, frame: pd.DataFrame, styles: dict) -> None:
+    totals = []
+    for r in frame.itertuples():
+        seconds = pd.Series([h["seconds"] for h in r.history]).cumsum()
+        accuracy = [100 * h["test_accuracy"] for h in r.history]
+        ax.plot(seconds, accuracy, marker="o", markersize=3, **styles[r.machine_id, r.backend])
+        totals.append(seconds.iloc[-1])
+    if max(totals) > LOG_RATIO * min(totals):
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)  # the time to the first point is part of the story
+    ax.grid(alpha=0.3)
+
+
+def _legend(figure: Figure, ax: Axes) -> None:
+    """One legend for the figure, below the panels (every panel shares its labels)."""
+    handles, labels = [], []
+    for a in figure.axes:
+        for handle, label in zip(*a.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+
+
+def speed_chart(figure: Figure, frame: pd.DataFrame, styles: dict) -> Figure:
+    """Median warm seconds per epoch as bars: groups by scenario, one bar per backend; one panel
+    per machine, titled with its machine_id; log scale when the values span a wide range."""
+    machines = list(frame["machine_id"].unique())
+    width = max(6.0, 1.2 * frame["scenario"].nunique() * frame["backend"].nunique() ** 0.5 + 2)
+    figure.set_size_inches(width, 3.8 * len(machines) + 0.6)
+    axes = figure.subplots(len(machines), 1, squeeze=False).ravel()
+    for ax, machine in zip(axes, machines, strict=True):
+        _speed_panel(ax, frame[frame["machine_id"] == machine], styles)
+        ax.set_title(f"Median warm epoch time — {machine}")
+    _legend(figure, axes[0])
+    return figure
+
+
+def _speed_panel(ax: Axes, frame: pd.DataFrame, styles: dict) -> None:
+    names = list(frame["scenario"].unique())
+    backends = list(frame["backend"].unique())
+    width = min(0.8 / len(backends), 0.35)
+    for i, backend in enumerate(backends):
+        rows = frame[frame["backend"] == backend]
+        x = [names.index(s) + (i - (len(backends) - 1) / 2) * width for s in rows["scenario"]]
+        color = styles[rows["machine_id"].iloc[0], backend]["color"]
+        bars = ax.bar(
+            x,
+            rows["median_s_per_epoch"],
+            width,
+            label=backend,
+            color=color,
+            hatch=[_hatch(n) for n in rows["epochs_run"]],
+            edgecolor="white",
+        )
+        labels = [format_seconds(v) for v in rows["median_s_per_epoch"]]
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
+    if (frame["epochs_run"] < 2).any():
+        ax.bar([0], [0], 0, color="lightgrey", hatch="//", label="hatched: epoch 1 only (cold)")
+    _speed_axes(ax, names, frame["median_s_per_epoch"])
+
+
+def _speed_axes(ax: Axes, names: list[str], values: pd.Series) -> None:
+    if values.max() > LOG_RATIO * values.min():
+        ax.set_yscale("log")
+    ax.margins(y=0.15)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylabel("median warm s/epoch (lower is faster)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _hatch(epochs_run: int) -> str:
+    """Hatched bars: only a cold epoch-1 time exists for that run."""
+    return "//" if epochs_run < 2 else ""

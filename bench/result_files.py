@@ -1,0 +1,234 @@
+"""Result JSON files → the cells to tabulate: reading, validating, keeping the newest duplicate.
+
+Contract:
+- Input: pytest-benchmark JSON documents as ``bench.results`` writes them (``mlpbench run`` or the
+  pytest-benchmark suite); entries are found by ``params.backend`` / ``params.scenario``, never by
+  test name. A file that cannot be read, is not JSON or is not pytest-benchmark-shaped adds ONE line
+  to ``Collection.problems`` and is skipped; the other files are still read.
+- A cell is one machine × scenario × backend. When several files hold the same cell (repeated
+  runs), the result from the newest document (its ``datetime``; later files break ties) is kept and
+  a note names the file kept and those dropped. Results are never averaged.
+- Each machine's facts come from its newest file; a note says when its files disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One machine × scenario × backend outcome read from ``source``: ``entry`` is its
+    ``benchmarks[]`` entry, or None when the backend skipped the scenario (``reason`` says why)."""
+
+    machine_id: str
+    scenario: str
+    backend: str
+    source: str
+    when: dt.datetime
+    entry: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Everything usable in a set of files: the kept cells, each machine's facts (from its newest
+    file), one line per file read (``sources``), caveats about the files (``notes``) and one
+    problem line per unusable file."""
+
+    cells: list[Cell]
+    machines: dict[str, dict[str, Any]]
+    sources: list[str]
+    notes: list[str]
+    problems: list[str]
+
+
+class _Unusable(Exception):
+    """A file that cannot be tabulated; the message says why."""
+
+
+def collect(paths: Sequence[Path]) -> Collection:
+    """Read every file in ``paths`` (duplicates once); keep the newest result per cell."""
+    cells: list[Cell] = []
+    docs: list[tuple[dt.datetime, str, dict[str, Any]]] = []
+    sources, problems = [], []
+    for path in dict.fromkeys(str(p) for p in paths):
+        try:
+            doc = _read_document(Path(path))
+            found, problem = _document_cells(doc, path)
+        except _Unusable as err:
+            problems.append(f"{path}: {err}; skipped")
+            continue
+        problems += [f"{path}: {problem}"] if problem else []
+        cells += found
+        docs.append((_when(doc), path, doc))
+        sources.append(_source_line(path, doc, found))
+    kept, notes = _newest_cells(cells)
+    machines, machine_notes = _machine_facts(docs)
+    return Collection(kept, machines, sources, notes + machine_notes, problems)
+
+
+def cell_name(cell: Any) -> str:
+    """'backend × scenario on machine' for a Cell or a row of the runs frame."""
+    return f"{cell.backend} × {cell.scenario} on {cell.machine_id}"
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a dict, else {} (JSON read from files may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def machine_id_of(info: Any) -> str:
+    """``machine_info["mlpbench"]["machine_id"]``; without those facts the machine cannot be
+    identified, so it is named after pytest-benchmark's ``node`` and never merged with others."""
+    info = as_dict(info)
+    facts = as_dict(info.get("mlpbench"))
+    return str(facts.get("machine_id") or f"unidentified ({info.get('node', '?')})")
+
+
+# --- one file ------------------------------------------------------------------------------------
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Unusable("no such file") from None
+    except UnicodeDecodeError:
+        raise _Unusable("not JSON (not UTF-8 text)") from None
+    except OSError as err:
+        raise _Unusable(f"cannot read ({err.strerror or err})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _Unusable(f"not JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise _Unusable("not a pytest-benchmark JSON (no 'benchmarks' list)")
+    return doc
+
+
+def _document_cells(doc: dict[str, Any], source: str) -> tuple[list[Cell], str | None]:
+    """The document's cells and a problem line when some entries were ignored."""
+    machine, when = machine_id_of(doc.get("machine_info")), _when(doc)
+    cells, bad = [], []
+    for entry in doc["benchmarks"]:
+        flaw = _entry_flaw(entry)
+        if flaw:
+            bad.append(flaw)
+            continue
+        backend, scenario = entry["params"]["backend"], entry["params"]["scenario"]
+        cells.append(Cell(machine, scenario, backend, source, when, entry=entry))
+    cells += [
+        Cell(machine, s["scenario"], s["backend"], source, when, reason=str(s.get("reason")))
+        for s in _skipped_list(doc)
+    ]
+    if not cells:
+        raise _Unusable(f"no mlpbench results ({bad[0]})" if bad else "holds no results")
+    problem = f"ignored {len(bad)} of {len(doc['benchmarks'])} entries ({bad[0]})" if bad else None
+    return cells, problem
+
+
+def _entry_flaw(entry: Any) -> str | None:
+    """Why a benchmarks[] entry is not a usable mlpbench result, or None."""
+    params = entry.get("params") if isinstance(entry, dict) else None
+    if not isinstance(params, dict) or not all(
+        isinstance(params.get(k), str) for k in ("backend", "scenario")
+    ):
+        return "entries without params.backend/params.scenario"
+    extra, stats = entry.get("extra_info"), entry.get("stats")
+    history = extra.get("history") if isinstance(extra, dict) else None
+    if not isinstance(history, list) or not history or not _positive(extra.get("n_train")):
+        return "entries without extra_info.history/n_train"
+    if not all(isinstance(h, dict) and _positive(h.get("seconds")) for h in history) or not all(
+        _number(h.get("test_accuracy")) for h in history
+    ):
+        return "entries whose history lacks seconds/test_accuracy"
+    data = stats.get("data") if isinstance(stats, dict) else None
+    if not (data and all(_positive(v) for v in data)) and not _positive(
+        (stats or {}).get("median")
+    ):
+        return "entries without positive stats.data/median"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(value: Any) -> bool:
+    return _number(value) and value > 0
+
+
+def _skipped_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    skipped = (doc.get("mlpbench") or {}).get("skipped") or []
+    return [
+        s
+        for s in skipped
+        if isinstance(s, dict)
+        and isinstance(s.get("backend"), str)
+        and isinstance(s.get("scenario"), str)
+    ]
+
+
+def _when(doc: dict[str, Any]) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(str(doc.get("datetime")))
+    except ValueError:
+        return OLDEST
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _source_line(path: str, doc: dict[str, Any], cells: list[Cell]) -> str:
+    when = _when(doc)
+    stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when != OLDEST else "no datetime"
+    ran = sum(c.entry is not None for c in cells)
+    machine = machine_id_of(doc.get("machine_info"))
+    return f"`{path}` ({stamp}, {machine}): {ran} run(s), {len(cells) - ran} skipped"
+
+
+# --- across files --------------------------------------------------------------------------------
+
+
+def _newest_cells(cells: list[Cell]) -> tuple[list[Cell], list[str]]:
+    groups: dict[tuple[str, str, str], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.machine_id, cell.scenario, cell.backend), []).append(cell)
+    kept, notes = [], []
+    for group in groups.values():
+        group = sorted(group, key=lambda c: c.when)  # stable: later files win ties
+        kept.append(group[-1])
+        if len(group) > 1:
+            older = ", ".join(f"`{c.source}`" for c in group[:-1])
+            notes.append(
+                f"{cell_name(group[-1])}: {len(group)} results; kept the newest "
+                f"(`{group[-1].source}`), not {older}"
+            )
+    return kept, notes
+
+
+def _machine_facts(docs: list[tuple[dt.datetime, str, dict]]) -> tuple[dict, list[str]]:
+    """Each machine's machine_info from its newest file, and a note when files disagree."""
+    by_machine: dict[str, list[tuple[dt.datetime, str, dict]]] = {}
+    for when, path, doc in sorted(docs, key=lambda d: d[0]):
+        info = as_dict(doc.get("machine_info"))
+        by_machine.setdefault(machine_id_of(info), []).append((when, path, info))
+    machines, notes = {}, []
+    for machine, seen in by_machine.items():
+        machines[machine] = seen[-1][2]
+        keys = ("blas", "packages", "env", "gpus")
+        facts = [{k: (i.get("mlpbench") or {}).get(k) for k in keys} for _, _, i in seen]
+        differ = [k for k in keys if any(f[k] != facts[-1][k] for f in facts)]
+        if differ:
+            notes.append(
+                f"{machine}: the files disagree on {', '.join(differ)} (software changed "
+                f"between runs); Machines shows the newest, `{seen[-1][1]}`"
+            )
+    return machines, notes

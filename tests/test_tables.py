@@ -1,0 +1,485 @@
+"""bench.result_files, .caveats, .tables, .plots: result JSON → tables, caveats, CSV and PNG;
+problems; exit codes.
+
+Real documents come from training NumPy for 2 epochs on 600/200 rows (module fixture). Exact
+numbers come from hand-written documents whose epoch times and settings are chosen here; expected
+values are computed independently (statistics.median, n_train / median, ratios of medians).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import scenarios
+from bench import cli, runner
+from bench.caveats import AGREEMENT
+from bench.data import load_dataset
+from bench.machine import machine_info
+from bench.plots import MISSING
+from bench.result_files import collect
+from bench.results import document, epoch_stats, write_json_atomic
+from bench.tables import headline_markdown, results_markdown, write_tables
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+OUTPUTS = {
+    "results.md",
+    "accuracy.csv",
+    "speed.csv",
+    "cold_start.csv",
+    "accuracy_vs_time.png",
+    "speed.png",
+}
+CSVS = {"accuracy.csv", "speed.csv", "cold_start.csv"}
+SETTINGS = {
+    "device": "cpu",
+    "batch_size": 32,
+    "seed": 0,
+    "dtype": "float32",
+    "blas": "openblas 0.3.28",
+    "blas_threads": 4,
+    "numpy": "2.1.0",
+}
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """numpy × baseline and numpy × dropout, 2 epochs on 600 train / 200 test rows."""
+    data = load_dataset().subset(600, 200)
+    results = [
+        runner.run("numpy", scenarios.get(n).with_overrides(epochs=2), data)
+        for n in ("baseline", "dropout")
+    ]
+    doc = document(results, machine_info(), {})
+    return write_json_atomic(tmp_path_factory.mktemp("real") / "run.json", doc), doc
+
+
+def entry(
+    backend: str,
+    scenario: str,
+    warm: list[float],
+    *,
+    cold: float = 3.0,
+    accuracies: list[float] | None = None,
+    n_train: int = 60_000,
+    complete: bool = True,
+    **settings: Any,
+) -> dict[str, Any]:
+    """A benchmarks[] entry: epoch 1 takes ``cold`` s, epochs 2.. take ``warm`` s."""
+    seconds = [cold, *warm]
+    accuracies = accuracies or [0.90 + 0.01 * i for i in range(len(seconds))]
+    history = [
+        {
+            "epoch": i + 1,
+            "seconds": s,
+            "train_loss": 0.3,
+            "train_accuracy": a,
+            "test_loss": 0.3,
+            "test_accuracy": a,
+        }
+        for i, (s, a) in enumerate(zip(seconds, accuracies, strict=True))
+    ]
+    return {
+        "name": f"tests/test_benchmarks.py::test_train[{backend}-{scenario}]",
+        "params": {"backend": backend, "scenario": scenario},
+        "stats": epoch_stats(warm or [cold]),
+        "extra_info": {
+            "history": history,
+            "test_accuracy": accuracies[-1],
+            "complete": complete,
+            "epochs_run": len(history),
+            "cold_seconds": cold,
+            "build_seconds": 0.5,
+            "stats_over": f"warm epochs 2..{len(history)}" if warm else "epoch 1 only (cold)",
+            "n_train": n_train,
+            "n_test": 10_000,
+            "settings": {
+                k: v
+                for k, v in {**SETTINGS, "epochs": len(history), **settings}.items()
+                if v is not None
+            },  # None: the backend does not record that setting
+        },
+    }
+
+
+def doc(
+    *entries: dict[str, Any],
+    machine: str = "m1",
+    when: str = "2026-01-01T00:00:00+00:00",
+    skipped: tuple[dict[str, str], ...] = (),
+) -> dict[str, Any]:
+    facts = {
+        "machine_id": machine,
+        "cpu_model": "Test CPU",
+        "logical_cpus": 4,
+        "blas": [
+            {
+                "internal_api": "openblas",
+                "version": "0.3.28",
+                "num_threads": 4,
+                "architecture": "Haswell",
+            }
+        ],
+        "packages": {"numpy": "2.1.0"},
+        "env": {"OPENBLAS_CORETYPE": "Haswell"},
+        "gpus": [],
+    }
+    return {
+        "machine_info": {"node": "box", "python_version": "3.11.7", "mlpbench": facts},
+        "commit_info": {},
+        "benchmarks": list(entries),
+        "datetime": when,
+        "version": "5.1.0",
+        "mlpbench": {"schema": 1, "skipped": list(skipped)},
+    }
+
+
+def save(tmp_path: Path, name: str, content: dict[str, Any] | str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def table_rows(markdown: str, heading: str, section: int = 0) -> dict[str, dict[str, str]]:
+    """{scenario: {column: cell}} of the markdown table under the ``section``-th ``heading``."""
+    text = markdown.split(f"\n{heading}\n")[section + 1]
+    table = next(block for block in text.split("\n\n") if block.startswith("|"))
+    lines = table.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def caveat_lines(markdown: str) -> list[str]:
+    section = markdown.split("\n## Caveats\n")[1].split("\n## ")[0]
+    return [ln[2:] for ln in section.splitlines() if ln.startswith("- ")]
+
+
+def markdown_of(*paths: Path) -> str:
+    return results_markdown(collect(paths))
+
+
+# --- real runs -----------------------------------------------------------------------------------
+
+
+def test_real_run_writes_every_output_with_independent_values(real_run, tmp_path: Path) -> None:
+    path, original = real_run
+    report = write_tables([path], tmp_path / "new" / "out")
+    assert report.problems == []
+    assert {p.name for p in report.written} == OUTPUTS
+    assert all(p.stat().st_size > 0 for p in report.written)
+    for png in ("accuracy_vs_time.png", "speed.png"):
+        assert (tmp_path / "new" / "out" / png).read_bytes()[:8] == PNG_MAGIC
+    assert (tmp_path / "new" / "out" / "results.md").read_text() == report.markdown
+    machine = original["machine_info"]["mlpbench"]["machine_id"]
+    accuracy = table_rows(report.markdown, "### Accuracy")
+    speed = pd.read_csv(tmp_path / "new" / "out" / "speed.csv").set_index("scenario")
+    for e in original["benchmarks"]:
+        name, hist = e["params"]["scenario"], e["extra_info"]["history"]
+        assert accuracy[name]["numpy final %"] == f"{100 * hist[-1]['test_accuracy']:.2f}"
+        assert accuracy[name]["numpy ep5 %"] == "—"
+        median = statistics.median(e["stats"]["data"])
+        assert speed.loc[name, "median_s_per_epoch"] == pytest.approx(median, rel=1e-5)
+        assert speed.loc[name, "samples_per_s"] == pytest.approx(600 / median, rel=1e-5)
+        assert speed.loc[name, "relative_to_numpy"] == 1.0
+        assert speed.loc[name, "machine_id"] == machine
+    assert any("slice of MNIST (n_train 600 of 60,000" in c for c in caveat_lines(report.markdown))
+    assert AGREEMENT in report.markdown
+
+
+# --- exact numbers from hand-written documents ---------------------------------------------------
+
+
+def test_speed_and_relative_speed_from_known_medians(tmp_path: Path) -> None:
+    numpy_warm, keras_warm = [1.0, 2.0, 4.0], [0.5, 0.4, 0.7]
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "baseline", numpy_warm, cold=2.5),
+            entry("keras", "baseline", keras_warm, cold=9.0),
+        ),
+    )
+    md = markdown_of(path)
+    row = table_rows(md, "### Speed")["baseline"]
+    numpy_median, keras_median = statistics.median(numpy_warm), statistics.median(keras_warm)
+    assert (row["numpy s/epoch"], row["keras s/epoch"]) == ("2.00", "0.500")
+    assert row["numpy samples/s"] == f"{60_000 / numpy_median:,.0f}" == "30,000"
+    assert row["keras samples/s"] == f"{60_000 / keras_median:,.0f}" == "120,000"
+    assert (row["numpy vs numpy"], row["keras vs numpy"]) == ("×1.00", "×4.00")
+    cold = table_rows(md, "### Cold start")["baseline"]
+    assert (cold["numpy cold overhead s"], cold["keras cold overhead s"]) == ("+0.500", "+8.50")
+    assert table_rows(md, "### Accuracy")["baseline"]["keras ep5 %"] == "—"
+    assert caveat_lines(md) == []  # same settings, full data: nothing to say
+
+
+def test_epoch5_accuracy_and_not_run_cells(tmp_path: Path) -> None:
+    accuracies = [0.91, 0.92, 0.93, 0.94, 0.955, 0.96]
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "he_init", [1.0] * 5, accuracies=accuracies),
+            entry("keras", "baseline", [1.0]),
+        ),
+    )
+    rows = table_rows(markdown_of(path), "### Accuracy")
+    assert rows["he_init"]["numpy final %"] == "96.00"
+    assert rows["he_init"]["numpy ep5 %"] == "95.50"
+    assert rows["he_init"]["epochs"] == "6"
+    assert rows["he_init"]["keras final %"] == "not run"
+    assert list(rows) == ["baseline", "he_init"]  # catalogue order
+
+
+def test_results_from_another_machine_get_their_own_tables(tmp_path: Path) -> None:
+    a = save(
+        tmp_path,
+        "a.json",
+        doc(entry("numpy", "baseline", [2.0]), entry("keras", "baseline", [0.5])),
+    )
+    b = save(tmp_path, "b.json", doc(entry("keras", "baseline", [0.25]), machine="m2"))
+    md = markdown_of(a, b)
+    assert table_rows(md, "### Speed", 0)["baseline"]["keras vs numpy"] == "×4.00"
+    m2 = table_rows(md, "### Speed", 1)["baseline"]
+    assert m2 == {
+        "scenario": "baseline",
+        "keras s/epoch": "0.250",
+        "keras samples/s": "240,000",
+        "keras vs numpy": "—",
+    }
+    assert "## Results on m1" in md and "## Results on m2" in md
+    assert caveat_lines(md)[0].startswith("Results from 2 machines (m1, m2)")
+    assert "| fact " in md and "| m1 " in md and "| m2 " in md
+
+
+@pytest.mark.parametrize(
+    ("numpy", "keras", "expected"),
+    [
+        ({"dtype": "float64"}, {}, "dtype — numpy: float64, keras: float32"),
+        ({}, {"tf32": True}, "tf32 — numpy: false, keras: true"),
+        ({}, {"blas_threads": 1}, "threads — numpy: blas_threads=4, keras: blas_threads=1"),
+        (
+            {},
+            {"blas_threads": None, "intra_op_threads": 0, "threads_note": "0 = default"},
+            "threads — numpy: blas_threads=4, keras: intra_op_threads=0 (0 = default)",
+        ),
+        ({"batch_size": 128}, {}, "batch_size — numpy: 128, keras: 32"),
+        ({"blas": "mkl 2024"}, {}, "blas — numpy: mkl 2024, keras: openblas 0.3.28"),
+        ({"device": "gpu"}, {}, "device — numpy: gpu, keras: cpu"),
+        ({"n_train": 3000}, {}, "n_train — numpy: 3000, keras: 60000"),
+    ],
+    ids=["dtype", "tf32", "threads", "thread-knobs", "batch_size", "blas", "device", "n_train"],
+)
+def test_a_setting_that_differs_gets_a_caveat(tmp_path: Path, numpy, keras, expected) -> None:
+    n_train = numpy.pop("n_train", 60_000)
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "baseline", [1.0], n_train=n_train, **numpy),
+            entry("keras", "baseline", [1.0], **keras),
+        ),
+    )
+    lines = [c for c in caveat_lines(markdown_of(path)) if "differ in" in c]
+    assert lines == [f"m1: backends side by side differ in {expected} (in baseline)"]
+
+
+def test_equal_settings_and_one_sided_settings_give_no_caveat(tmp_path: Path) -> None:
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "baseline", [1.0], numpy="2.1.0"),
+            entry("keras", "baseline", [1.0], tf32=False, jit_compile=True, keras="3.5"),
+            entry("numpy", "report_recipe", [1.0], dtype="float64"),
+        ),
+    )
+    assert caveat_lines(markdown_of(path)) == []
+
+
+def test_skipped_incomplete_and_cold_only_runs_are_marked(tmp_path: Path) -> None:
+    reason = "keras cannot run full-batch float64 here"
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "report_recipe", [1.0]),
+            entry("numpy", "dropout", [1.0], epochs=5, complete=False),
+            entry("keras", "dropout", []),
+            skipped=({"backend": "keras", "scenario": "report_recipe", "reason": reason},),
+        ),
+    )
+    md = markdown_of(path)
+    accuracy, speed = table_rows(md, "### Accuracy"), table_rows(md, "### Speed")
+    assert accuracy["report_recipe"]["keras final %"] == "skipped"
+    assert speed["report_recipe"]["keras s/epoch"] == "skipped"
+    assert accuracy["dropout"]["numpy final %"] == "91.00 (incomplete: 2/5 ep)"
+    assert speed["dropout"]["keras s/epoch"] == "3.00 (epoch 1, cold)"
+    assert speed["dropout"]["keras vs numpy"] == "—"  # a cold epoch is no match for warm ones
+    lines = caveat_lines(md)
+    assert f"keras × report_recipe on m1: skipped — {reason}" in lines
+    assert any(
+        c.startswith("numpy × dropout on m1: incomplete — interrupted after 2 of 5") for c in lines
+    )
+    assert any(c.startswith("keras × dropout on m1: speed is over epoch 1 only") for c in lines)
+
+
+def test_a_document_with_only_skipped_runs_gives_tables_without_plots(tmp_path: Path) -> None:
+    skipped = ({"backend": "keras", "scenario": "baseline", "reason": "no GPU"},)
+    path = save(tmp_path, "a.json", doc(skipped=skipped))
+    report = write_tables([path], tmp_path / "out")
+    assert report.problems == []
+    assert {p.name for p in report.written} == {"results.md", *CSVS}
+    assert table_rows(report.markdown, "### Speed")["baseline"]["keras s/epoch"] == "skipped"
+    assert caveat_lines(report.markdown) == ["keras × baseline on m1: skipped — no GPU"]
+
+
+def test_the_newest_of_repeated_results_is_kept(tmp_path: Path) -> None:
+    older_software = doc(entry("numpy", "baseline", [2.0]))
+    older_software["machine_info"]["mlpbench"]["packages"] = {"numpy": "1.26.4"}
+    old = save(tmp_path, "old.json", older_software)
+    new = save(
+        tmp_path,
+        "new.json",
+        doc(entry("numpy", "baseline", [3.0]), when="2026-02-01T00:00:00+00:00"),
+    )
+    md = markdown_of(new, old)
+    assert table_rows(md, "### Speed")["baseline"]["numpy s/epoch"] == "3.00"
+    assert caveat_lines(md) == [
+        f"numpy × baseline on m1: 2 results; kept the newest (`{new}`), not `{old}`",
+        f"m1: the files disagree on packages (software changed between runs); Machines shows "
+        f"the newest, `{new}`",
+    ]
+    assert "numpy 2.1.0" in md.split("## Machines")[1]
+
+
+def test_suite_json_without_mlpbench_keys_is_read_by_params(tmp_path: Path) -> None:
+    suite = doc(entry("numpy", "baseline", [1.0]))
+    del suite["mlpbench"], suite["machine_info"]["mlpbench"]
+    md = markdown_of(save(tmp_path, "suite.json", suite))
+    assert "## Results on unidentified (box)" in md
+    assert table_rows(md, "### Speed")["baseline"]["numpy s/epoch"] == "1.00"
+    assert "not recorded (no mlpbench machine facts" in md
+
+
+def test_headline_markdown(tmp_path: Path) -> None:
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(entry("numpy", "baseline", [2.0]), entry("keras", "baseline", [0.5])),
+    )
+    text = headline_markdown([path, tmp_path / "missing.json"])
+    assert text.startswith("**m1** — final test accuracy (%)")
+    assert "| 91.00 % · 2.00 s · ×1.00 | 91.00 % · 0.500 s · ×4.00 |" in text
+    assert headline_markdown([tmp_path / "missing.json"]) == ""
+
+
+# --- unusable files, CLI and plots ---------------------------------------------------------------
+
+
+def unusable_files(tmp_path: Path) -> dict[Path, str]:
+    """{path: the problem its line must name}."""
+    foreign_entries = {"benchmarks": [{"name": "test_sum", "params": None, "stats": {}}]}
+    return {
+        tmp_path / "missing.json": "no such file",
+        save(tmp_path, "garbage.json", b"\x00\xff\xfe not json"): "not JSON",
+        save(tmp_path, "truncated.json", '{"benchmarks": ['): "not JSON",
+        save(tmp_path, "foreign.json", {"hello": 1}): "not a pytest-benchmark JSON",
+        save(tmp_path, "list.json", [1, 2]): "not a pytest-benchmark JSON",
+        save(tmp_path, "other.json", foreign_entries): "params.backend/params.scenario",
+        tmp_path: "cannot read",
+    }
+
+
+def test_each_unusable_file_gives_one_line_and_the_rest_is_tabulated(tmp_path: Path) -> None:
+    good = save(tmp_path, "good.json", doc(entry("numpy", "baseline", [1.0])))
+    mixed = doc(entry("keras", "baseline", [0.5]), {"name": "test_other", "params": {}})
+    mixed_path = save(tmp_path, "mixed.json", mixed)
+    bad = unusable_files(tmp_path)
+    collection = collect([good, *bad, mixed_path])
+    assert len(collection.problems) == len(bad) + 1
+    for problem, (path, words) in zip(collection.problems[:-1], bad.items(), strict=True):
+        assert problem.startswith(f"{path}: ") and words in problem and "\n" not in problem
+    assert collection.problems[-1] == (
+        f"{mixed_path}: ignored 1 of 2 entries (entries without params.backend/params.scenario)"
+    )
+    row = table_rows(results_markdown(collection), "### Speed")["baseline"]
+    assert row["keras vs numpy"] == "×2.00"
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda e: e["extra_info"].pop("history"), "without extra_info.history/n_train"),
+        (lambda e: e["extra_info"]["history"][0].pop("seconds"), "lacks seconds/test_accuracy"),
+        (lambda e: e["stats"].update(data=[0.0], median=0.0), "without positive stats.data"),
+        (lambda e: e.pop("stats"), "without positive stats.data/median"),
+    ],
+    ids=["no-history", "no-seconds", "zero-median", "no-stats"],
+)
+def test_malformed_entries_are_ignored_with_one_line(tmp_path: Path, damage, problem) -> None:
+    broken = entry("keras", "baseline", [1.0])
+    damage(broken)
+    path = save(tmp_path, "a.json", doc(entry("numpy", "baseline", [1.0]), broken))
+    collection = collect([path])
+    [line] = collection.problems
+    assert line.startswith(f"{path}: ignored 1 of 2 entries (entries ") and problem in line
+    assert [c.backend for c in collection.cells] == ["numpy"]
+
+
+def test_cli_exit_codes_and_messages(tmp_path: Path, capsys) -> None:
+    good = save(tmp_path, "good.json", doc(entry("numpy", "baseline", [1.0])))
+    bad = save(tmp_path, "bad.json", "nope")
+    assert cli.main(["table", str(good), "--out", str(tmp_path / "ok")]) == 0
+    assert capsys.readouterr().err == ""
+    assert cli.main(["table", str(good), str(bad), "--out", str(tmp_path / "some")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"mlpbench: {bad}: not JSON")
+    assert (tmp_path / "some" / "results.md").exists()
+    assert cli.main(["table", str(bad), "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "mlpbench: error: no readable results; nothing written"
+    assert not (tmp_path / "none").exists()
+    blocked = tmp_path / "good.json" / "out"  # a folder inside a file cannot be made
+    assert cli.main(["table", str(good), "--out", str(blocked)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"mlpbench: error: cannot write tables to {blocked}")
+
+
+def test_without_matplotlib_tables_are_still_written(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    path = save(tmp_path, "a.json", doc(entry("numpy", "baseline", [1.0])))
+    report = write_tables([path], tmp_path / "out")
+    assert report.problems == [MISSING]
+    assert {p.name for p in report.written} == {"results.md", *CSVS}
+
+
+def test_plots_for_several_backends_and_machines(tmp_path: Path) -> None:
+    a = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "baseline", [2.0, 2.1]),
+            entry("keras", "baseline", [0.05, 0.06]),
+            entry("numpy", "dropout", [2.2]),
+            entry("keras", "dropout", []),
+        ),
+    )
+    b = save(tmp_path, "b.json", doc(entry("keras", "baseline", [0.01]), machine="m2"))
+    report = write_tables([a, b], tmp_path / "out")
+    pngs = [p for p in report.written if p.suffix == ".png"]
+    assert [p.name for p in pngs] == ["accuracy_vs_time.png", "speed.png"]
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000
