@@ -15,6 +15,8 @@ import platform
 import re
 from typing import Any
 
+from bench.flops import gemm_peaks
+
 #: Environment variables that change speed or numerics; recorded whenever set.
 SPEED_ENV = (
     "OPENBLAS_CORETYPE",
@@ -107,6 +109,7 @@ def mlpbench_facts() -> dict[str, Any]:
         "packages": package_versions(),
         "env": {k: os.environ[k] for k in SPEED_ENV if k in os.environ},
         "gpus": gpus,
+        "gemm_peak_gflops": gemm_peaks(),
     }
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import bench
 from bench.errors import MlpbenchError
-from bench.runner import Result
+from bench.flops import epoch_flops
+from bench.runner import N_CLASSES, Result
 
 SCHEMA_VERSION = 1
 
@@ -58,6 +59,10 @@ def extra_info(result: Result) -> dict[str, Any]:
         "stats_over": over,
         "n_train": result.n_train,
         "n_test": result.n_test,
+        "epoch_gflop": epoch_flops(
+            result.n_train, result.n_features, result.scenario.hidden, N_CLASSES
+        )
+        / 1e9,
         "settings": result.settings,
         "scenario": result.scenario.to_dict(),
     }

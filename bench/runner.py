@@ -57,6 +57,7 @@ class Result:
     skipped: str | None = None
     n_train: int = 0
     n_test: int = 0
+    n_features: int = 784
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -177,6 +178,7 @@ class Session:
             complete=complete,
             n_train=self.data.n_train,
             n_test=self.data.n_test,
+            n_features=self.data.n_features,
         )
 
     def settings(self) -> dict[str, Any]:
