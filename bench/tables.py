@@ -50,7 +50,7 @@ CSV_COLUMNS = {
     "accuracy.csv": [*KEY_COLUMNS, "epochs_run", "epochs", "final_test_accuracy_pct",
                      "test_accuracy_epoch5_pct", "n_train", "n_test", "reason", "source"],
     "speed.csv": [*KEY_COLUMNS, "median_s_per_epoch", "samples_per_s", "relative_to_numpy",
-                  "stats_over", "n_train", "source"],
+                  "gflops", "gemm_peak_pct", "stats_over", "n_train", "source"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
 }
@@ -62,11 +62,16 @@ FRAME_COLUMNS = [
 ]
 
 
-def runs_frame(cells: Sequence[Cell]) -> pd.DataFrame:
+def runs_frame(
+    cells: Sequence[Cell], machines: dict[str, dict[str, Any]] | None = None
+) -> pd.DataFrame:
     """One row per cell, ordered by catalogue scenario order, then backend (numpy first).
     Seconds are wall clock; ``relative_to_numpy`` = numpy's median / this median on the same
-    machine and scenario, NaN unless both medians are over warm epochs."""
-    frame = pd.DataFrame([_row(c) for c in cells]).reindex(columns=FRAME_COLUMNS)
+    machine and scenario, NaN unless both medians are over warm epochs; ``gflops`` = the epoch's
+    matrix-product GFLOP / median seconds; ``gemm_peak_pct`` = gflops as a percentage of the NumPy
+    GEMM peak measured on that machine (``machines``' facts) for the run's dtype."""
+    rows = [{**_row(c), **_peak_share(c, machines or {})} for c in cells]
+    frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS)
     frame = frame.astype({c: "Int64" for c in ("epochs_run", "epochs", "n_train", "n_test")})
     numpy = frame[frame["backend"] == "numpy"].set_index(["machine_id", "scenario"])
     same = pd.MultiIndex.from_frame(frame[["machine_id", "scenario"]])
@@ -107,6 +112,17 @@ def _row(cell: Cell) -> dict[str, Any]:
         "history": history,
         **_timing(cell.entry),
     }
+
+
+def _peak_share(cell: Cell, machines: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Achieved GFLOP/s and its share (%) of the machine's measured GEMM peak in the run's dtype."""
+    if cell.entry is None or not cell.entry["extra_info"].get("epoch_gflop"):
+        return {"gflops": math.nan, "gemm_peak_pct": math.nan}
+    extra = cell.entry["extra_info"]
+    gflops = extra["epoch_gflop"] / _timing(cell.entry)["median_s_per_epoch"]
+    facts = as_dict(as_dict(machines.get(cell.machine_id)).get("mlpbench"))
+    peak = as_dict(facts.get("gemm_peak_gflops")).get(as_dict(extra.get("settings")).get("dtype"))
+    return {"gflops": gflops, "gemm_peak_pct": 100 * gflops / peak if peak else math.nan}
 
 
 def _timing(entry: dict[str, Any]) -> dict[str, Any]:
@@ -187,12 +203,16 @@ TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
     ),
     "Speed": (
         "Median seconds per warm training epoch (build and evaluation excluded), samples per "
-        "second (= n_train / median) and speed relative to NumPy on this machine (NumPy's median "
-        "/ this one; ×2.00 = twice as fast).",
+        "second (= n_train / median), speed relative to NumPy on this machine (NumPy's median "
+        "/ this one; ×2.00 = twice as fast), achieved GFLOP/s (the epoch's matrix products only) "
+        "and its share of the NumPy GEMM peak measured on this machine in the same run (the "
+        "FLOP floor: 100 % would mean nothing but peak-rate matrix products).",
         {
             "s/epoch": _median,
             "samples/s": lambda r: f"{r['samples_per_s']:,.0f}",
             "vs numpy": _relative,
+            "GFLOP/s": _unless_nan("gflops", lambda v: f"{v:.1f}"),
+            "% GEMM peak": _unless_nan("gemm_peak_pct", lambda v: f"{v:.0f} %"),
         },
     ),
     "Cold start": (
@@ -245,7 +265,7 @@ def headline_markdown(paths: Sequence[Path]) -> str:
     """The headline table (final test accuracy % · median warm s/epoch · speed vs NumPy), one per
     machine, as markdown for a README; unusable files are ignored ('' when none is usable)."""
     collection = collect(paths)
-    return _headline(runs_frame(collection.cells)) if collection.cells else ""
+    return _headline(runs_frame(collection.cells, collection.machines)) if collection.cells else ""
 
 
 def _by_machine(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
@@ -311,7 +331,7 @@ def _gpu(gpu: dict[str, Any]) -> str:
 def results_markdown(collection: Collection) -> str:
     """results.md: sources, headline, per-machine accuracy / speed / cold-start tables, caveats
     (ending with the agreement paragraph) and machine facts."""
-    frame = runs_frame(collection.cells)
+    frame = runs_frame(collection.cells, collection.machines)
     parts = [
         "# mlpbench results",
         "Read from:\n\n" + _bullets(collection.sources),
@@ -338,7 +358,8 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
     collection = collect(paths)
     if not collection.cells:
         return TablesReport([], list(collection.problems), "")
-    markdown, frame = results_markdown(collection), runs_frame(collection.cells)
+    markdown = results_markdown(collection)
+    frame = runs_frame(collection.cells, collection.machines)
     out_dir, problems = Path(out_dir), list(collection.problems)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,7 @@ def entry(
     accuracies: list[float] | None = None,
     n_train: int = 60_000,
     complete: bool = True,
+    epoch_gflop: float | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """A benchmarks[] entry: epoch 1 takes ``cold`` s, epochs 2.. take ``warm`` s."""
@@ -102,6 +103,7 @@ def entry(
             "stats_over": f"warm epochs 2..{len(history)}" if warm else "epoch 1 only (cold)",
             "n_train": n_train,
             "n_test": 10_000,
+            **({"epoch_gflop": epoch_gflop} if epoch_gflop else {}),
             "settings": {
                 k: v
                 for k, v in {**SETTINGS, "epochs": len(history), **settings}.items()
@@ -132,6 +134,7 @@ def doc(
         "packages": {"numpy": "2.1.0"},
         "env": {"OPENBLAS_CORETYPE": "Haswell"},
         "gpus": [],
+        "gemm_peak_gflops": {"float32": 100.0, "float64": 40.0},
     }
     return {
         "machine_info": {"node": "box", "python_version": "3.11.7", "mlpbench": facts},
@@ -225,6 +228,22 @@ def test_speed_and_relative_speed_from_known_medians(tmp_path: Path) -> None:
     assert caveat_lines(md) == []  # same settings, full data: nothing to say
 
 
+def test_achieved_gflops_and_share_of_the_measured_gemm_peak(tmp_path: Path) -> None:
+    path = save(
+        tmp_path,
+        "a.json",
+        doc(
+            entry("numpy", "baseline", [0.5, 0.4, 0.6], epoch_gflop=24.54528),
+            entry("keras", "baseline", [2.0], epoch_gflop=24.54528, dtype="float64"),
+        ),
+    )
+    row = table_rows(markdown_of(path), "### Speed")["baseline"]
+    assert row["numpy GFLOP/s"] == f"{24.54528 / 0.5:.1f}" == "49.1"
+    assert row["numpy % GEMM peak"] == "49 %"  # of the float32 peak, 100 GFLOP/s
+    assert row["keras GFLOP/s"] == "12.3"
+    assert row["keras % GEMM peak"] == "31 %"  # of the float64 peak, 40 GFLOP/s
+
+
 def test_epoch5_accuracy_and_not_run_cells(tmp_path: Path) -> None:
     accuracies = [0.91, 0.92, 0.93, 0.94, 0.955, 0.96]
     path = save(
@@ -258,6 +277,8 @@ def test_results_from_another_machine_get_their_own_tables(tmp_path: Path) -> No
         "keras s/epoch": "0.250",
         "keras samples/s": "240,000",
         "keras vs numpy": "—",
+        "keras GFLOP/s": "—",  # these entries carry no epoch_gflop
+        "keras % GEMM peak": "—",
     }
     assert "## Results on m1" in md and "## Results on m2" in md
     assert caveat_lines(md)[0].startswith("Results from 2 machines (m1, m2)")
