@@ -8,6 +8,18 @@ arrive explicitly from the scenario; the defaults below are Keras' only for docu
             α = lr·√(1 − β2ᵗ)/(1 − β1ᵗ);  θ ← θ − (m·α)/(√v + ε)          (ε outside the sqrt)
     RMSprop v ← ρv + (1 − ρ)g²;  θ ← θ − lr·g/√(v + ε)                    (ε inside the sqrt)
     SGD     θ ← θ − lr·g
+
+Speed: the moments are stored pre-divided by their (1 − β) factor, which is the same math in fewer
+whole-buffer passes (each pass over the ~100k parameters costs ~10 µs here, and Adam runs once
+per batch). For Adam, with m̃ = m/(1 − β1) and ṽ = v/(1 − β2):
+
+    m̃ ← β1·m̃ + g;   ṽ ← β2·ṽ + g²;   θ ← θ − α′·m̃/(√ṽ + ε′),
+    α′ = α(1 − β1)/√(1 − β2),   ε′ = ε/√(1 − β2)
+
+— identical to Keras' update in exact arithmetic: 10 passes instead of 12. RMSprop likewise with
+ṽ = v/(1 − ρ): ṽ ← ρ·ṽ + g², θ ← θ − lr/√(1 − ρ)·g/√(ṽ + ε/(1 − ρ)): 8 passes instead of 9.
+In float32 the results differ from the literal order by rounding only (tests/test_optimizers.py
+checks both against Keras' golden values and a float64 reference).
 """
 
 from __future__ import annotations
@@ -43,30 +55,40 @@ class Adam:
         self.lr, self.beta_1, self.beta_2, self.eps = map(
             float, (learning_rate, beta_1, beta_2, epsilon)
         )
-        self.m = xp.zeros_like(theta)
-        self.v = xp.zeros_like(theta)
+        self.m_scaled = xp.zeros_like(theta)  # m / (1 − β1)
+        self.v_scaled = xp.zeros_like(theta)  # v / (1 − β2)
         self._tmp = xp.empty_like(theta)
         self._tmp2 = xp.empty_like(theta)
         self.iterations = 0
+
+    @property
+    def m(self) -> Any:
+        """Keras' first moment m (a new array)."""
+        return self.m_scaled * (1.0 - self.beta_1)
+
+    @property
+    def v(self) -> Any:
+        """Keras' second moment v (a new array)."""
+        return self.v_scaled * (1.0 - self.beta_2)
 
     def alpha(self, t: int) -> float:
         """Bias-corrected step size of update number t (1-based)."""
         return self.lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
     def step(self) -> None:
-        xp, g, m, v, tmp, tmp2 = self.xp, self.grad, self.m, self.v, self._tmp, self._tmp2
+        xp, g, tmp, tmp2 = self.xp, self.grad, self._tmp, self._tmp2
+        m, v = self.m_scaled, self.v_scaled
         self.iterations += 1
-        xp.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp  # m ← m + (g − m)(1 − β1)
+        root = math.sqrt(1.0 - self.beta_2)
+        m *= self.beta_1
+        m += g  # m̃ ← β1·m̃ + g
         xp.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp  # v ← v + (g² − v)(1 − β2)
+        v *= self.beta_2
+        v += tmp  # ṽ ← β2·ṽ + g²
         xp.sqrt(v, out=tmp)
-        tmp += self.eps  # √v + ε
-        xp.multiply(m, self.alpha(self.iterations), out=tmp2)
-        tmp2 /= tmp
+        tmp += self.eps / root  # √ṽ + ε′
+        xp.divide(m, tmp, out=tmp2)
+        tmp2 *= self.alpha(self.iterations) * (1.0 - self.beta_1) / root  # α′
         self.theta -= tmp2
 
 
@@ -82,20 +104,24 @@ class RMSprop:
     ) -> None:
         self.xp, self.theta, self.grad = xp, theta, grad
         self.lr, self.rho, self.eps = map(float, (learning_rate, rho, epsilon))
-        self.v = xp.zeros_like(theta)
+        self.v_scaled = xp.zeros_like(theta)  # v / (1 − ρ)
         self._tmp = xp.empty_like(theta)
         self._tmp2 = xp.empty_like(theta)
 
+    @property
+    def v(self) -> Any:
+        """Keras' velocity v (a new array)."""
+        return self.v_scaled * (1.0 - self.rho)
+
     def step(self) -> None:
-        xp, g, v, tmp, tmp2 = self.xp, self.grad, self.v, self._tmp, self._tmp2
+        xp, g, v, tmp, tmp2 = self.xp, self.grad, self.v_scaled, self._tmp, self._tmp2
         v *= self.rho
         xp.multiply(g, g, out=tmp)
-        tmp *= 1.0 - self.rho
-        v += tmp  # v ← ρv + (1 − ρ)g²
-        xp.add(v, self.eps, out=tmp)
-        xp.sqrt(tmp, out=tmp)  # √(v + ε)
-        xp.multiply(g, self.lr, out=tmp2)
-        tmp2 /= tmp
+        v += tmp  # ṽ ← ρ·ṽ + g²
+        xp.add(v, self.eps / (1.0 - self.rho), out=tmp)
+        xp.sqrt(tmp, out=tmp)  # √(ṽ + ε/(1 − ρ))
+        xp.divide(g, tmp, out=tmp2)
+        tmp2 *= self.lr / math.sqrt(1.0 - self.rho)
         self.theta -= tmp2
 
 

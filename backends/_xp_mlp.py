@@ -36,6 +36,8 @@ class _Workspace:
     deltas: list[Any]  # dLoss/d(pre-activation) of each layer, (B, width)
     logits: Any  # (B, n_out); overwritten in place with the softmax, then with dLoss/dlogits
     labels: Any  # (B,) int64 gathered labels
+    rows: Any  # (B,) int64 0..B-1, to pick each row's true-class entry
+    active: list[Any]  # (B, width) bool per hidden layer: ReLU'(z) = 1 where the unit is on
 
 
 class XpMLP:
@@ -104,6 +106,8 @@ class XpMLP:
                 deltas=[xp.empty((batch, w), dt) for w in widths],
                 logits=xp.empty((batch, widths[-1]), dt),
                 labels=xp.empty(batch, xp.int64),
+                rows=xp.arange(batch),
+                active=[xp.empty((batch, w), bool) for w in widths[:-1]],
             )
             self._workspaces[batch] = ws
         return ws
@@ -132,11 +136,10 @@ class XpMLP:
         mask *= 1.0 / keep
         a *= mask
 
-    def _softmax_xent(self, logits: Any, labels: Any) -> tuple[Any, Any]:
-        """Softmax in place over ``logits`` (B, C); returns (sum of per-sample cross-entropies,
-        number of correct argmax predictions), both 0-d device arrays."""
-        xp = self.xp
-        rows = xp.arange(logits.shape[0])
+    def _softmax_xent(self, ws: _Workspace) -> tuple[Any, Any]:
+        """Softmax in place over ``ws.logits`` (B, C) against ``ws.labels``; returns (sum of
+        per-sample cross-entropies, number of correct argmax predictions), 0-d device arrays."""
+        xp, logits, labels, rows = self.xp, ws.logits, ws.labels, ws.rows
         correct = xp.count_nonzero(xp.argmax(logits, axis=1) == labels)
         logits -= logits.max(axis=1, keepdims=True)  # stable: max logit is 0
         picked = logits[rows, labels]  # (B,) shifted logit of the true class
@@ -152,9 +155,8 @@ class XpMLP:
         ``training`` must be the flag the forward pass ran with (it decides the dropout masks)."""
         xp = self.xp
         batch = ws.logits.shape[0]
-        rows = xp.arange(batch)
         delta = ws.logits
-        delta[rows, ws.labels] -= 1.0  # dL_i/dz = p - onehot(y)
+        delta[ws.rows, ws.labels] -= 1.0  # dL_i/dz = p - onehot(y)
         delta *= 1.0 / batch  # mean over the batch
         for layer in reversed(range(self.n_layers)):
             gW, gb = self.grads[2 * layer], self.grads[2 * layer + 1]
@@ -167,7 +169,8 @@ class XpMLP:
             xp.matmul(delta, self.params[2 * layer].T, out=d_in)  # (B, in)
             if training and self.dropout:
                 d_in *= ws.masks[layer - 1]
-            d_in *= a_in > 0  # ReLU'(z) = 1 where z > 0 (a_in > 0 ⇔ z > 0 and kept)
+            active = xp.greater(a_in, 0.0, out=ws.active[layer - 1])  # z > 0 (and kept)
+            d_in *= active  # ReLU'(z) = 1 where z > 0
             delta = d_in
 
     # ----------------------------------------------------------------- training
@@ -181,7 +184,8 @@ class XpMLP:
         ws = self._workspace(x.shape[0])
         ws.acts[0][...] = x
         ws.labels[...] = y
-        loss_sum, _ = self._softmax_xent(self._forward(ws, training), ws.labels)
+        self._forward(ws, training)
+        loss_sum, _ = self._softmax_xent(ws)
         self._backward(ws, training)
         return float(loss_sum) / x.shape[0]
 
@@ -199,7 +203,8 @@ class XpMLP:
             idx = order[start : start + batch_size]
             ws = self._workspace(int(idx.shape[0]))
             self._load_batch(ws, x, y, idx)
-            batch_loss, batch_correct = self._softmax_xent(self._forward(ws, True), ws.labels)
+            self._forward(ws, True)
+            batch_loss, batch_correct = self._softmax_xent(ws)
             loss_sum += batch_loss
             correct += batch_correct
             self._backward(ws, True)
@@ -213,7 +218,8 @@ class XpMLP:
             ws = self._workspace(min(chunk, x.shape[0] - start))
             ws.acts[0][...] = x[start : start + chunk]
             ws.labels[...] = y[start : start + chunk]
-            batch_loss, batch_correct = self._softmax_xent(self._forward(ws, False), ws.labels)
+            self._forward(ws, False)
+            batch_loss, batch_correct = self._softmax_xent(ws)
             loss_sum += float(batch_loss)
             correct += int(batch_correct)
         return loss_sum / x.shape[0], correct / x.shape[0]
