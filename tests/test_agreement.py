@@ -1,0 +1,213 @@
+"""Cross-backend agreement: every registered backend against the NumPy engine in float64.
+
+Each backend trains from the same initial weights on the same batches of a small real MNIST slice
+with the same hyperparameters; every weight array and the epoch's training loss are compared with
+the float64 reference. Weight errors are measured relative to how far the reference moved,
+``max|w − ref| / max|ref − w0|``, so one tolerance fits one step and a whole epoch alike.
+
+Tolerances come from measurement (see ``tolerance``) and sit far below what a convention slip
+produces: ε inside instead of outside the sqrt (the epsilon=1e-3 configs make ε dominate the
+small gradients) or a summed instead of averaged loss gradient both move results by O(1). For the
+NumPy float64 backend, which runs the reference's own code, this is a determinism check.
+
+Dropout masks are each backend's own random draws, so dropout is compared statistically over
+seeds: each backend's mean over seeds must sit within the band the reference's own seed-to-seed
+spread allows.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+
+import backends
+from bench.data import Dataset, load_raw, prepare
+from bench.initializers import initial_weights
+from scenarios import BASELINE, Scenario
+
+N_TRAIN, N_TEST = 1024, 500
+DTYPES = ("float32", "float64")
+
+#: Optimizer settings; the epsilon=1e-3 ones make ε larger than most gradients, so where ε goes
+#: (inside or outside the sqrt) changes every update.
+CONFIGS: dict[str, dict[str, object]] = {
+    "sgd": {"optimizer": "sgd", "learning_rate": 0.1},
+    "adam": {"optimizer": "adam", "learning_rate": 1e-3},
+    "rmsprop": {"optimizer": "rmsprop", "learning_rate": 1e-3},
+    "adam_eps1e-3": {"optimizer": "adam", "learning_rate": 1e-3, "epsilon": 1e-3},
+    "rmsprop_eps1e-3": {"optimizer": "rmsprop", "learning_rate": 1e-3, "epsilon": 1e-3},
+}
+#: The epoch test's (dtype, config) pairs: every optimizer in float32, and float64 SGD (the
+#: report's recipe); the steps test covers every optimizer in both dtypes.
+EPOCH_CASES = [("float32", "sgd"), ("float32", "adam"), ("float32", "rmsprop"), ("float64", "sgd")]
+STEPS_BATCH = 32  # the steps test: 1 step, then 19 more (20 in all)
+EPOCH_BATCH = 100  # the epoch test: 1024 rows = 10 batches of 100 + a partial batch of 24
+
+
+Run = tuple[list[np.ndarray], float]  # (weights, train loss) after one train_epoch call
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    weights: float  # max|w − ref| / max|ref − w0|, per weight array
+    loss: float  # |loss − ref| / ref
+
+
+#: Measured worst cases over every case below (NumPy and Keras, 2-core x86 CPU), float32:
+#: weights SGD 1.2e-6, RMSprop 1.0e-5, Adam 3.7e-4 (its first steps divide by √v + ε with
+#: √v ≈ |g|, so float32 rounding of the tiniest gradients shows), loss 1.8e-6; float64: weights
+#: 4.4e-13, loss 3.2e-16. Planting ε inside Adam's sqrt, ε outside RMSprop's, or a summed loss
+#: gradient in the NumPy engine made every affected Keras case fail by ≥ 0.3 (largest array).
+FLOAT32_WEIGHTS = {"sgd": 1e-5, "rmsprop": 1e-4, "adam": 3e-3}
+
+
+def tolerance(dtype: str, optimizer: str) -> Tolerance:
+    if dtype == "float64":
+        return Tolerance(weights=1e-11, loss=1e-13)
+    return Tolerance(weights=FLOAT32_WEIGHTS[optimizer], loss=2e-5)
+
+
+#: One start for everyone: float32 Glorot weights (exactly representable in both dtypes).
+START = initial_weights("glorot_uniform", 784, (128,), 10, seed=0, dtype="float32")
+ORDER = np.random.default_rng(7).permutation(N_TRAIN).astype(np.int64)
+
+
+@pytest.fixture(params=backends.names())
+def backend_name(request: pytest.FixtureRequest) -> str:
+    reason = backends.unavailable_reason(request.param)
+    if reason is not None:
+        pytest.skip(reason)
+    return request.param
+
+
+@functools.cache
+def slices() -> dict[str, Dataset]:
+    """The first N_TRAIN training and N_TEST test rows of the shipped MNIST, in each dtype."""
+    raw = load_raw()
+    head = replace(
+        raw,
+        x_train=raw.x_train[:N_TRAIN],
+        y_train=raw.y_train[:N_TRAIN],
+        x_test=raw.x_test[:N_TEST],
+        y_test=raw.y_test[:N_TEST],
+    )
+    return {dt: prepare(head, dt) for dt in DTYPES}
+
+
+def scenario(config: str, batch_size: int, dtype: str, **changes: object) -> Scenario:
+    settings = {**CONFIGS[config], **changes}
+    return replace(BASELINE, name=f"agree_{config}", batch_size=batch_size, dtype=dtype, **settings)
+
+
+def train(name: str, s: Scenario, *orders: np.ndarray) -> list[Run]:
+    """Build ``name`` for ``s`` from START, then train one epoch per row order in ``orders``;
+    (weights, train loss) after each."""
+    backend = backends.create(name)
+    backend.build(s, slices()[s.dtype], [w.astype(s.dtype) for w in START])
+    out = []
+    for order in orders:
+        metrics = backend.train_epoch(order)
+        backend.synchronize()
+        out.append((backend.get_weights(), float(metrics.loss)))
+    return out
+
+
+STEPS_ORDERS = (ORDER[:STEPS_BATCH], ORDER[STEPS_BATCH : 20 * STEPS_BATCH])
+
+
+@functools.cache
+def reference(config: str, test: str) -> list[Run]:
+    """The float64 NumPy engine's results for ``test`` ("steps" or "epoch")."""
+    if test == "steps":
+        return train("numpy", scenario(config, STEPS_BATCH, "float64"), *STEPS_ORDERS)
+    return train("numpy", scenario(config, EPOCH_BATCH, "float64"), ORDER)
+
+
+def relative_errors(weights: list[np.ndarray], ref: list[np.ndarray]) -> list[float]:
+    """Per array: max|w − ref| / max|ref − w0| (error as a fraction of the reference's move)."""
+    return [
+        float(np.max(np.abs(w.astype(np.float64) - r)) / np.max(np.abs(r - w0)))
+        for w, r, w0 in zip(weights, ref, START, strict=True)
+    ]
+
+
+def assert_agrees(got: Run, ref: Run, tol: Tolerance, dtype: str, what: str) -> None:
+    (weights, loss), (ref_weights, ref_loss) = got, ref
+    assert [w.dtype for w in weights] == [np.dtype(dtype)] * len(START)
+    errors = relative_errors(weights, ref_weights)
+    assert max(errors) <= tol.weights, f"{what}: errors (W1, b1, W2, b2) {errors} > {tol.weights}"
+    assert abs(loss - ref_loss) <= tol.loss * ref_loss, f"{what}: train loss {loss} vs {ref_loss}"
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_steps_match_reference(backend_name: str, dtype: str, config: str) -> None:
+    """One step, then 19 more, at batch 32 (cases a and b)."""
+    s = scenario(config, STEPS_BATCH, dtype)
+    got = train(backend_name, s, *STEPS_ORDERS)
+    tol = tolerance(dtype, s.optimizer)
+    for what, g, r in zip(("1 step", "20 steps"), got, reference(config, "steps"), strict=True):
+        assert_agrees(g, r, tol, dtype, what)
+
+
+@pytest.mark.parametrize(("dtype", "config"), EPOCH_CASES)
+def test_epoch_matches_reference(backend_name: str, dtype: str, config: str) -> None:
+    """One epoch of the slice at batch 100, ending in a partial batch (case c): the epoch loss
+    must be the sample-weighted mean of the batch losses."""
+    s = scenario(config, EPOCH_BATCH, dtype)
+    (got,) = train(backend_name, s, ORDER)
+    (ref,) = reference(config, "epoch")
+    assert_agrees(got, ref, tolerance(dtype, s.optimizer), dtype, "epoch")
+
+
+# --------------------------------------------------------------------------------- dropout
+DROPOUT = 0.2
+DROPOUT_ROWS = 640  # 20 Adam steps at batch 32
+BACKEND_SEEDS = range(5)
+REFERENCE_SEEDS = range(100, 120)
+BAND_SIGMAS = 4.0
+
+
+def dropout_stats(name: str, dtype: str, seed: int, rate: float = DROPOUT) -> np.ndarray:
+    """(train loss, ‖θ − θ0‖) after 20 Adam steps with dropout ``rate`` seeded by ``seed``."""
+    s = scenario("adam", STEPS_BATCH, dtype, dropout=rate, seed=seed)
+    ((weights, loss),) = train(name, s, ORDER[:DROPOUT_ROWS])
+    moved = sum(
+        np.sum((w.astype(np.float64) - w0) ** 2) for w, w0 in zip(weights, START, strict=True)
+    )
+    return np.array([loss, np.sqrt(moved)])
+
+
+@functools.cache
+def reference_dropout() -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over REFERENCE_SEEDS of the float64 reference's stats."""
+    stats = np.array([dropout_stats("numpy", "float64", s) for s in REFERENCE_SEEDS])
+    return stats.mean(axis=0), stats.std(axis=0, ddof=1)
+
+
+def dropout_band(ref_sd: np.ndarray) -> np.ndarray:
+    """How far a backend's mean over BACKEND_SEEDS may sit from the reference's mean: BAND_SIGMAS
+    standard errors of the difference of two means, with the reference's spread for both."""
+    return BAND_SIGMAS * ref_sd * np.sqrt(1 / len(BACKEND_SEEDS) + 1 / len(REFERENCE_SEEDS))
+
+
+def test_dropout_agrees_statistically(backend_name: str) -> None:
+    stats = np.array([dropout_stats(backend_name, "float32", s) for s in BACKEND_SEEDS])
+    ref_mean, ref_sd = reference_dropout()
+    mean, sd = stats.mean(axis=0), stats.std(axis=0, ddof=1)
+    assert np.all(np.abs(mean - ref_mean) <= dropout_band(ref_sd)), (
+        f"(loss, ‖Δθ‖) mean {mean} vs reference {ref_mean} ± {dropout_band(ref_sd)}"
+    )
+    # Masks must really vary with the seed, about as much as the reference's do.
+    assert np.all((sd > ref_sd / 5) & (sd < ref_sd * 5)), f"seed spread {sd} vs {ref_sd}"
+
+
+def test_dropout_band_is_tight_enough_to_see_dropout() -> None:
+    """The band above would reject a backend that ignored dropout or forgot the 1/(1 − rate)."""
+    ref_mean, ref_sd = reference_dropout()
+    band = dropout_band(ref_sd)
+    no_dropout = dropout_stats("numpy", "float64", 0, rate=0.0)
+    assert np.all(np.abs(no_dropout - ref_mean) > band), (no_dropout, ref_mean, band)
