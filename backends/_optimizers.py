@@ -58,7 +58,6 @@ class Adam:
         self.m_scaled = xp.zeros_like(theta)  # m / (1 − β1)
         self.v_scaled = xp.zeros_like(theta)  # v / (1 − β2)
         self._tmp = xp.empty_like(theta)
-        self._tmp2 = xp.empty_like(theta)
         self.iterations = 0
 
     @property
@@ -76,7 +75,7 @@ class Adam:
         return self.lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
     def step(self) -> None:
-        xp, g, tmp, tmp2 = self.xp, self.grad, self._tmp, self._tmp2
+        xp, g, tmp = self.xp, self.grad, self._tmp
         m, v = self.m_scaled, self.v_scaled
         self.iterations += 1
         root = math.sqrt(1.0 - self.beta_2)
@@ -87,9 +86,9 @@ class Adam:
         v += tmp  # ṽ ← β2·ṽ + g²
         xp.sqrt(v, out=tmp)
         tmp += self.eps / root  # √ṽ + ε′
-        xp.divide(m, tmp, out=tmp2)
-        tmp2 *= self.alpha(self.iterations) * (1.0 - self.beta_1) / root  # α′
-        self.theta -= tmp2
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self.alpha(self.iterations) * (1.0 - self.beta_1) / root  # α′
+        self.theta -= tmp
 
 
 class RMSprop:
@@ -106,7 +105,6 @@ class RMSprop:
         self.lr, self.rho, self.eps = map(float, (learning_rate, rho, epsilon))
         self.v_scaled = xp.zeros_like(theta)  # v / (1 − ρ)
         self._tmp = xp.empty_like(theta)
-        self._tmp2 = xp.empty_like(theta)
 
     @property
     def v(self) -> Any:
@@ -114,15 +112,15 @@ class RMSprop:
         return self.v_scaled * (1.0 - self.rho)
 
     def step(self) -> None:
-        xp, g, v, tmp, tmp2 = self.xp, self.grad, self.v_scaled, self._tmp, self._tmp2
+        xp, g, v, tmp = self.xp, self.grad, self.v_scaled, self._tmp
         v *= self.rho
         xp.multiply(g, g, out=tmp)
         v += tmp  # ṽ ← ρ·ṽ + g²
         xp.add(v, self.eps / (1.0 - self.rho), out=tmp)
         xp.sqrt(tmp, out=tmp)  # √(ṽ + ε/(1 − ρ))
-        xp.divide(g, tmp, out=tmp2)
-        tmp2 *= self.lr / math.sqrt(1.0 - self.rho)
-        self.theta -= tmp2
+        xp.divide(g, tmp, out=tmp)
+        tmp *= self.lr / math.sqrt(1.0 - self.rho)
+        self.theta -= tmp
 
 
 def make_optimizer(
