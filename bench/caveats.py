@@ -20,7 +20,9 @@ AGREEMENT = (
     "From identical weights and batches the backends agree closely over a few hundred steps; over "
     "a whole epoch at batch 32 Adam amplifies rounding differences between BLAS libraries on "
     "rarely-lit border pixels (their tiny gradients' sign depends on summation order), so single "
-    "runs differ by about as much as two seeds do — compare means over seeds, not single runs."
+    "runs differ by about as much as two seeds do — compare means over seeds, not single runs. "
+    "Measured on a 2-core x86 CPU (seed 0, one baseline epoch, same weights and batches): the "
+    "NumPy and Keras test losses differed by 5e-5 relative at batch 600 and by 2.5e-3 at batch 32."
 )
 #: Settings that name a library's version: per-backend by nature, listed under Machines instead.
 VERSION_KEYS = frozenset({"numpy", "tensorflow", "tensorflow-cpu", "keras", "cupy", "cuda"})

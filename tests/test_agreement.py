@@ -87,14 +87,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 def slices() -> dict[str, Dataset]:
     """The first N_TRAIN training and N_TEST test rows of the shipped MNIST, in each dtype."""
     raw = load_raw()
-    head = replace(
-        raw,
-        x_train=raw.x_train[:N_TRAIN],
-        y_train=raw.y_train[:N_TRAIN],
-        x_test=raw.x_test[:N_TEST],
-        y_test=raw.y_test[:N_TEST],
-    )
-    return {dt: prepare(head, dt) for dt in DTYPES}
+    return {dt: prepare(raw, dt).subset(N_TRAIN, N_TEST) for dt in DTYPES}
 
 
 def scenario(config: str, batch_size: int, dtype: str, **changes: object) -> Scenario:

@@ -16,7 +16,7 @@ import pytest
 import backends
 from backends.base import RunOptions
 from backends.keras_mlp import DEFAULT_JIT_COMPILE, KerasMLP
-from bench.data import Dataset, load_raw, prepare
+from bench.data import Dataset, RawMNIST, prepare
 from bench.initializers import initial_weights
 from scenarios import BASELINE, Scenario
 
@@ -29,16 +29,8 @@ SHAPES = [(784, 128), (128,), (128, 10), (10,)]
 
 
 @pytest.fixture(scope="module")
-def data() -> dict[str, Dataset]:
-    raw = load_raw()
-    head = replace(
-        raw,
-        x_train=raw.x_train[:N_TRAIN],
-        y_train=raw.y_train[:N_TRAIN],
-        x_test=raw.x_test[:N_TEST],
-        y_test=raw.y_test[:N_TEST],
-    )
-    return {dt: prepare(head, dt) for dt in ("float32", "float64")}
+def data(raw_mnist: RawMNIST) -> dict[str, Dataset]:
+    return {dt: prepare(raw_mnist, dt).subset(N_TRAIN, N_TEST) for dt in ("float32", "float64")}
 
 
 def start(dtype: str = "float32") -> list[np.ndarray]:
