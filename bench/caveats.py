@@ -62,10 +62,8 @@ def _run_caveats(r: Any) -> list[str]:
             "accuracy is not final"
         )
     if r.epochs_run < 2:
-        lines.append(
-            f"{where}: speed is over {r.stats_over or 'epoch 1 only'}, so it includes "
-            "first-call costs"
-        )
+        over = r.stats_over if isinstance(r.stats_over, str) else "epoch 1 only"  # NaN if absent
+        lines.append(f"{where}: speed is over {over}, so it includes first-call costs")
     return lines
 
 

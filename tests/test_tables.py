@@ -357,6 +357,14 @@ def test_skipped_incomplete_and_cold_only_runs_are_marked(tmp_path: Path) -> Non
     assert any(c.startswith("keras × dropout on m1: speed is over epoch 1 only") for c in lines)
 
 
+def test_a_cold_only_run_without_stats_over_still_reads_epoch_1_only(tmp_path: Path) -> None:
+    cold_only = entry("keras", "dropout", [])
+    del cold_only["extra_info"]["stats_over"]  # e.g. JSON written by another tool
+    lines = caveat_lines(markdown_of(save(tmp_path, "a.json", doc(cold_only))))
+    expected = "keras × dropout on m1: speed is over epoch 1 only, so it includes first-call costs"
+    assert expected in lines
+
+
 def test_a_document_with_only_skipped_runs_gives_tables_without_plots(tmp_path: Path) -> None:
     skipped = ({"backend": "keras", "scenario": "baseline", "reason": "no GPU"},)
     path = save(tmp_path, "a.json", doc(skipped=skipped))
