@@ -26,8 +26,9 @@ AGREEMENT = (
 )
 #: Settings that name a library's version: per-backend by nature, listed under Machines instead.
 VERSION_KEYS = frozenset({"numpy", "tensorflow", "tensorflow-cpu", "keras", "cupy", "cuda"})
-#: What a backend that does not record a setting means by it (CPU backends have no TF32).
-IMPLIED = {"tf32": False}
+#: What a backend that does not record a setting means by it: CPU backends have no TF32, and only
+#: the NumPy backend flushes denormals (TensorFlow's compiled train step keeps them).
+IMPLIED = {"tf32": False, "flush_denormals": False}
 
 
 def caveats(frame: pd.DataFrame, collection: Collection) -> list[str]:

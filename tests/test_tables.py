@@ -317,6 +317,13 @@ def test_a_setting_that_differs_gets_a_caveat(tmp_path: Path, numpy, keras, expe
     assert lines == [f"m1: backends side by side differ in {expected} (in baseline)"]
 
 
+def test_flushing_denormals_on_one_backend_only_gets_a_caveat(tmp_path: Path) -> None:
+    numpy = entry("numpy", "baseline", [1.0], flush_denormals=True)
+    keras = entry("keras", "baseline", [2.0])  # records nothing: TensorFlow keeps denormals
+    lines = caveat_lines(markdown_of(save(tmp_path, "a.json", doc(numpy, keras))))
+    assert any("flush_denormals" in line and "numpy" in line for line in lines)
+
+
 def test_equal_settings_and_one_sided_settings_give_no_caveat(tmp_path: Path) -> None:
     path = save(
         tmp_path,
