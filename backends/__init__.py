@@ -51,10 +51,6 @@ def unavailable_reason(name: str) -> str | None:
     return cls.unavailable_reason()
 
 
-def available() -> list[str]:
-    return [n for n in REGISTRY if unavailable_reason(n) is None]
-
-
 def create(name: str, options: RunOptions | None = None) -> Backend:
     """A fresh backend instance; BackendUnavailable (one line) when it cannot run here."""
     reason = unavailable_reason(name)

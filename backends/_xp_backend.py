@@ -65,9 +65,9 @@ class XpBackend:
         raise NotImplementedError
 
     def settings(self) -> dict[str, Any]:
-        from threadpoolctl import threadpool_info
+        from bench.machine import blas_info
 
-        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        blas = [p for p in blas_info() if p.get("user_api") == "blas"]
         return {
             "dtype": self.scenario.dtype,
             "blas": ", ".join(f"{p['internal_api']} {p['version']}" for p in blas) or "unknown",

@@ -28,13 +28,9 @@ def select_backends(requested: list[str] | None) -> tuple[list[str], list[str]]:
     """(backends to run, one line per available-but-skipped backend). Named backends must be
     available (BackendUnavailable otherwise); 'all' or nothing means every available one."""
     if not requested or "all" in requested:
-        chosen = backends.names()
-        skipped = [
-            f"{n}: {backends.unavailable_reason(n)}"
-            for n in chosen
-            if backends.unavailable_reason(n)
-        ]
-        return [n for n in chosen if not backends.unavailable_reason(n)], skipped
+        reasons = {n: backends.unavailable_reason(n) for n in backends.names()}
+        skipped = [f"{n}: {reason}" for n, reason in reasons.items() if reason]
+        return [n for n, reason in reasons.items() if not reason], skipped
     names = list(dict.fromkeys(backends.check_name(n) for n in requested))
     for name in names:
         reason = backends.unavailable_reason(name)
