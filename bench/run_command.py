@@ -105,22 +105,24 @@ def run_command(args: argparse.Namespace) -> int:
     machine, commit = machine_info(), results.commit_info()
     options = RunOptions(tf32=args.tf32, jit_compile=args.jit_compile)
 
+    saved: list[Result] = []
+
     def save(done: list[Result]) -> None:
         results.write_json_atomic(out, results.document(done, machine, commit))
+        saved[:] = done
 
     pairs = [(s, b) for s in chosen for b in names]
     start = time.perf_counter()
     try:
         run_all(pairs, DataCache(raw, args.n_train, args.n_test), options, save)
     except KeyboardInterrupt:
-        print(f"interrupted: finished epochs saved to {out} (marked incomplete)", file=sys.stderr)
+        where = f"saved to {out} (marked incomplete)" if saved else "none had finished"
+        print(f"interrupted: finished epochs {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:
-        print(
-            f"mlpbench: error: run failed ({type(err).__name__}: {err}); results so far are "
-            f"in {out}",
-            file=sys.stderr,
-        )
+        where = f"results so far are in {out}" if saved else "no run had finished"
+        failure = f"run failed ({type(err).__name__}: {err})"
+        print(f"mlpbench: error: {failure}; {where}", file=sys.stderr)
         return EXIT_FAILED
     print(f"wrote {out} ({len(pairs)} runs, {time.perf_counter() - start:.0f} s)")
     if not args.no_tables:
