@@ -1,0 +1,39 @@
+"""The NumPy backend's speed settings take effect inside training epochs and are recorded."""
+
+from __future__ import annotations
+
+import pytest
+from threadpoolctl import threadpool_info
+
+import scenarios
+from backends.numpy_mlp import SINGLE_THREAD_BELOW, NumpyMLP
+from bench.data import load_dataset
+from bench.runner import epoch_order, scenario_weights
+
+
+def blas_threads() -> int:
+    return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("batch_size", [32, SINGLE_THREAD_BELOW - 1, SINGLE_THREAD_BELOW, 256])
+def test_blas_threads_inside_an_epoch_follow_the_batch_size(
+    batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = scenarios.BASELINE.with_overrides(batch_size=batch_size)
+    data = load_dataset().subset(512, 10)
+    backend = NumpyMLP()
+    backend.build(scenario, data, scenario_weights(scenario, data))
+    pool = blas_threads()
+    seen: list[int] = []
+    real = backend.engine.train_epoch
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backend.engine, "train_epoch", spy)
+    backend.train_epoch(epoch_order(scenario, data.n_train, 1))
+    expected = 1 if batch_size < SINGLE_THREAD_BELOW else pool
+    assert seen == [expected]
+    assert backend.settings()["blas_threads"] == expected
+    assert blas_threads() == pool  # restored after the epoch
