@@ -81,7 +81,7 @@ class Adam:
         root = math.sqrt(1.0 - self.beta_2)
         m *= self.beta_1
         m += g  # m̃ ← β1·m̃ + g
-        xp.multiply(g, g, out=tmp)
+        xp.square(g, out=tmp)
         v *= self.beta_2
         v += tmp  # ṽ ← β2·ṽ + g²
         xp.sqrt(v, out=tmp)
@@ -114,7 +114,7 @@ class RMSprop:
     def step(self) -> None:
         xp, g, v, tmp = self.xp, self.grad, self.v_scaled, self._tmp
         v *= self.rho
-        xp.multiply(g, g, out=tmp)
+        xp.square(g, out=tmp)
         v += tmp  # ṽ ← ρ·ṽ + g²
         xp.add(v, self.eps / (1.0 - self.rho), out=tmp)
         xp.sqrt(tmp, out=tmp)  # √(ṽ + ε/(1 − ρ))
