@@ -25,10 +25,13 @@ class RunOptions:
 
     ``tf32``: allow TensorFloat-32 matmuls on GPUs that have them (off by default, everywhere).
     ``jit_compile``: Keras/XLA compilation; None means the backend's documented default.
+    ``steps_per_execution``: Keras: optimizer steps per call of the compiled train function
+    (Keras' default 1; larger values cut Keras' per-step dispatch cost, not its math).
     """
 
     tf32: bool = False
     jit_compile: bool | None = None
+    steps_per_execution: int = 1
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-jit", dest="jit_compile", action="store_false", help="Keras: jit_compile=False"
     )
     run.add_argument(
+        "--steps-per-execution",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="Keras: optimizer steps per compiled call (default 1, Keras' own default)",
+    )
+    run.add_argument(
         "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
     )
     table = sub.add_parser("table", help="tables and plots from result JSON files")

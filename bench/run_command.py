@@ -103,7 +103,11 @@ def run_command(args: argparse.Namespace) -> int:
     raw = load_raw(args.data)
     print(f"data: {raw.source} ({'verified' if raw.verified else 'not verified'} MNIST)")
     machine, commit = machine_info(), results.commit_info()
-    options = RunOptions(tf32=args.tf32, jit_compile=args.jit_compile)
+    options = RunOptions(
+        tf32=args.tf32,
+        jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
+    )
 
     saved: list[Result] = []
 

@@ -87,6 +87,7 @@ def test_same_seed_same_numbers_across_cli_runs(tmp_path, capsys):
         (["--dropout", "1.0"], "--dropout: must be in [0, 1)"),
         (["--dropout", "-0.1"], "--dropout: must be in [0, 1)"),
         (["--seed", "-1"], "--seed: must be a non-negative integer"),
+        (["--steps-per-execution", "0"], "--steps-per-execution: must be a positive integer"),
         (["--data", "/no/such/mnist.npz"], "/no/such/mnist.npz"),
     ],
 )

@@ -141,6 +141,22 @@ def test_settings_record_explicit_choices(data) -> None:
     assert settings["tensorflow"] and settings["keras"]
 
 
+def test_steps_per_execution_changes_dispatch_not_updates(data) -> None:
+    order = np.random.default_rng(2).permutation(N_TRAIN).astype(np.int64)
+    runs = {}
+    for steps in (1, 3):  # 8 batches: 3 + 3 + 2 steps per call, the last batch partial
+        backend, _ = built(data, options=replace(EAGER_XLA_OFF, steps_per_execution=steps))
+        metrics = backend.train_epoch(order)
+        assert backend.model.steps_per_execution == steps
+        assert backend.settings()["steps_per_execution"] == steps
+        assert int(backend.model.optimizer.iterations) == 8
+        runs[steps] = (backend.get_weights(), float(metrics.loss), float(metrics.accuracy))
+    (one, loss1, acc1), (three, loss3, acc3) = runs[1], runs[3]
+    for a, b in zip(one, three, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert loss3 == pytest.approx(loss1, rel=1e-5) and acc3 == acc1
+
+
 def test_float64_full_batch_runs_in_float64_and_restores_floatx(data) -> None:
     import keras
 
