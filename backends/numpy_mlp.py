@@ -51,7 +51,8 @@ class NumpyMLP(XpBackend):
         self._blas = ThreadpoolController()
 
     def single_threaded(self) -> bool:
-        """Whether training epochs run with one BLAS thread (batches below SINGLE_THREAD_BELOW)."""
+        """Whether training epochs ask for one BLAS thread (batches below SINGLE_THREAD_BELOW);
+        a BLAS that threadpoolctl cannot see keeps its own threads, and ``settings()`` says so."""
         return self.batch_size < SINGLE_THREAD_BELOW
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
@@ -65,7 +66,7 @@ class NumpyMLP(XpBackend):
 
     def settings(self) -> dict[str, Any]:
         settings = super().settings()
-        if self.single_threaded():
+        if self.single_threaded() and self._blas.select(user_api="blas").lib_controllers:
             settings["blas_threads"] = 1
             settings["blas_threads_note"] = f"1 for batches below {SINGLE_THREAD_BELOW}"
         return {
