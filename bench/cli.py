@@ -11,11 +11,14 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import backends
 import scenarios
 from bench.errors import MlpbenchError
+
+if TYPE_CHECKING:
+    from bench.tables import TablesReport
 
 DEFAULT_OUT = Path("mlpbench-results") / "run.json"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -182,15 +185,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
-def cmd_table(args: argparse.Namespace) -> int:
+def write_tables_and_report(files: list[Path], out_dir: Path) -> TablesReport:
+    """``bench.tables.write_tables``, then one stderr line per problem and one line per file."""
     from bench.tables import write_tables
 
-    out_dir = args.out or args.files[0].parent
-    report = write_tables(args.files, out_dir)
+    report = write_tables(files, out_dir)
     for problem in report.problems:
         print(f"mlpbench: {problem}", file=sys.stderr)
     for path in report.written:
         print(f"wrote {path}")
+    return report
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    report = write_tables_and_report(args.files, args.out or args.files[0].parent)
     if not report.written:
         print("mlpbench: error: no readable results; nothing written", file=sys.stderr)
         return EXIT_USAGE

@@ -9,19 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import backends
 import scenarios
 from backends.base import RunOptions
 from bench import results
+from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, write_tables_and_report
 from bench.data import Dataset, RawMNIST, load_raw, prepare
 from bench.errors import BackendUnavailable, ConfigError
 from bench.machine import machine_info
 from bench.runner import EpochRecord, Result, Session, run
 from scenarios import Scenario
-
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
 def select_backends(requested: list[str] | None) -> tuple[list[str], list[str]]:
@@ -130,15 +128,5 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"wrote {out} ({len(pairs)} runs, {time.perf_counter() - start:.0f} s)")
     if not args.no_tables:
-        write_tables_next_to(out)
+        write_tables_and_report([out], out.parent)
     return 0
-
-
-def write_tables_next_to(out: Path) -> None:
-    from bench.tables import write_tables
-
-    report = write_tables([out], out.parent)
-    for problem in report.problems:
-        print(f"mlpbench: {problem}", file=sys.stderr)
-    for path in report.written:
-        print(f"wrote {path}")
