@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from bench.data import MNIST_TEST, MNIST_TRAIN
 from bench.result_files import Collection, cell_name
 
-MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 AGREEMENT = (
     "From identical weights and batches the backends agree closely over a few hundred steps; over "
     "a whole epoch at batch 32 Adam amplifies rounding differences between BLAS libraries on "

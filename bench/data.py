@@ -20,6 +20,8 @@ from bench.mnist_checks import KEYS, N_FEATURES
 from bench.mnist_files import read_folder, read_npz, refuse_loose_member
 
 SHIPPED_PATH: Path = Path(__file__).with_name("mnist.npz")
+#: Rows in the full MNIST training and test sets (the shipped copy's sizes).
+MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 
 ARRAY_SHA256: dict[str, str] = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
@@ -29,10 +31,10 @@ ARRAY_SHA256: dict[str, str] = {
 }
 
 _SHIPPED_SHAPES = {
-    "x_train": (60000, N_FEATURES),
-    "y_train": (60000,),
-    "x_test": (10000, N_FEATURES),
-    "y_test": (10000,),
+    "x_train": (MNIST_TRAIN, N_FEATURES),
+    "y_train": (MNIST_TRAIN,),
+    "x_test": (MNIST_TEST, N_FEATURES),
+    "y_test": (MNIST_TEST,),
 }
 _DTYPES = ("float32", "float64")
 _REINSTALL = "reinstall mlpbench or re-checkout bench/mnist.npz"
@@ -160,6 +162,22 @@ def prepare(raw: RawMNIST, dtype: str = "float32") -> Dataset:
         dtype=dt.name,
         source=raw.source,
     )
+
+
+class DataCache:
+    """``raw`` prepared (and cut to the first ``n_train`` / ``n_test`` rows; None keeps all) once
+    per dtype, on first use."""
+
+    def __init__(
+        self, raw: RawMNIST, n_train: int | None = None, n_test: int | None = None
+    ) -> None:
+        self.raw, self.n_train, self.n_test = raw, n_train, n_test
+        self._by_dtype: dict[str, Dataset] = {}
+
+    def get(self, dtype: str) -> Dataset:
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = prepare(self.raw, dtype).subset(self.n_train, self.n_test)
+        return self._by_dtype[dtype]
 
 
 def load_dataset(path: str | Path | None = None, dtype: str = "float32") -> Dataset:

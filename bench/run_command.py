@@ -15,7 +15,7 @@ import scenarios
 from backends.base import RunOptions
 from bench import results
 from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, write_tables_and_report
-from bench.data import Dataset, RawMNIST, load_raw, prepare
+from bench.data import DataCache, load_raw
 from bench.errors import BackendUnavailable, ConfigError
 from bench.machine import machine_info
 from bench.runner import EpochRecord, Result, Session, run
@@ -47,19 +47,6 @@ def select_scenarios(requested: list[str] | None, args: argparse.Namespace) -> l
         "dropout": args.dropout,
     }
     return [scenarios.get(n).with_overrides(**overrides) for n in dict.fromkeys(names)]
-
-
-class DataCache:
-    """The raw data, converted (and sliced) once per dtype."""
-
-    def __init__(self, raw: RawMNIST, n_train: int | None, n_test: int | None) -> None:
-        self.raw, self.n_train, self.n_test = raw, n_train, n_test
-        self._by_dtype: dict[str, Dataset] = {}
-
-    def get(self, dtype: str) -> Dataset:
-        if dtype not in self._by_dtype:
-            self._by_dtype[dtype] = prepare(self.raw, dtype).subset(self.n_train, self.n_test)
-        return self._by_dtype[dtype]
 
 
 def show_epoch(session: Session, r: EpochRecord) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
-from bench.data import Dataset, RawMNIST, load_raw, prepare
+from bench.data import DataCache, RawMNIST, load_raw
 
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 1024, 500, 2
 
@@ -28,19 +26,12 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["mlpbench"] = mlpbench_facts()
 
 
-@dataclass
-class BenchData:
-    """The benchmark suite's data: full or sliced, converted once per dtype."""
+class BenchData(DataCache):
+    """The benchmark suite's data: full MNIST, or the quick slice; converted once per dtype."""
 
-    raw: RawMNIST
-    full: bool
-    _cache: dict[str, Dataset] = field(default_factory=dict)
-
-    def get(self, dtype: str) -> Dataset:
-        if dtype not in self._cache:
-            data = prepare(self.raw, dtype)
-            self._cache[dtype] = data if self.full else data.subset(QUICK_TRAIN, QUICK_TEST)
-        return self._cache[dtype]
+    def __init__(self, raw: RawMNIST, full: bool) -> None:
+        super().__init__(raw, *((None, None) if full else (QUICK_TRAIN, QUICK_TEST)))
+        self.full = full
 
     def epochs(self, scenario_epochs: int) -> int:
         return scenario_epochs if self.full else QUICK_EPOCHS
