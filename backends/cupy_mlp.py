@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends._xp_backend import XpBackend
-from backends.base import EpochMetrics
+from backends.api import EpochMetrics
+from backends.xp.backend import XpBackend
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from bench.data import Dataset
-    from scenarios import Scenario
+    from backends.api import Recipe, TrainData
 
 
 def _cupy_problem() -> str | None:
@@ -91,23 +90,28 @@ class _EventSeconds:
 
 
 class CupyMLP(XpBackend):
-    name = "cupy"
     device = "gpu"
 
     @staticmethod
     def unavailable_reason() -> str | None:
         return _cupy_problem()
 
+    @staticmethod
+    def machine_facts() -> dict[str, Any]:
+        """The CUDA devices CuPy sees (name, compute capability, memory, driver and runtime);
+        nothing when it sees none."""
+        return {"gpus": cuda_devices()} if _cupy_problem() is None else {}
+
     def array_module(self) -> ModuleType:
         import cupy
 
         return cupy
 
-    def build(self, scenario: Scenario, data: Dataset, init_weights: list[np.ndarray]) -> None:
+    def build(self, recipe: Recipe, data: TrainData, init_weights: list[np.ndarray]) -> None:
         import cupy
 
         self.tf32 = set_tf32(self.options.tf32)
-        super().build(scenario, data, init_weights)
+        super().build(recipe, data, init_weights)
         self.pool = cupy.get_default_memory_pool()
         self.peak_pool_bytes = self.pool.total_bytes()
 
@@ -130,7 +134,7 @@ class CupyMLP(XpBackend):
         import cupy
 
         return {
-            "dtype": self.scenario.dtype,
+            "dtype": self.recipe.dtype,
             "tf32": self.tf32,
             "cupy": cupy.__version__,
             "gpu": cuda_devices()[cupy.cuda.runtime.getDevice()],

@@ -1,15 +1,15 @@
 """The TensorFlow/Keras backend: the same MLP built from Keras layers, trained by ``model.fit``.
 
-Every recipe value comes from the scenario and is passed to Keras explicitly (initial weights
+Every recipe value comes from the ``Recipe`` and is passed to Keras explicitly (initial weights
 through ``set_weights``, optimizer hyperparameters, dropout rate and seed, dtype per layer).
 TensorFlow is imported only when a ``KerasMLP`` is created, never when the registry is read.
 
 Choices that affect speed, recorded by ``settings()``:
-- ``jit_compile`` (XLA) is always an explicit bool, never Keras' "auto"; ``DEFAULT_JIT_COMPILE``
-  is used when ``RunOptions.jit_compile`` is None.
-- ``steps_per_execution`` from ``RunOptions`` (Keras' default 1): how many optimizer steps one
-  call of the compiled train function runs. Same updates in the same order; at batch 32 on a
-  2-core CPU, 64 more than halved the warm baseline epoch (1.2–1.7 s vs 2.8–3.3 s, same results).
+- ``jit_compile`` (XLA; option ``jit_compile``) is always an explicit bool, never Keras' "auto";
+  ``DEFAULT_JIT_COMPILE`` unless the option says otherwise.
+- ``steps_per_execution`` (option of that name; Keras' default 1): how many optimizer steps one
+  call of the compiled train function runs. Same updates in the same order, less per-call
+  dispatch (measured figures: results/README.md).
 - TF32 is set from ``RunOptions.tf32`` (off by default; TensorFlow would otherwise use it on
   Ampere+ GPUs). This is a process-wide TensorFlow setting.
 - On a GPU, memory growth is switched on (once, before TensorFlow initializes the GPUs) so the
@@ -20,9 +20,9 @@ No warm-up or pre-tracing happens in ``build``: tracing and compilation land in 
 harness's cold epoch), so the weights and optimizer state after N epochs are exactly those of N
 plain ``fit`` epochs.
 
-float64 scenarios run in float64 end to end (they agree with the float64 NumPy engine to ~1e-13).
+float64 recipes run in float64 end to end (they agree with the float64 NumPy engine to ~1e-13).
 Two Keras defaults would silently drop to float32 and are worked around: the learning-rate
-variable, loss tracker and input adapter follow the global floatx (set to the scenario's dtype
+variable, loss tracker and input adapter follow the global floatx (set to the recipe's dtype
 around build/fit/evaluate, then restored), and Adam's βᵗ (see ``_adam_beta``).
 """
 
@@ -32,21 +32,26 @@ import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from backends.base import EpochMetrics, Evaluation, RunOptions, Weights
+from backends.api import (
+    EpochMetrics,
+    Evaluation,
+    Recipe,
+    RecipeUnsupported,
+    RunOptions,
+    TrainData,
+    Weights,
+    parse_bool,
+    parse_positive_int,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from bench.data import Dataset
-    from scenarios import Scenario
-
-#: XLA on by default: on a 2-core x86 CPU (TF 2.21, Keras 3.15), baseline warm epochs (batch 32,
-#: full MNIST, epochs of both settings interleaved in one process) took a median 3.21 s and 2.82 s
-#: with jit_compile=True vs 3.72 s and 3.31 s with False, in two runs of 4-5 warm epochs each.
+#: XLA on by default: faster than False for this model on the CPU (figures: results/README.md).
 DEFAULT_JIT_COMPILE = True
 #: Rows per batch for ``evaluate`` (inference only; larger batches just mean fewer calls).
 EVAL_BATCH_SIZE = 10_000
@@ -78,7 +83,7 @@ def _floatx(dtype: str) -> Iterator[None]:
     """Keras' global floatx set to ``dtype`` inside the block and restored after it.
 
     Keras creates the optimizer's learning-rate variable and the loss/metric trackers in floatx,
-    not in the model's dtype; building them under the scenario's dtype keeps float64 runs float64.
+    not in the model's dtype; building them under the recipe's dtype keeps float64 runs float64.
     """
     import keras
 
@@ -90,21 +95,21 @@ def _floatx(dtype: str) -> Iterator[None]:
         keras.config.set_floatx(saved)
 
 
-def _make_model(keras: ModuleType, scenario: Scenario, n_features: int) -> Any:
-    """Input → [Dense(h, relu) (→ Dropout)] per hidden size → Dense(10, softmax), in the
-    scenario's dtype; dropout masks are seeded from the scenario's seed."""
-    dtype = scenario.dtype
+def _make_model(keras: ModuleType, recipe: Recipe, n_features: int) -> Any:
+    """Input → [Dense(h, relu) (→ Dropout)] per hidden size → Dense(n_classes, softmax), in the
+    recipe's dtype; dropout masks are seeded from the recipe's seed."""
+    dtype = recipe.dtype
     layers: list[Any] = [keras.Input(shape=(n_features,), dtype=dtype)]
-    for width in scenario.hidden:
+    for width in recipe.hidden:
         layers.append(keras.layers.Dense(width, activation="relu", dtype=dtype))
-        if scenario.dropout:
-            layers.append(keras.layers.Dropout(scenario.dropout, seed=scenario.seed, dtype=dtype))
-    layers.append(keras.layers.Dense(10, activation="softmax", dtype=dtype))
+        if recipe.dropout:
+            layers.append(keras.layers.Dropout(recipe.dropout, seed=recipe.seed, dtype=dtype))
+    layers.append(keras.layers.Dense(recipe.n_classes, activation="softmax", dtype=dtype))
     return keras.Sequential(layers, name="mlp")
 
 
-def _make_optimizer(keras: ModuleType, s: Scenario) -> Any:
-    """The scenario's optimizer with every hyperparameter given explicitly (no Keras default)."""
+def _make_optimizer(keras: ModuleType, s: Recipe) -> Any:
+    """The recipe's optimizer with every hyperparameter given explicitly (no Keras default)."""
     lr = float(s.learning_rate)
     if s.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=0.0, nesterov=False)
@@ -124,7 +129,7 @@ def _make_optimizer(keras: ModuleType, s: Scenario) -> Any:
             epsilon=float(s.epsilon),
             centered=False,
         )
-    raise NotImplementedError(f"optimizer {s.optimizer!r} is not implemented in the keras backend")
+    raise RecipeUnsupported(f"optimizer {s.optimizer!r} is not implemented in the keras backend")
 
 
 def _adam_beta(beta: float, dtype: str) -> Any:
@@ -140,16 +145,25 @@ def _adam_beta(beta: float, dtype: str) -> Any:
 class KerasMLP:
     """The Backend contract over ``keras.Sequential`` + ``model.fit`` (TensorFlow backend)."""
 
-    name = "keras"
     device = "cpu"  # replaced per instance: "gpu" when TensorFlow sees one
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "jit_compile": f"compile the train step with XLA (default {DEFAULT_JIT_COMPILE})",
+        "steps_per_execution": "optimizer steps per call of the compiled train function "
+        "(default 1, Keras' own)",
+    }
 
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()
+        given = self.options.backend
+        self.jit_compile = parse_bool(
+            "jit_compile", given.get("jit_compile", str(DEFAULT_JIT_COMPILE))
+        )
+        self.steps_per_execution = parse_positive_int(
+            "steps_per_execution", given.get("steps_per_execution", "1")
+        )
         tf = _import_tf()
         self.device = "gpu" if _configure_gpus(tf) else "cpu"
         tf.config.experimental.enable_tensor_float_32_execution(self.options.tf32)
-        jit = self.options.jit_compile
-        self.jit_compile = DEFAULT_JIT_COMPILE if jit is None else bool(jit)
 
     @staticmethod
     def unavailable_reason() -> str | None:
@@ -157,38 +171,38 @@ class KerasMLP:
             return "tensorflow is not installed (pip install 'mlpbench[tf]')"
         return None
 
-    def build(self, scenario: Scenario, data: Dataset, init_weights: Weights) -> None:
-        """Model, optimizer and compiled loss/metrics in the scenario's dtype, weights loaded.
+    def build(self, recipe: Recipe, data: TrainData, init_weights: Weights) -> None:
+        """Model, optimizer and compiled loss/metrics in the recipe's dtype, weights loaded.
 
         Nothing is traced or trained here: the optimizer's slots are created lazily by the first
         ``fit`` step (epoch 1), so ``get_weights()`` equals ``init_weights`` afterwards."""
         import keras
 
-        dtype = scenario.dtype
-        self.scenario = scenario
+        dtype = recipe.dtype
+        self.recipe = recipe
         self.x_train = np.ascontiguousarray(data.x_train, dtype=dtype)
         self.y_train = np.ascontiguousarray(data.y_train, dtype=np.int64)
         self.x_test = np.ascontiguousarray(data.x_test, dtype=dtype)
         self.y_test = np.ascontiguousarray(data.y_test, dtype=np.int64)
-        self.batch_size = scenario.batch_size or data.n_train  # None → full batch
+        self.batch_size = recipe.batch_size
         with _floatx(dtype):
-            self.model = _make_model(keras, scenario, data.n_features)
+            self.model = _make_model(keras, recipe, data.n_features)
             self.set_weights(init_weights)
             self.model.compile(
-                optimizer=_make_optimizer(keras, scenario),
+                optimizer=_make_optimizer(keras, recipe),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=False, dtype=dtype),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy", dtype=dtype)],
                 jit_compile=self.jit_compile,
-                steps_per_execution=self.options.steps_per_execution,
+                steps_per_execution=self.steps_per_execution,
             )
         if self.device == "gpu":
             _import_tf().config.experimental.reset_memory_stats("GPU:0")  # peak = this run's
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
         """One ``fit`` epoch over rows ``order`` in that order (``shuffle=False``): consecutive
-        batches of the scenario's batch size. The row gather is part of the timed epoch. Keras'
+        batches of the recipe's batch size. The row gather is part of the timed epoch. Keras'
         logged loss/accuracy are sample-weighted means of each batch before its update."""
-        with _floatx(self.scenario.dtype):  # Keras' input adapter casts float arrays to floatx
+        with _floatx(self.recipe.dtype):  # Keras' input adapter casts float arrays to floatx
             logs = self.model.fit(
                 self.x_train[order],
                 self.y_train[order],
@@ -200,17 +214,17 @@ class KerasMLP:
         return EpochMetrics(loss=float(logs["loss"][0]), accuracy=float(logs["accuracy"][0]))
 
     def evaluate(self) -> Evaluation:
-        with _floatx(self.scenario.dtype):
+        with _floatx(self.recipe.dtype):
             logs = self.model.evaluate(
                 self.x_test, self.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
             )
         return Evaluation(loss=float(logs["loss"]), accuracy=float(logs["accuracy"]))
 
     def get_weights(self) -> Weights:
-        return [np.array(w, dtype=self.scenario.dtype) for w in self.model.get_weights()]
+        return [np.array(w, dtype=self.recipe.dtype) for w in self.model.get_weights()]
 
     def set_weights(self, weights: Weights) -> None:
-        self.model.set_weights([np.asarray(w, dtype=self.scenario.dtype) for w in weights])
+        self.model.set_weights([np.asarray(w, dtype=self.recipe.dtype) for w in weights])
 
     def synchronize(self) -> None:
         """Block until queued device work is done. ``fit`` and ``evaluate`` already return host
@@ -223,9 +237,9 @@ class KerasMLP:
 
         tf = _import_tf()
         out = {
-            "dtype": self.scenario.dtype,
+            "dtype": self.recipe.dtype,
             "jit_compile": self.jit_compile,
-            "steps_per_execution": self.options.steps_per_execution,
+            "steps_per_execution": self.steps_per_execution,
             "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
             **_thread_settings(tf),
             "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),

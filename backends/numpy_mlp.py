@@ -1,14 +1,13 @@
 """The NumPy backend: the shared manual-backprop engine bound to ``xp = numpy`` on the CPU.
 
-Training epochs run with denormals flushed to zero (see ``backends/_denormals.py``): without it,
-Adam's decaying moments make warm epochs up to ~2× slower on x86, for no change in the results.
-
-Below ``SINGLE_THREAD_BELOW`` rows per batch, training epochs run with ONE BLAS thread. At batch 32
-the matrix products are too small to gain from a second thread (x·W1 took the same 68 µs with one
-or two), while splitting them leaves halves of W1 and its gradient in the other core's cache, where
-Adam, which runs on one core, must fetch them: Adam took ~240 µs per step with two BLAS threads and
-~150 µs with one, and the warm baseline epoch 0.77–0.81 s vs 0.64–0.70 s (2-vCPU Xeon). From batch
-128 up the second thread pays (batch 1024: 0.159 vs 0.221 s). The count used is in ``settings()``.
+Two speed settings, both recorded by ``settings()`` (the measurements behind them are in
+results/README.md, "Implementation choices"):
+- training epochs run with denormals flushed to zero (``backends/xp/denormals.py``): Adam's
+  decaying moments otherwise pass through the denormal range, which x86 computes on slowly; no
+  result that matters changes;
+- below ``SINGLE_THREAD_BELOW`` rows per batch, training epochs run with ONE BLAS thread: such small
+  products gain nothing from a second thread, while splitting them leaves halves of W1 and its
+  gradient in the other core's cache, where the single-threaded optimizer must fetch them.
 """
 
 from __future__ import annotations
@@ -19,16 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from backends import _denormals
-from backends._xp_backend import XpBackend
-from backends.base import EpochMetrics
+from backends.api import EpochMetrics
+from backends.xp import denormals
+from backends.xp.backend import XpBackend
+from backends.xp.blas import blas_info
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from backends.base import Weights
-    from bench.data import Dataset
-    from scenarios import Scenario
+    from backends.api import Recipe, TrainData, Weights
 
 
 #: Batches smaller than this train with one BLAS thread (see the module docstring).
@@ -36,7 +34,6 @@ SINGLE_THREAD_BELOW = 128
 
 
 class NumpyMLP(XpBackend):
-    name = "numpy"
     device = "cpu"
 
     @staticmethod
@@ -46,8 +43,13 @@ class NumpyMLP(XpBackend):
     def array_module(self) -> ModuleType:
         return np
 
-    def build(self, scenario: Scenario, data: Dataset, init_weights: Weights) -> None:
-        super().build(scenario, data, init_weights)
+    @staticmethod
+    def machine_facts() -> dict[str, Any]:
+        """NumPy's BLAS thread pools (library, version, kernel, threads)."""
+        return {"blas": blas_info()}
+
+    def build(self, recipe: Recipe, data: TrainData, init_weights: Weights) -> None:
+        super().build(recipe, data, init_weights)
         self._blas = ThreadpoolController()
 
     def single_threaded(self) -> bool:
@@ -58,7 +60,7 @@ class NumpyMLP(XpBackend):
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
         one_thread = self.single_threaded()
         threads = self._blas.limit(limits=1, user_api="blas") if one_thread else nullcontext()
-        with _denormals.flush_denormals(), threads:
+        with denormals.flush_denormals(), threads:
             return super().train_epoch(order)
 
     def synchronize(self) -> None:
@@ -71,6 +73,6 @@ class NumpyMLP(XpBackend):
             settings["blas_threads_note"] = f"1 for batches below {SINGLE_THREAD_BELOW}"
         return {
             **settings,
-            "flush_denormals": _denormals.supported(),
+            "flush_denormals": denormals.supported(),
             "numpy": np.__version__,
         }

@@ -11,17 +11,13 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import backends
 import scenarios
-from bench.errors import MlpbenchError
-
-if TYPE_CHECKING:
-    from bench.tables import TablesReport
+from bench import registry
+from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlpbenchError
 
 DEFAULT_OUT = Path("mlpbench-results") / "run.json"
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
 def positive_int(text: str) -> int:
@@ -83,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-b",
         action="append",
         metavar="B",
-        help=f"one of {', '.join(backends.names())} or 'all' (repeatable; "
+        help="a backend from 'mlpbench list', or 'all' (repeatable; "
         "default: every available backend)",
     )
     run.add_argument(
@@ -132,9 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--steps-per-execution",
         type=positive_int,
-        default=1,
         metavar="N",
         help="Keras: optimizer steps per compiled call (default 1, Keras' own default)",
+    )
+    run.add_argument(
+        "--option",
+        "-O",
+        action="append",
+        metavar="[BACKEND.]NAME=VALUE",
+        help="a backend's own option (see 'mlpbench list'); unscoped, it goes to every chosen "
+        "backend that has it (repeatable)",
     )
     run.add_argument(
         "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
@@ -168,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     print("backends:")
-    for name in backends.names():
-        reason = backends.unavailable_reason(name)
-        device = backends.backend_class(name).device if reason is None else "-"
+    for name in registry.names():
+        reason = registry.unavailable_reason(name)
+        device = registry.backend_class(name).device if reason is None else "-"
         state = "available" if reason is None else f"unavailable: {reason}"
-        print(f"  {name:<8} {device:<4} {state}")
+        print(f"  {name:<11} {device:<4} {state}")
+        for option, text in registry.options_of(name).items() if reason is None else ():
+            print(f"  {'':<11} {'':<4} -O {name}.{option}=…  {text}")
     print("\nscenarios:")
     for s in scenarios.SCENARIOS.values():
         print(f"  {s.name:<14} {s.summary}")
@@ -180,24 +185,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.run_command import run_command
+    from bench.train.command import run_command
 
     return run_command(args)
 
 
-def write_tables_and_report(files: list[Path], out_dir: Path) -> TablesReport:
-    """``bench.tables.write_tables``, then one stderr line per problem and one line per file."""
-    from bench.tables import write_tables
-
-    report = write_tables(files, out_dir)
-    for problem in report.problems:
-        print(f"mlpbench: {problem}", file=sys.stderr)
-    for path in report.written:
-        print(f"wrote {path}")
-    return report
-
-
 def cmd_table(args: argparse.Namespace) -> int:
+    from bench.report import write_tables_and_report
+
     report = write_tables_and_report(args.files, args.out or args.files[0].parent)
     if not report.written:
         print("mlpbench: error: no readable results; nothing written", file=sys.stderr)

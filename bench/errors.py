@@ -15,3 +15,7 @@ class ConfigError(MlpbenchError):
 
 class BackendUnavailable(MlpbenchError):
     """A backend cannot run on this machine (package missing, no device)."""
+
+
+#: Exit codes of the ``mlpbench`` commands.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -11,11 +11,11 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from backends.api import DTYPES, OPTIMIZERS, Recipe
 from bench.errors import ConfigError
 
 INITS = ("glorot_uniform", "he_normal", "report_normal")
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-DTYPES = ("float32", "float64")
+N_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,25 @@ class Scenario:
     def with_overrides(self, **overrides: Any) -> Scenario:
         """A copy with some settings replaced (None values are ignored); validated."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def recipe(self, n_train: int) -> Recipe:
+        """What a backend is handed: the training math as plain values (the init scheme is not
+        in it: backends get the weights themselves); full batch becomes ``n_train`` rows."""
+        return Recipe(
+            scenario=self.name,
+            hidden=self.hidden,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            rho=self.rho,
+            epsilon=self.epsilon,
+            batch_size=self.batch_size or n_train,
+            dropout=self.dropout,
+            dtype=self.dtype,
+            seed=self.seed,
+            n_classes=N_CLASSES,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 
+from bench import registry
 from bench.data import DataCache, RawMNIST, load_raw
 
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 1024, 500, 2
@@ -21,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add what pytest-benchmark does not record: BLAS and threads, versions, speed env, GPUs."""
-    from bench.machine import mlpbench_facts
+    from bench.train.machine import mlpbench_facts
 
     machine_info["mlpbench"] = mlpbench_facts()
 
@@ -45,3 +49,33 @@ def raw_mnist() -> RawMNIST:
 @pytest.fixture(scope="session")
 def bench_data(request: pytest.FixtureRequest, raw_mnist: RawMNIST) -> BenchData:
     return BenchData(raw_mnist, full=request.config.getoption("--bench-full"))
+
+
+def write_distribution(folder: Path, dist: str, backends: dict[str, str]) -> Path:
+    """A real installed distribution, as pip leaves one: ``folder/<dist>-1.0.dist-info`` with
+    METADATA and an entry_points.txt declaring ``backends`` (name → "module:Class") in the
+    ``mlpbench.backends`` group. Put ``folder`` on sys.path and importlib.metadata finds it."""
+    info = folder / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in backends.items())
+    (info / "entry_points.txt").write_text(f"[{registry.GROUP}]\n{lines}")
+    return info
+
+
+@pytest.fixture
+def install_backends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., list[str]]]:
+    """``install_backends({name: "module:Class"}, dist="…")`` installs a distribution declaring
+    those backends (entry points only, nothing else) for this test; gone afterwards."""
+
+    def install(backends: dict[str, str], dist: str | None = None) -> list[str]:
+        dist = dist or f"mlpbench-test-plugin-{len(list(tmp_path.iterdir()))}"
+        write_distribution(tmp_path / dist, dist, backends)
+        monkeypatch.syspath_prepend(str(tmp_path / dist))
+        registry.refresh()
+        return list(backends)
+
+    yield install
+    registry.refresh()  # monkeypatch restores sys.path after this; the next lookup re-reads

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-import backends
+from bench import registry
 from bench.data import Dataset, load_raw, prepare
-from bench.initializers import initial_weights
+from bench.train.initializers import initial_weights
 from scenarios import BASELINE, Scenario
 
 N_TRAIN, N_TEST = 1024, 500
@@ -75,9 +75,9 @@ START = initial_weights("glorot_uniform", 784, (128,), 10, seed=0, dtype="float3
 ORDER = np.random.default_rng(7).permutation(N_TRAIN).astype(np.int64)
 
 
-@pytest.fixture(params=backends.names())
+@pytest.fixture(params=registry.names())
 def backend_name(request: pytest.FixtureRequest) -> str:
-    reason = backends.unavailable_reason(request.param)
+    reason = registry.unavailable_reason(request.param)
     if reason is not None:
         pytest.skip(reason)
     return request.param
@@ -98,8 +98,9 @@ def scenario(config: str, batch_size: int, dtype: str, **changes: object) -> Sce
 def train(name: str, s: Scenario, *orders: np.ndarray) -> list[Run]:
     """Build ``name`` for ``s`` from START, then train one epoch per row order in ``orders``;
     (weights, train loss) after each."""
-    backend = backends.create(name)
-    backend.build(s, slices()[s.dtype], [w.astype(s.dtype) for w in START])
+    backend = registry.create(name)
+    data = slices()[s.dtype]
+    backend.build(s.recipe(data.n_train), data, [w.astype(s.dtype) for w in START])
     out = []
     for order in orders:
         metrics = backend.train_epoch(order)

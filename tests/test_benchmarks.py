@@ -15,17 +15,17 @@ import math
 
 import pytest
 
-import backends
 import scenarios
-from bench import results
-from bench.runner import Session
+from bench import registry
+from bench.results import write as results
+from bench.train.session import Session
 
 
 @pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", registry.names())
 def test_train(benchmark, bench_data, backend: str, scenario: str) -> None:
     backend_name, scenario_name = backend, scenario
-    reason = backends.unavailable_reason(backend_name)
+    reason = registry.unavailable_reason(backend_name)
     if reason is not None:
         pytest.skip(reason)
     base = scenarios.get(scenario_name)

@@ -12,12 +12,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-import backends
 import scenarios
+from bench import registry
 from bench.cli import main
-from bench.runner import Session
+from bench.train.session import Session
 
-REASON = backends.unavailable_reason("cupy")
+REASON = registry.unavailable_reason("cupy")
 needs_gpu = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
@@ -48,7 +48,7 @@ def small(raw_mnist):
 
 
 def gpu_session(data, tf32: bool = False) -> Session:
-    from backends.base import RunOptions
+    from backends.api import RunOptions
 
     recipe = scenarios.BASELINE.with_overrides(epochs=2)
     session = Session("cupy", recipe, data, options=RunOptions(tf32=tf32))

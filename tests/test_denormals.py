@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backends import _denormals
+from backends.xp import denormals as _denormals
 
 DENORMAL = np.array([1e-39, -3e-40], dtype=np.float32)  # below float32's smallest normal
 
@@ -33,9 +33,11 @@ def test_numpy_backend_records_the_setting():
     import scenarios
     from backends.numpy_mlp import NumpyMLP
     from bench.data import load_dataset
-    from bench.runner import scenario_weights
+    from bench.train.session import scenario_weights
 
     data = load_dataset().subset(64, 10)
     backend = NumpyMLP()
-    backend.build(scenarios.BASELINE, data, scenario_weights(scenarios.BASELINE, data))
+    backend.build(
+        scenarios.BASELINE.recipe(data.n_train), data, scenario_weights(scenarios.BASELINE, data)
+    )
     assert backend.settings()["flush_denormals"] is _denormals.supported()

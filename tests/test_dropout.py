@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 import pytest
+import reference
 
-from backends._xp_mlp import XpMLP
+from backends.xp.engine import XpMLP
 
 RATE = 0.2
 
@@ -32,7 +33,7 @@ def make_engine(weights, dropout: float = RATE, seed: int = 0, dtype: str = "flo
 
 def hidden_after_training_forward(engine: XpMLP, x, y, layer: int = 1) -> np.ndarray:
     engine.loss_and_grad(x, y, training=True)
-    return engine._workspace(x.shape[0]).acts[layer].copy()
+    return engine.last_batch(x.shape[0])[0][layer]
 
 
 @pytest.fixture(scope="module")
@@ -129,18 +130,7 @@ def test_inference_gradient_applies_no_dropout(all_active):
 N_IN, N_OUT, BATCH, FD_STEP = 12, 6, 16, 1e-5
 
 
-def ref_loss_with_masks(params, x, y, masks) -> float:
-    """Float64 forward with fixed dropout masks (already scaled by 1/keep); mean cross-entropy
-    via a max-shifted log-sum-exp."""
-    a = x
-    n_layers = len(params) // 2
-    for layer in range(n_layers):
-        z = a @ params[2 * layer] + params[2 * layer + 1]
-        if layer < n_layers - 1:
-            a = np.maximum(z, 0.0) * masks[layer]
-    m = z.max(axis=1)
-    lse = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-    return float(np.mean(lse - z[np.arange(len(y)), y]))
+ref_loss_with_masks = reference.loss  # (params, x, y, masks): float64, masks scaled by 1/keep
 
 
 def random_problem(hidden: tuple[int, ...], seed: int):
@@ -154,12 +144,8 @@ def random_problem(hidden: tuple[int, ...], seed: int):
 
 
 def min_abs_preactivation(params, x, masks) -> float:
-    a, smallest = x, np.inf
-    for layer in range(len(params) // 2 - 1):
-        z = a @ params[2 * layer] + params[2 * layer + 1]
-        smallest = min(smallest, np.abs(z).min())
-        a = np.maximum(z, 0.0) * masks[layer]
-    return smallest
+    """The hidden pre-activation closest to ReLU's kink."""
+    return min(np.abs(z).min() for z in reference.preactivations(params, x, masks)[:-1])
 
 
 @pytest.mark.parametrize("hidden", [(9,), (9, 7)], ids=["one-hidden", "two-hidden"])
@@ -177,7 +163,7 @@ def test_gradient_with_dropout_matches_finite_differences(hidden):
         engine = make_engine(params, seed=attempt)
         loss = engine.loss_and_grad(x, y, training=True)
         grads = [g.copy() for g in engine.grads]
-        masks = [m.copy() for m in engine._workspace(BATCH).masks]
+        masks = engine.last_batch(BATCH)[1]
         if min_abs_preactivation(params, x, masks) > 1e-4:
             break
     else:

@@ -1,6 +1,6 @@
 """FLOP counting against a hand count, and the GEMM peak measurement's sanity."""
 
-from bench.flops import epoch_flops, gemm_peak_gflops
+from bench.train.flops import epoch_flops, gemm_peak_gflops
 
 
 def test_epoch_flops_of_the_baseline_by_hand():

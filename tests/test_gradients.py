@@ -10,8 +10,9 @@ import itertools
 
 import numpy as np
 import pytest
+import reference
 
-from backends._xp_mlp import XpMLP
+from backends.xp.engine import XpMLP
 
 N_FEATURES, N_CLASSES, BATCH = 20, 10, 8
 FD_STEP = 1e-5  # central differences in float64: truncation ~1e-10, round-off ~1e-11
@@ -19,22 +20,8 @@ KINK_MARGIN = 1e-4  # no hidden pre-activation this close to ReLU's kink at 0
 
 
 # ---------------------------------------------------------------- reference (float64, plain)
-def ref_preactivations(params: list[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
-    """Pre-activations z of every layer (hidden ones first, logits last), no dropout."""
-    zs, a = [], x
-    for layer in range(len(params) // 2):
-        z = a @ params[2 * layer] + params[2 * layer + 1]
-        zs.append(z)
-        a = np.maximum(z, 0.0)
-    return zs
-
-
-def ref_loss(params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
-    """Mean over the batch of −log softmax(z)[true class], via a max-shifted log-sum-exp."""
-    z = ref_preactivations(params, x)[-1]
-    m = z.max(axis=1)
-    log_sum_exp = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-    return float(np.mean(log_sum_exp - z[np.arange(len(y)), y]))
+ref_preactivations = reference.preactivations
+ref_loss = reference.loss
 
 
 def finite_difference_grad(loss, params: list[np.ndarray]) -> list[np.ndarray]:

@@ -12,18 +12,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import reference
 
-import backends
-from backends.base import RunOptions
+from backends.api import RunOptions
 from backends.keras_mlp import DEFAULT_JIT_COMPILE, KerasMLP
+from bench import registry
 from bench.data import Dataset, RawMNIST, prepare
-from bench.initializers import initial_weights
+from bench.train.initializers import initial_weights
 from scenarios import BASELINE, Scenario
 
-REASON = backends.unavailable_reason("keras")
+REASON = registry.unavailable_reason("keras")
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
-EAGER_XLA_OFF = RunOptions(jit_compile=False)
+EAGER_XLA_OFF = RunOptions(backend={"jit_compile": "false"})
 N_TRAIN, N_TEST = 250, 100  # 250 rows at batch 32: 7 full batches and a partial one of 26
 SHAPES = [(784, 128), (128,), (128, 10), (10,)]
 
@@ -43,14 +44,14 @@ def built(
     """A KerasMLP built for the baseline with ``changes`` on the small slice, from start()."""
     s = replace(BASELINE, name="keras_test", **changes)
     backend = KerasMLP(options)
-    backend.build(s, data[s.dtype], start(s.dtype))
+    backend.build(s.recipe(data[s.dtype].n_train), data[s.dtype], start(s.dtype))
     return backend, s
 
 
 def test_module_and_registry_do_not_import_tensorflow() -> None:
     code = (
-        "import sys, backends, backends.keras_mlp\n"
-        "backends.unavailable_reason('keras')\n"
+        "import sys, backends.keras_mlp\nfrom bench import registry\n"
+        "registry.unavailable_reason('keras')\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -130,7 +131,9 @@ def test_settings_record_explicit_choices(data) -> None:
     default, _ = built(data, options=RunOptions())
     assert default.settings()["jit_compile"] is DEFAULT_JIT_COMPILE
     assert default.model.jit_compile is DEFAULT_JIT_COMPILE  # a bool, never "auto"
-    backend, _ = built(data, options=RunOptions(jit_compile=not DEFAULT_JIT_COMPILE))
+    backend, _ = built(
+        data, options=RunOptions(backend={"jit_compile": str(not DEFAULT_JIT_COMPILE)})
+    )
     settings = backend.settings()
     assert settings["jit_compile"] is (not DEFAULT_JIT_COMPILE)
     assert backend.model.jit_compile is (not DEFAULT_JIT_COMPILE)
@@ -145,7 +148,10 @@ def test_steps_per_execution_changes_dispatch_not_updates(data) -> None:
     order = np.random.default_rng(2).permutation(N_TRAIN).astype(np.int64)
     runs = {}
     for steps in (1, 3):  # 8 batches: 3 + 3 + 2 steps per call, the last batch partial
-        backend, _ = built(data, options=replace(EAGER_XLA_OFF, steps_per_execution=steps))
+        backend, _ = built(
+            data,
+            options=RunOptions(backend={"jit_compile": "false", "steps_per_execution": str(steps)}),
+        )
         metrics = backend.train_epoch(order)
         assert backend.model.steps_per_execution == steps
         assert backend.settings()["steps_per_execution"] == steps
@@ -188,13 +194,9 @@ def test_evaluate_is_inference_mode(data) -> None:
     backend, _ = built(data, dropout=0.5)
     first, second = backend.evaluate(), backend.evaluate()
     assert first == second  # no dropout randomness
-    W1, b1, W2, b2 = (w.astype(np.float64) for w in start())
-    x, y = data["float32"].x_test.astype(np.float64), data["float32"].y_test
-    logits = np.maximum(x @ W1 + b1, 0) @ W2 + b2
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    assert first.loss == pytest.approx(-log_p[np.arange(len(y)), y].mean(), rel=1e-5)
-    assert first.accuracy == pytest.approx(np.mean(logits.argmax(axis=1) == y), abs=1e-7)
+    x, y = data["float32"].x_test, data["float32"].y_test
+    assert first.loss == pytest.approx(reference.loss(start(), x, y), rel=1e-5)
+    assert first.accuracy == pytest.approx(reference.accuracy(start(), x, y), abs=1e-7)
     assert isinstance(first.loss, float) and isinstance(first.accuracy, float)
 
 

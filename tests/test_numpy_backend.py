@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_info
 import scenarios
 from backends.numpy_mlp import SINGLE_THREAD_BELOW, NumpyMLP
 from bench.data import load_dataset
-from bench.runner import epoch_order, scenario_weights
+from bench.train.session import epoch_order, scenario_weights
 
 
 def blas_threads() -> int:
@@ -22,7 +22,7 @@ def test_blas_threads_inside_an_epoch_follow_the_batch_size(
     scenario = scenarios.BASELINE.with_overrides(batch_size=batch_size)
     data = load_dataset().subset(512, 10)
     backend = NumpyMLP()
-    backend.build(scenario, data, scenario_weights(scenario, data))
+    backend.build(scenario.recipe(data.n_train), data, scenario_weights(scenario, data))
     pool = blas_threads()
     seen: list[int] = []
     real = backend.engine.train_epoch

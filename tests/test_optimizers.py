@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from backends._optimizers import SGD, Adam, RMSprop, make_optimizer
-from backends._xp_mlp import XpMLP
+from backends.xp.engine import XpMLP
+from backends.xp.optimizers import SGD, Adam, RMSprop, make_optimizer
 
 KERAS_DEFAULTS = {  # Keras 3's documented defaults; the scenarios pass these explicitly
     "learning_rate": 1e-3,

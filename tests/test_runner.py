@@ -10,14 +10,15 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+import reference
 
-import backends
-import bench.timing
+import bench.train.timing
 import scenarios
+from backends.api import RecipeUnsupported
 from backends.numpy_mlp import NumpyMLP
-from bench import runner
 from bench.data import load_dataset
 from bench.errors import ConfigError
+from bench.train import session as runner
 
 SMALL = scenarios.BASELINE.with_overrides(epochs=2, batch_size=64)
 
@@ -29,18 +30,13 @@ def data():
 
 
 @pytest.fixture
-def register_backend():
-    """Register test backend classes from this module; removed from the registry afterwards."""
-    added: list[str] = []
+def register_backend(install_backends):
+    """Install a test backend class from this module under the entry-point name ``cls.name``."""
 
     def register(cls: type) -> str:
-        backends.register(cls.name, f"{__name__}:{cls.__name__}")
-        added.append(cls.name)
-        return cls.name
+        return install_backends({cls.name: f"{__name__}:{cls.__name__}"})[0]
 
-    yield register
-    for name in added:
-        backends.REGISTRY.pop(name, None)
+    return register
 
 
 def run_keeping_weights(scenario, data, backend="numpy"):
@@ -127,9 +123,9 @@ class RecordingNumpy(NumpyMLP):
     log: ClassVar[list[str]] = []
     orders: ClassVar[list[np.ndarray]] = []
 
-    def build(self, scenario, data, init_weights):
+    def build(self, recipe, data, init_weights):
         self.log.append("build")
-        super().build(scenario, data, init_weights)
+        super().build(recipe, data, init_weights)
 
     def synchronize(self):
         self.log.append("sync")
@@ -168,7 +164,9 @@ def test_timed_region_is_synchronized_before_start_and_before_stop(data, recordi
         log.append("clock")
         return next(ticks)
 
-    monkeypatch.setattr(bench.timing, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    monkeypatch.setattr(
+        bench.train.timing, "time", types.SimpleNamespace(perf_counter=perf_counter)
+    )
     result = runner.run(name, SMALL, data)
     assert log.count("train") == 2 and log.count("clock") == 4  # only training is timed
     for i in (j for j, event in enumerate(log) if event == "train"):
@@ -258,15 +256,24 @@ class RefusingNumpy(NumpyMLP):
     name = "test-refusing-numpy"
     reason = "float64 is not supported on this device"
 
-    def build(self, scenario, data, init_weights):
-        raise NotImplementedError(self.reason)
+    def build(self, recipe, data, init_weights):
+        raise RecipeUnsupported(self.reason)
 
 
 class SilentlyRefusingNumpy(NumpyMLP):
     name = "test-silently-refusing-numpy"
 
-    def build(self, scenario, data, init_weights):
-        raise NotImplementedError
+    def build(self, recipe, data, init_weights):
+        raise RecipeUnsupported
+
+
+class BrokenNumpy(NumpyMLP):
+    """A programming error inside a backend: NotImplementedError is not a refusal."""
+
+    name = "test-broken-numpy"
+
+    def build(self, recipe, data, init_weights):
+        raise NotImplementedError("forgot to write this")
 
 
 def test_backend_refusing_the_scenario_is_recorded_as_skipped(data, register_backend):
@@ -276,6 +283,11 @@ def test_backend_refusing_the_scenario_is_recorded_as_skipped(data, register_bac
     assert result.history == () and result.backend == name and result.scenario == SMALL
     quiet = runner.run(register_backend(SilentlyRefusingNumpy), SMALL, data)
     assert quiet.skipped  # a reason-less refusal is still a skip, never a 0-epoch "run"
+
+
+def test_programming_error_in_a_backend_is_a_failure_not_a_skip(data, register_backend):
+    with pytest.raises(NotImplementedError, match="forgot"):
+        runner.run(register_backend(BrokenNumpy), SMALL, data)
 
 
 def test_data_dtype_must_match_scenario(data):
@@ -308,14 +320,10 @@ def test_report_recipe_first_epoch_matches_the_reports_log(full_float64):
         w1, w2 = np.random.randn(784, 128) * 0.01, np.random.randn(128, 10) * 0.01
     finally:
         np.random.set_state(saved)
-    z = np.maximum(full_float64.x_train @ w1, 0.0) @ w2
-    m = z.max(axis=1)
-    lse = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-    rows = np.arange(full_float64.n_train)
-    assert first.train_loss == pytest.approx(
-        np.mean(lse - z[rows, full_float64.y_train]), rel=1e-12
-    )
-    assert first.train_accuracy == np.mean(z.argmax(axis=1) == full_float64.y_train)
+    params = [w1, np.zeros(128), w2, np.zeros(10)]
+    x, y = full_float64.x_train, full_float64.y_train
+    assert first.train_loss == pytest.approx(reference.loss(params, x, y), rel=1e-12)
+    assert first.train_accuracy == reference.accuracy(params, x, y)
 
 
 @pytest.mark.slow

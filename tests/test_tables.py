@@ -18,14 +18,16 @@ import pandas as pd
 import pytest
 
 import scenarios
-from bench import cli, runner
-from bench.caveats import AGREEMENT
+from bench import cli
 from bench.data import load_dataset
-from bench.machine import machine_info
-from bench.plots import MISSING
-from bench.result_files import collect
-from bench.results import document, epoch_stats, write_json_atomic
-from bench.tables import headline_markdown, results_markdown, write_tables
+from bench.report.caveats import AGREEMENT
+from bench.report.plots import MISSING
+from bench.report.tables import headline_markdown
+from bench.report.write import results_markdown, write_tables
+from bench.results.read import collect
+from bench.results.write import document, epoch_stats, write_json_atomic
+from bench.train import session as runner
+from bench.train.machine import machine_info
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUTS = {
@@ -259,7 +261,7 @@ def test_epoch5_accuracy_and_not_run_cells(tmp_path: Path) -> None:
     assert rows["he_init"]["numpy ep5 %"] == "95.50"
     assert rows["he_init"]["epochs"] == "6"
     assert rows["he_init"]["keras final %"] == "not run"
-    assert list(rows) == ["baseline", "he_init"]  # catalogue order
+    assert list(rows) == ["he_init", "baseline"]  # the file's order (tables read only JSON)
 
 
 def test_results_from_another_machine_get_their_own_tables(tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 
 import bench
 from bench.errors import MlpbenchError
-from bench.flops import epoch_flops
-from bench.runner import N_CLASSES, Result
+from bench.results.record import Result
+from bench.train.flops import epoch_flops
+from scenarios import N_CLASSES
 
 SCHEMA_VERSION = 1
 

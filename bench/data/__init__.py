@@ -3,7 +3,7 @@
 Every loader ends in the same checks and yields a `RawMNIST` of uint8 arrays; `prepare` turns that
 into a `Dataset` of scaled floats for a backend. Any problem with a file is raised as one-line
 `DataError` naming the file, the problem and (where there is one) the fix. The format readers
-live in `bench.mnist_files`, the checks they end in in `bench.mnist_checks`.
+live in `bench.data.files`, the checks they end in in `bench.data.checks`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.api import TrainData
+from bench.data.checks import KEYS
+from bench.data.files import read_folder, read_npz, refuse_loose_member
 from bench.errors import ConfigError, DataError
-from bench.mnist_checks import KEYS, N_FEATURES
-from bench.mnist_files import read_folder, read_npz, refuse_loose_member
+from bench.mnist import MNIST_TEST, MNIST_TRAIN, N_FEATURES
 
 SHIPPED_PATH: Path = Path(__file__).with_name("mnist.npz")
-#: Rows in the full MNIST training and test sets (the shipped copy's sizes).
-MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 
 ARRAY_SHA256: dict[str, str] = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
@@ -37,7 +37,7 @@ _SHIPPED_SHAPES = {
     "y_test": (MNIST_TEST,),
 }
 _DTYPES = ("float32", "float64")
-_REINSTALL = "reinstall mlpbench or re-checkout bench/mnist.npz"
+_REINSTALL = "reinstall mlpbench or re-checkout bench/data/mnist.npz"
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,35 +78,16 @@ class RawMNIST:
 
 
 @dataclass(frozen=True, eq=False)
-class Dataset:
-    """Training/test data ready for a backend.
+class Dataset(TrainData):
+    """Training/test data ready for a backend: ``backends.api.TrainData`` plus dtype and source.
 
     x_train (n_train, 784) and x_test (n_test, 784) are C-contiguous arrays in `dtype`
     ("float32" or "float64") holding pixel / 255 computed in that dtype, so values lie in
     [0, 1]; y_train (n_train,) and y_test (n_test,) are int64 labels 0..9.
     """
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
     dtype: str
     source: str
-
-    @property
-    def n_train(self) -> int:
-        """Number of training rows."""
-        return int(self.x_train.shape[0])
-
-    @property
-    def n_test(self) -> int:
-        """Number of test rows."""
-        return int(self.x_test.shape[0])
-
-    @property
-    def n_features(self) -> int:
-        """Number of input features per row (784 for MNIST)."""
-        return int(self.x_train.shape[1])
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
         """The first `n_train` training and `n_test` test rows (None keeps all), as views.

@@ -1,21 +1,23 @@
 """Facts about the machine that decide how fast a benchmark runs, recorded beside every result.
 
 ``machine_info()`` extends pytest-benchmark's own machine_info (node, CPU via py-cpuinfo, Python)
-with what it lacks: the BLAS library and its threads, library versions, environment variables that
-change speed, and the GPUs. The pytest-benchmark suite adds the same facts through its
-``pytest_benchmark_update_machine_info`` hook, so both kinds of JSON carry identical machine facts.
+with what it lacks: library versions, environment variables that change speed, the measured GEMM
+peak, and what only the backends know (NumPy's BLAS and its threads, the usable GPUs), asked of
+them through ``bench.registry.machine_facts``. The pytest-benchmark suite adds the same facts
+through its ``pytest_benchmark_update_machine_info`` hook, so both kinds of JSON carry identical
+machine facts.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import re
 from typing import Any
 
-from bench.flops import gemm_peaks
+from bench import registry
+from bench.train.flops import gemm_peaks
 
 #: Environment variables that change speed or numerics; recorded whenever set.
 SPEED_ENV = (
@@ -39,6 +41,10 @@ PACKAGES = (
     "tensorflow-cpu",
     "keras",
     "cupy-cuda12x",
+    "cupy-cuda13x",
+    "torch",
+    "jax",
+    "jaxlib",
 )
 
 
@@ -53,16 +59,6 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def blas_info() -> list[dict[str, Any]]:
-    """NumPy's BLAS/OpenMP thread pools as threadpoolctl reports them (library, version, threads,
-    architecture: the kernel OpenBLAS picked, which OPENBLAS_CORETYPE overrides)."""
-    import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
-    from threadpoolctl import threadpool_info
-
-    keys = ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")
-    return [{k: p.get(k) for k in keys} for p in threadpool_info()]
-
-
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
     try:
@@ -75,22 +71,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def gpu_info() -> list[dict[str, Any]]:
-    """One record per CUDA device seen by CuPy (name, compute capability, memory, driver and
-    runtime versions); [] without CuPy or without a device."""
-    if importlib.util.find_spec("cupy") is None:
-        return []
-    try:
-        from backends.cupy_mlp import cuda_devices
-
-        return cuda_devices()
-    except Exception as err:  # a broken CUDA install must not stop a CPU benchmark
-        return [{"error": f"{type(err).__name__}: {err}"}]
-
-
 def machine_id(cpu: str | None = None, gpus: list[dict[str, Any]] | None = None) -> str:
-    """A short folder-safe name for results/<machine>/: the GPU's name if any, else the CPU's."""
-    gpus = gpu_info() if gpus is None else gpus
+    """A short folder-safe name for results/<machine>/: the first usable GPU's name if any, else
+    the CPU's."""
+    gpus = registry.machine_facts().get("gpus", []) if gpus is None else gpus
     name = gpus[0].get("name", "gpu") if gpus else (cpu or cpu_model())
     name = re.sub(r"\((R|TM)\)|CPU|Processor|\d+-Core|@.*$", " ", name, flags=re.IGNORECASE)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
@@ -100,16 +84,18 @@ def machine_id(cpu: str | None = None, gpus: list[dict[str, Any]] | None = None)
 def mlpbench_facts() -> dict[str, Any]:
     """The facts pytest-benchmark does not collect, under one key."""
     cpu = cpu_model()
-    gpus = gpu_info()
+    known = registry.machine_facts()
+    gpus = known.pop("gpus", [])
     return {
         "machine_id": machine_id(cpu, gpus),
         "cpu_model": cpu,
         "logical_cpus": os.cpu_count(),
-        "blas": blas_info(),
+        "blas": known.pop("blas", []),
         "packages": package_versions(),
         "env": {k: os.environ[k] for k in SPEED_ENV if k in os.environ},
         "gpus": gpus,
         "gemm_peak_gflops": gemm_peaks(),
+        **known,
     }
 
 
@@ -122,5 +108,5 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-if __name__ == "__main__":  # ``python -m bench.machine``: the results folder name for this machine
+if __name__ == "__main__":  # ``python -m bench.train.machine``: this machine's results folder name
     print(machine_id())

@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
-import backends
 import scenarios
-from backends.base import RunOptions
-from bench import results
-from bench.cli import EXIT_FAILED, EXIT_INTERRUPTED, write_tables_and_report
+from backends.api import RunOptions
+from bench import registry
 from bench.data import DataCache, load_raw
-from bench.errors import BackendUnavailable, ConfigError
-from bench.machine import machine_info
-from bench.runner import EpochRecord, Result, Session, run
+from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BackendUnavailable, ConfigError
+from bench.report import write_tables_and_report
+from bench.results import write as results
+from bench.results.record import EpochRecord, Result
+from bench.train.machine import machine_info
+from bench.train.session import Session, run
 from scenarios import Scenario
 
 
@@ -26,12 +28,12 @@ def select_backends(requested: list[str] | None) -> tuple[list[str], list[str]]:
     """(backends to run, one line per available-but-skipped backend). Named backends must be
     available (BackendUnavailable otherwise); 'all' or nothing means every available one."""
     if not requested or "all" in requested:
-        reasons = {n: backends.unavailable_reason(n) for n in backends.names()}
+        reasons = {n: registry.unavailable_reason(n) for n in registry.names()}
         skipped = [f"{n}: {reason}" for n, reason in reasons.items() if reason]
         return [n for n, reason in reasons.items() if not reason], skipped
-    names = list(dict.fromkeys(backends.check_name(n) for n in requested))
+    names = list(dict.fromkeys(registry.check_name(n) for n in requested))
     for name in names:
-        reason = backends.unavailable_reason(name)
+        reason = registry.unavailable_reason(name)
         if reason:
             raise BackendUnavailable(f"backend {name!r} is unavailable: {reason}")
     return names, []
@@ -52,22 +54,54 @@ def select_scenarios(requested: list[str] | None, args: argparse.Namespace) -> l
 def show_epoch(session: Session, r: EpochRecord) -> None:
     s = session.scenario
     print(
-        f"  [{session.backend.name}/{s.name}] epoch {r.epoch:>2}/{s.epochs}  {r.seconds:7.3f} s"
+        f"  [{session.backend_name}/{s.name}] epoch {r.epoch:>2}/{s.epochs}  {r.seconds:7.3f} s"
         f"  loss {r.train_loss:.4f}  acc {100 * r.train_accuracy:6.2f}%"
         f"  test {100 * r.test_accuracy:6.2f}%",
         flush=True,
     )
 
 
+def backend_options(names: list[str], args: argparse.Namespace) -> dict[str, RunOptions]:
+    """Each backend's RunOptions: ``--tf32`` for all; ``--option [BACKEND.]NAME=VALUE`` (and the
+    shorthands --jit/--no-jit, --steps-per-execution) for each named backend, or, unscoped, for
+    every chosen backend that has that option. ConfigError when no chosen backend has it."""
+    given = list(args.option or [])
+    if args.jit_compile is not None:
+        given.append(f"jit_compile={args.jit_compile}")
+    if args.steps_per_execution is not None:
+        given.append(f"steps_per_execution={args.steps_per_execution}")
+    per_backend: dict[str, dict[str, str]] = {name: {} for name in names}
+    for text in given:
+        key, sep, value = text.partition("=")
+        scope, _, option = key.strip().rpartition(".")
+        targets = [scope] if scope else [n for n in names if option in registry.options_of(n)]
+        if not sep or not option or not targets or targets[0] not in per_backend:
+            raise ConfigError(
+                f"option {text!r} names no option of the chosen backends "
+                f"({_known_options(names)}); write [BACKEND.]NAME=VALUE"
+            )
+        for name in targets:
+            per_backend[name][option] = value.strip()
+    return {name: RunOptions(tf32=args.tf32, backend=opts) for name, opts in per_backend.items()}
+
+
+def _known_options(names: list[str]) -> str:
+    known = [f"{n}.{o}" for n in names for o in registry.options_of(n)]
+    return ", ".join(known) or "none has options"
+
+
 def run_all(
-    pairs: list[tuple[Scenario, str]], data: DataCache, options: RunOptions, save
+    pairs: list[tuple[Scenario, str]],
+    data: DataCache,
+    options: dict[str, RunOptions],
+    save: Callable[[list[Result]], None],
 ) -> list[Result]:
     """Train every (scenario, backend) pair; ``save(results)`` after each. Stops at Ctrl-C
     (re-raised after saving) or at a crash (saved, then re-raised)."""
     done: list[Result] = []
     for scenario, name in pairs:
         print(f"{name} × {scenario.name}: {scenario.summary}", flush=True)
-        result = run(name, scenario, data.get(scenario.dtype), show_epoch, options)
+        result = run(name, scenario, data.get(scenario.dtype), show_epoch, options[name])
         done.append(result)
         save(done)
         if result.skipped:
@@ -80,6 +114,7 @@ def run_all(
 def run_command(args: argparse.Namespace) -> int:
     names, unavailable = select_backends(args.backend)
     chosen = select_scenarios(args.scenario, args)
+    options = backend_options(names, args)
     out = results.check_writable(args.out)  # fail before any training
     for line in unavailable:
         print(f"not running {line}")
@@ -88,11 +123,6 @@ def run_command(args: argparse.Namespace) -> int:
     raw = load_raw(args.data)
     print(f"data: {raw.source} ({'verified' if raw.verified else 'not verified'} MNIST)")
     machine, commit = machine_info(), results.commit_info()
-    options = RunOptions(
-        tf32=args.tf32,
-        jit_compile=args.jit_compile,
-        steps_per_execution=args.steps_per_execution,
-    )
 
     saved: list[Result] = []
 

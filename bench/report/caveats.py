@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.data import MNIST_TEST, MNIST_TRAIN
-from bench.result_files import Collection, cell_name
+from bench.mnist import MNIST_TEST, MNIST_TRAIN
+from bench.results.read import Collection, cell_name
 
 AGREEMENT = (
     "From identical weights and batches the backends agree closely over a few hundred steps; over "

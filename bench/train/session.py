@@ -1,5 +1,8 @@
 """scenario × backend → Result: shared initial weights and batch order, epoch timing, evaluation.
 
+The backend is created through ``bench.registry`` and handed only ``backends.api`` values: the
+scenario's ``Recipe``, the data as ``TrainData`` and the initial weights.
+
 What is timed: each training epoch, through ``bench.timing.timed`` (device synchronized before the
 clock starts and before it stops). What is not: data loading, ``build`` (model creation, optimizer
 state, host→device copies; reported as ``build_seconds``), drawing the batch order, evaluation.
@@ -10,70 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import backends
-from backends.base import RunOptions
+from backends.api import RecipeUnsupported, RunOptions
+from bench import registry
 from bench.errors import ConfigError
-from bench.initializers import initial_weights
-from bench.timing import timed
-from scenarios import Scenario
+from bench.results.record import EpochRecord, Result
+from bench.train.initializers import initial_weights
+from bench.train.timing import timed
+from scenarios import N_CLASSES, Scenario
 
 if TYPE_CHECKING:
     from bench.data import Dataset
-
-N_CLASSES = 10
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One epoch: ``seconds`` is the timed training pass; losses are mean cross-entropies;
-    accuracies are fractions in [0, 1]. Training metrics are Keras-style running means over the
-    epoch's batches (each measured before its update); test metrics are taken after the epoch."""
-
-    epoch: int
-    seconds: float
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
-    device_seconds: float | None = None  # device-side epoch time where the backend measures it
-
-
-@dataclass(frozen=True)
-class Result:
-    """Everything one scenario × backend run produced. ``skipped`` holds the backend's reason
-    when it could not run the scenario; ``complete`` is False for an interrupted run."""
-
-    backend: str
-    scenario: Scenario
-    history: tuple[EpochRecord, ...] = ()
-    settings: dict[str, Any] = field(default_factory=dict)
-    build_seconds: float | None = None
-    complete: bool = True
-    skipped: str | None = None
-    n_train: int = 0
-    n_test: int = 0
-    n_features: int = 784
-
-    @property
-    def epoch_seconds(self) -> list[float]:
-        return [r.seconds for r in self.history]
-
-    @property
-    def cold_seconds(self) -> float | None:
-        return self.history[0].seconds if self.history else None
-
-    @property
-    def warm_seconds(self) -> list[float]:
-        return self.epoch_seconds[1:]
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.history[-1].test_accuracy if self.history else None
 
 
 def epoch_order(scenario: Scenario, n: int, epoch: int) -> np.ndarray:
@@ -113,7 +66,8 @@ class Session:
             raise ConfigError(
                 f"data is {data.dtype} but scenario {scenario.name!r} needs {scenario.dtype}"
             )
-        self.backend = backends.create(backend_name, options)
+        self.backend = registry.create(backend_name, options)
+        self.backend_name = backend_name
         self.scenario, self.data, self.progress = scenario, data, progress
         self.history: list[EpochRecord] = []
         self.build_seconds: float | None = None
@@ -121,10 +75,11 @@ class Session:
 
     def build(self) -> None:
         """Untimed set-up: initial weights handed to the backend, data moved to its device.
-        Raises NotImplementedError(reason) when the backend cannot run this scenario."""
+        Raises RecipeUnsupported(reason) when the backend cannot run this scenario."""
         weights = scenario_weights(self.scenario, self.data)
+        recipe = self.scenario.recipe(self.data.n_train)
         start = time.perf_counter()
-        self.backend.build(self.scenario, self.data, weights)
+        self.backend.build(recipe, self.data, weights)
         self.backend.synchronize()
         self.build_seconds = time.perf_counter() - start
 
@@ -170,7 +125,7 @@ class Session:
 
     def result(self, complete: bool) -> Result:
         return Result(
-            backend=self.backend.name,
+            backend=self.backend_name,
             scenario=self.scenario,
             history=tuple(self.history),
             settings=self.settings(),
@@ -206,7 +161,7 @@ def run(
     session = Session(backend_name, scenario, data, progress, options)
     try:
         session.build()
-    except NotImplementedError as err:
+    except RecipeUnsupported as err:
         return Result(
             backend=backend_name,
             scenario=scenario,

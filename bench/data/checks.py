@@ -13,9 +13,9 @@ from typing import NamedTuple
 import numpy as np
 
 from bench.errors import DataError
+from bench.mnist import N_FEATURES
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
-N_FEATURES = 784
 
 
 class Origin(NamedTuple):

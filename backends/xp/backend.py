@@ -3,23 +3,21 @@ and supply only the array module, synchronization and their own settings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from backends._xp_mlp import XpMLP
-from backends.base import EpochMetrics, Evaluation, RunOptions, Weights
+from backends.api import EpochMetrics, Evaluation, Recipe, RunOptions, TrainData, Weights
+from backends.xp.blas import blas_info
+from backends.xp.engine import XpMLP
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from bench.data import Dataset
-    from scenarios import Scenario
-
 
 class XpBackend:
-    name = "xp"
     device = "cpu"
+    OPTIONS: ClassVar[dict[str, str]] = {}
 
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()
@@ -27,23 +25,23 @@ class XpBackend:
     def array_module(self) -> ModuleType:
         raise NotImplementedError
 
-    def build(self, scenario: Scenario, data: Dataset, init_weights: Weights) -> None:
+    def build(self, recipe: Recipe, data: TrainData, init_weights: Weights) -> None:
         xp = self.array_module()
-        self.scenario = scenario
+        self.recipe = recipe
         self.x_train, self.y_train = xp.asarray(data.x_train), xp.asarray(data.y_train)
         self.x_test, self.y_test = xp.asarray(data.x_test), xp.asarray(data.y_test)
-        self.batch_size = scenario.batch_size or data.n_train  # None → full batch
+        self.batch_size = recipe.batch_size
         hyper = {
-            k: getattr(scenario, k) for k in ("learning_rate", "beta_1", "beta_2", "rho", "epsilon")
+            k: getattr(recipe, k) for k in ("learning_rate", "beta_1", "beta_2", "rho", "epsilon")
         }
         self.engine = XpMLP(
             xp,
             init_weights,
-            dtype=scenario.dtype,
-            optimizer=scenario.optimizer,
+            dtype=recipe.dtype,
+            optimizer=recipe.optimizer,
             hyper=hyper,
-            dropout=scenario.dropout,
-            dropout_seed=scenario.seed,
+            dropout=recipe.dropout,
+            dropout_seed=recipe.seed,
         )
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
@@ -65,11 +63,9 @@ class XpBackend:
         raise NotImplementedError
 
     def settings(self) -> dict[str, Any]:
-        from bench.machine import blas_info
-
         blas = [p for p in blas_info() if p.get("user_api") == "blas"]
         return {
-            "dtype": self.scenario.dtype,
+            "dtype": self.recipe.dtype,
             "blas": ", ".join(f"{p['internal_api']} {p['version']}" for p in blas) or "unknown",
             "blas_threads": max((p["num_threads"] for p in blas), default=None),
         }

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.checks import KEYS, Origin, checked_split, checked_splits
 from bench.errors import DataError
-from bench.mnist_checks import KEYS, N_FEATURES, Origin, checked_split, checked_splits
+from bench.mnist import N_FEATURES
 
 Arrays = dict[str, np.ndarray]
 

@@ -2,7 +2,8 @@
 
 matplotlib is optional (the 'plots' extra) and imported here only when a plot is drawn, through
 its object API on the Agg canvas (no display, no pyplot global state). Input: the runs frame from
-``bench.tables.runs_frame`` (one row per machine × scenario × backend; skipped rows are ignored).
+``bench.report.frame.runs_frame`` (one row per machine × scenario × backend; skipped rows are
+ignored).
 Times are training wall-clock seconds: build and evaluation time are excluded.
 """
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from bench.tables import format_seconds
+from bench.report.formatting import format_seconds
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from bench.initializers import layer_sizes
+from bench.train.initializers import layer_sizes
 
 PEAK_SIZE = 2048  # square GEMM used for the peak: large enough to reach BLAS' best rate
 PEAK_REPEATS = 5

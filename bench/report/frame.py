@@ -1,0 +1,122 @@
+"""The runs frame: one row per kept result cell, raw numbers, read from the result JSON only.
+
+Units: seconds of wall clock, accuracy in percent, samples per second. The CSVs are columns of it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from bench.results.read import Cell, as_dict
+
+#: The backend every speed is compared with ("vs numpy"), listed first.
+REFERENCE = "numpy"
+
+#: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second).
+KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
+# fmt: off
+CSV_COLUMNS = {
+    "accuracy.csv": [*KEY_COLUMNS, "epochs_run", "epochs", "final_test_accuracy_pct",
+                     "test_accuracy_epoch5_pct", "n_train", "n_test", "reason", "source"],
+    "speed.csv": [*KEY_COLUMNS, "median_s_per_epoch", "samples_per_s", "relative_to_numpy",
+                  "gflops", "gemm_peak_pct", "stats_over", "n_train", "source"],
+    "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
+                       "median_s_per_epoch", "source"],
+}
+# fmt: on
+FRAME_COLUMNS = [
+    *dict.fromkeys(c for cols in CSV_COLUMNS.values() for c in cols if c != "relative_to_numpy"),
+    "settings",
+    "history",
+]
+
+
+def runs_frame(
+    cells: Sequence[Cell], machines: dict[str, dict[str, Any]] | None = None
+) -> pd.DataFrame:
+    """One row per cell, ordered by scenario, then backend (numpy first), each in order of first
+    appearance in the files.
+    Seconds are wall clock; ``relative_to_numpy`` = numpy's median / this median on the same
+    machine and scenario, NaN unless both medians are over warm epochs; ``gflops`` = the epoch's
+    matrix-product GFLOP / median seconds; ``gemm_peak_pct`` = gflops as a percentage of the NumPy
+    GEMM peak measured on that machine (``machines``' facts) for the run's dtype."""
+    rows = [{**_row(c), **_peak_share(c, machines or {})} for c in cells]
+    frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS)
+    frame = frame.astype({c: "Int64" for c in ("epochs_run", "epochs", "n_train", "n_test")})
+    numpy = frame[frame["backend"] == "numpy"].set_index(["machine_id", "scenario"])
+    same = pd.MultiIndex.from_frame(frame[["machine_id", "scenario"]])
+    warm = frame["median_s_per_epoch"].where(frame["epochs_run"] >= 2).to_numpy(dtype=float)
+    numpy_warm = numpy["median_s_per_epoch"].where(numpy["epochs_run"] >= 2)
+    frame["relative_to_numpy"] = numpy_warm.reindex(same).to_numpy(dtype=float) / warm
+    order = _order(frame["scenario"], []), _order(frame["backend"], [REFERENCE])
+    frame = frame.assign(_s=frame["scenario"].map(order[0]), _b=frame["backend"].map(order[1]))
+    return frame.sort_values(["_s", "_b"]).drop(columns=["_s", "_b"]).reset_index(drop=True)
+
+
+def _row(cell: Cell) -> dict[str, Any]:
+    row = {
+        "machine_id": cell.machine_id,
+        "scenario": cell.scenario,
+        "backend": cell.backend,
+        "source": cell.source,
+        "reason": cell.reason,
+        "settings": {},
+        "history": [],
+    }
+    if cell.entry is None:
+        return {**row, "status": "skipped"}
+    extra = cell.entry["extra_info"]
+    history = extra["history"]
+    settings = as_dict(extra.get("settings"))
+    epoch5 = [h["test_accuracy"] for h in history if h.get("epoch") == 5]
+    return {
+        **row,
+        "status": "ok" if extra.get("complete", True) else "incomplete",
+        "epochs_run": len(history),
+        "epochs": settings.get("epochs", len(history)),
+        "final_test_accuracy_pct": 100 * history[-1]["test_accuracy"],
+        "test_accuracy_epoch5_pct": 100 * epoch5[0] if epoch5 else math.nan,
+        "n_train": extra["n_train"],
+        "n_test": extra.get("n_test"),
+        "settings": settings,
+        "history": history,
+        **_timing(cell.entry),
+    }
+
+
+def _peak_share(cell: Cell, machines: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Achieved GFLOP/s and its share (%) of the machine's measured GEMM peak in the run's dtype."""
+    if cell.entry is None or not cell.entry["extra_info"].get("epoch_gflop"):
+        return {"gflops": math.nan, "gemm_peak_pct": math.nan}
+    extra = cell.entry["extra_info"]
+    gflops = extra["epoch_gflop"] / _timing(cell.entry)["median_s_per_epoch"]
+    facts = as_dict(as_dict(machines.get(cell.machine_id)).get("mlpbench"))
+    peak = as_dict(facts.get("gemm_peak_gflops")).get(as_dict(extra.get("settings")).get("dtype"))
+    return {"gflops": gflops, "gemm_peak_pct": 100 * gflops / peak if peak else math.nan}
+
+
+def _timing(entry: dict[str, Any]) -> dict[str, Any]:
+    """Median epoch seconds (from stats.data when present), throughput and cold start."""
+    extra, stats = entry["extra_info"], entry["stats"]
+    median = statistics.median(stats["data"]) if stats.get("data") else stats["median"]
+    cold = extra["history"][0]["seconds"]
+    return {
+        "median_s_per_epoch": median,
+        "samples_per_s": extra["n_train"] / median,
+        "stats_over": extra.get("stats_over"),
+        "epoch1_s": cold,
+        "build_s": extra.get("build_seconds"),
+        "cold_overhead_s": cold - median if len(extra["history"]) > 1 else math.nan,
+    }
+
+
+def _order(values: pd.Series, first: Sequence[str]) -> dict[str, int]:
+    """Sort keys: the names in ``first``, then the others in order of first appearance (the
+    order the results files list them in)."""
+    known = list(dict.fromkeys([*first, *values.unique()]))
+    return {v: known.index(v) for v in values.unique()}

@@ -1,0 +1,141 @@
+"""The markdown tables of results.md: accuracy, speed, cold start and the headline, one machine
+at a time (rows scenario, a column group per backend), formatted from the runs frame."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.formatting import format_seconds, to_markdown
+from bench.report.frame import runs_frame
+from bench.results.read import collect
+
+Formatter = Callable[[pd.Series], str]
+
+
+def _final(r: pd.Series) -> str:
+    text = f"{r['final_test_accuracy_pct']:.2f}"
+    if r["status"] == "incomplete":
+        text += f" (incomplete: {r['epochs_run']}/{r['epochs']} ep)"
+    return text
+
+
+def _median(r: pd.Series, unit: str = "") -> str:
+    cold = " (epoch 1, cold)" if r["epochs_run"] < 2 else ""
+    return format_seconds(r["median_s_per_epoch"]) + unit + cold
+
+
+def _unless_nan(column: str, text: Callable[[float], str]) -> Formatter:
+    """A formatter for ``column``: '—' when its value is NaN, else ``text(value)``."""
+
+    def formatted(r: pd.Series) -> str:
+        value = r[column]
+        return "—" if math.isnan(value) else text(value)
+
+    return formatted
+
+
+_epoch5 = _unless_nan("test_accuracy_epoch5_pct", lambda v: f"{v:.2f}")
+_relative = _unless_nan("relative_to_numpy", lambda v: f"×{v:.2f}")
+_overhead = _unless_nan(
+    "cold_overhead_s", lambda v: f"{'+' if v >= 0 else '−'}{format_seconds(abs(v))}"
+)
+
+
+def _headline_cell(r: pd.Series) -> str:
+    return f"{_final(r)} % · {_median(r, ' s')} · {_relative(r)}"
+
+
+TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
+    "Accuracy": (
+        "Test accuracy (%) after the last epoch run (final) and after epoch 5 (ep5; — when the "
+        "run has fewer than 5 epochs); epochs = epochs run (per backend, in column order, when "
+        "they differ).",
+        {"final %": _final, "ep5 %": _epoch5},
+    ),
+    "Speed": (
+        "Median seconds per warm training epoch (build and evaluation excluded), samples per "
+        "second (= n_train / median), speed relative to NumPy on this machine (NumPy's median "
+        "/ this one; ×2.00 = twice as fast), achieved GFLOP/s (the epoch's matrix products only) "
+        "and its share of the NumPy GEMM peak measured on this machine in the same run (the "
+        "FLOP floor: 100 % would mean nothing but peak-rate matrix products).",
+        {
+            "s/epoch": _median,
+            "samples/s": lambda r: f"{r['samples_per_s']:,.0f}",
+            "vs numpy": _relative,
+            "GFLOP/s": _unless_nan("gflops", lambda v: f"{v:.1f}"),
+            "% GEMM peak": _unless_nan("gemm_peak_pct", lambda v: f"{v:.0f} %"),
+        },
+    ),
+    "Cold start": (
+        "Epoch-1 seconds, build seconds (model, optimizer state, data to the device; untimed) "
+        "and cold overhead = epoch 1 − median warm epoch.",
+        {
+            "epoch 1 s": lambda r: format_seconds(r["epoch1_s"]),
+            "build s": lambda r: format_seconds(r["build_s"]),
+            "cold overhead s": _overhead,
+        },
+    ),
+}
+
+
+def wide_table(frame: pd.DataFrame, columns: dict[str, Formatter]) -> pd.DataFrame:
+    """Rows scenario, columns '<backend> <label>' (one machine's rows): formatted text; a skipped
+    cell reads 'skipped', a scenario × backend that was not run reads 'not run'."""
+    texts = {
+        label: frame.apply(lambda r, f=fmt: "skipped" if r["status"] == "skipped" else f(r), axis=1)
+        for label, fmt in columns.items()
+    }
+    shown = frame[["scenario", "backend"]].assign(**texts)
+    wide = shown.pivot(index="scenario", columns="backend", values=list(columns))
+    order = [(label, b) for b in frame["backend"].unique() for label in columns]
+    wide = wide.reindex(columns=order).reindex(frame["scenario"].unique())
+    wide.columns = [f"{b} {label}".strip() for label, b in wide.columns]
+    wide.index.name = "scenario"
+    return wide.fillna("not run")
+
+
+def metric_tables(frame: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
+    """{title: (legend, wide table)} for accuracy, speed and cold start (one machine's rows)."""
+    tables = {title: (legend, wide_table(frame, cols)) for title, (legend, cols) in TABLES.items()}
+    epochs = frame.groupby("scenario", sort=False)["epochs_run"].agg(_distinct)
+    tables["Accuracy"][1].insert(0, "epochs", epochs.reindex(tables["Accuracy"][1].index))
+    return tables
+
+
+def _distinct(values: pd.Series) -> str:
+    return "/".join(str(int(v)) for v in dict.fromkeys(values.dropna())) or "—"
+
+
+def headline_table(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """(legend, table) for one machine: rows scenario, one column per backend."""
+    legend = "final test accuracy (%) · median warm s/epoch · speed vs NumPy on this machine"
+    return legend, wide_table(frame, {"": _headline_cell})
+
+
+def headline_markdown(paths: Sequence[Path]) -> str:
+    """The headline table (final test accuracy % · median warm s/epoch · speed vs NumPy), one per
+    machine, as markdown for a README; unusable files are ignored ('' when none is usable)."""
+    collection = collect(paths)
+    return (
+        headline_markdown_of(runs_frame(collection.cells, collection.machines))
+        if collection.cells
+        else ""
+    )
+
+
+def by_machine(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(machine_id, its rows) for each machine, in order of first appearance."""
+    for machine in frame["machine_id"].unique():
+        yield machine, frame[frame["machine_id"] == machine]
+
+
+def headline_markdown_of(frame: pd.DataFrame) -> str:
+    parts = []
+    for machine, rows in by_machine(frame):
+        legend, table = headline_table(rows)
+        parts += [f"**{machine}** — {legend}", to_markdown(table)]
+    return "\n\n".join(parts)

@@ -1,0 +1,95 @@
+"""results.md, the CSVs and the plots from result JSON files: what ``mlpbench table`` writes.
+
+Contract:
+- Input: the cells ``bench.results.read.collect`` keeps (one per machine × scenario × backend, the
+  newest when files repeat one); unusable files are its ``problems``, passed on in
+  ``TablesReport.problems``. Caveats come from ``bench.report.caveats``.
+- Machines never share a table: each machine_id gets its own accuracy, speed and cold-start tables,
+  and "vs numpy" divides medians measured on the same machine only.
+- ``write_tables`` writes results.md, accuracy.csv, speed.csv and cold_start.csv (long form: one
+  row per machine × scenario × backend, raw numbers), accuracy_vs_time.png and speed.png.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import MlpbenchError
+from bench.report.caveats import AGREEMENT, caveats
+from bench.report.facts import machine_facts_table
+from bench.report.formatting import bullets, to_markdown
+from bench.report.frame import CSV_COLUMNS, runs_frame
+from bench.report.tables import by_machine, headline_markdown_of, metric_tables
+from bench.results.read import Collection, collect
+
+
+@dataclass(frozen=True)
+class TablesReport:
+    """What ``write_tables`` did: files written (empty when no file held a result), one line per
+    unusable file or skipped step, and the whole results.md text."""
+
+    written: list[Path]
+    problems: list[str]
+    markdown: str
+
+
+def results_markdown(collection: Collection) -> str:
+    """results.md: sources, headline, per-machine accuracy / speed / cold-start tables, caveats
+    (ending with the agreement paragraph) and machine facts."""
+    frame = runs_frame(collection.cells, collection.machines)
+    parts = [
+        "# mlpbench results",
+        "Read from:\n\n" + bullets(collection.sources),
+        "## Summary",
+        headline_markdown_of(frame),
+    ]
+    for machine, rows in by_machine(frame):
+        parts.append(f"## Results on {machine}")
+        for title, (legend, table) in metric_tables(rows).items():
+            parts += [f"### {title}", legend, to_markdown(table)]
+    parts += [
+        "## Caveats",
+        bullets(caveats(frame, collection)) or "No generated caveats.",
+        AGREEMENT,
+    ]
+    parts += ["## Machines", to_markdown(machine_facts_table(collection.machines), align="left")]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
+    """Read ``paths``; write results.md, the CSVs and the plots into ``out_dir`` (created if
+    needed). Writes nothing when no file held a result. Raises MlpbenchError (one line) when
+    ``out_dir`` cannot be written."""
+    collection = collect(paths)
+    if not collection.cells:
+        return TablesReport([], list(collection.problems), "")
+    markdown = results_markdown(collection)
+    frame = runs_frame(collection.cells, collection.machines)
+    out_dir, problems = Path(out_dir), list(collection.problems)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.md").write_text(markdown, encoding="utf-8")
+        written = [out_dir / "results.md"]
+        for name, columns in CSV_COLUMNS.items():
+            frame.reindex(columns=columns).to_csv(out_dir / name, index=False, float_format="%.6g")
+            written.append(out_dir / name)
+        written += _plots(frame, out_dir, problems)
+    except OSError as err:
+        raise MlpbenchError(
+            f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"
+        ) from None
+    return TablesReport(written, problems, markdown)
+
+
+def _plots(frame: pd.DataFrame, out_dir: Path, problems: list[str]) -> list[Path]:
+    from bench.report.plots import PlotsUnavailable, write_plots
+
+    try:
+        return write_plots(frame, out_dir)
+    except PlotsUnavailable as err:
+        problems.append(str(err))
+        return []

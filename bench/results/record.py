@@ -1,0 +1,58 @@
+"""What one scenario × backend run produced, as immutable values (the JSON writer's input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scenarios import Scenario
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch: ``seconds`` is the timed training pass; losses are mean cross-entropies;
+    accuracies are fractions in [0, 1]. Training metrics are Keras-style running means over the
+    epoch's batches (each measured before its update); test metrics are taken after the epoch."""
+
+    epoch: int
+    seconds: float
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    device_seconds: float | None = None  # device-side epoch time where the backend measures it
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything one scenario × backend run produced. ``backend`` is the registered name;
+    ``skipped`` holds the backend's reason when it could not run the scenario; ``complete`` is
+    False for an interrupted run."""
+
+    backend: str
+    scenario: Scenario
+    history: tuple[EpochRecord, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    build_seconds: float | None = None
+    complete: bool = True
+    skipped: str | None = None
+    n_train: int = 0
+    n_test: int = 0
+    n_features: int = 784
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [r.seconds for r in self.history]
+
+    @property
+    def cold_seconds(self) -> float | None:
+        return self.history[0].seconds if self.history else None
+
+    @property
+    def warm_seconds(self) -> list[float]:
+        return self.epoch_seconds[1:]
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.history[-1].test_accuracy if self.history else None
