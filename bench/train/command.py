@@ -115,6 +115,8 @@ def run_command(args: argparse.Namespace) -> int:
     names, unavailable = select_backends(args.backend)
     chosen = select_scenarios(args.scenario, args)
     options = backend_options(names, args)
+    for name in names:  # a bad option value fails here, before any training
+        registry.create(name, options[name])
     out = results.check_writable(args.out)  # fail before any training
     for line in unavailable:
         print(f"not running {line}")

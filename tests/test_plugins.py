@@ -1,0 +1,176 @@
+"""Backends from other distributions: declared by an entry point only, in a real installed
+distribution (a ``*.dist-info`` folder on the path, as pip leaves one), found, listed, run and
+tabled under their entry-point name; broken ones are unavailable, never fatal; and the
+conformance kit catches a backend that breaks the contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from conftest import write_distribution
+
+from backends.api import RunOptions
+from backends.conformance import BackendConformance
+from backends.numpy_mlp import NumpyMLP
+from bench import registry
+from bench.errors import ConfigError
+
+PLUGIN_MODULE = '''
+"""A plug-in backend: a separate module, known to mlpbench only through its entry point."""
+from backends.api import OptionError
+from backends.numpy_mlp import NumpyMLP
+
+
+class TinyMLP(NumpyMLP):
+    OPTIONS = {"flavour": "a plug-in's own option (plain or salted)"}
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self.flavour = self.options.backend.get("flavour", "plain")
+        if self.flavour not in ("plain", "salted"):
+            raise OptionError(f"option flavour takes plain or salted, got {self.flavour!r}")
+
+    def settings(self):
+        return {**super().settings(), "flavour": self.flavour}
+
+
+class Incomplete:
+    """Lacks most of the contract."""
+
+    @staticmethod
+    def unavailable_reason():
+        return None
+'''
+
+
+@pytest.fixture
+def plugin_path(tmp_path: Path) -> Path:
+    """A folder holding the plug-in's module and its distribution's metadata."""
+    (tmp_path / "tiny_plugin.py").write_text(PLUGIN_MODULE)
+    write_distribution(
+        tmp_path,
+        "tiny-plugin",
+        {
+            "tiny": "tiny_plugin:TinyMLP",
+            "half-done": "tiny_plugin:Incomplete",
+            "gone": "no_such_module_anywhere:Missing",
+        },
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def plugin_installed(plugin_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The plug-in's folder on this process's path (as if pip-installed here)."""
+    monkeypatch.syspath_prepend(str(plugin_path))
+    registry.refresh()
+    yield plugin_path
+    registry.refresh()
+
+
+def mlpbench(args: list[str], path: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ARGS`` in a fresh process with ``path`` on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(path), os.getcwd()])}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_installed_plugin_is_listed_run_and_tabled(plugin_path: Path, tmp_path: Path) -> None:
+    listed = mlpbench(["list"], plugin_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("  ")}
+    assert "available" in lines["tiny"] and "-O tiny.flavour" in listed.stdout
+    assert "tiny_plugin:Incomplete from tiny-plugin lacks build, train_epoch" in lines["half-done"]
+    assert "failed to import: ModuleNotFoundError" in lines["gone"]
+    assert "available" in lines["numpy"]  # the others are untouched
+
+    out = tmp_path / "out" / "run.json"
+    args = ["run", "-b", "tiny", "-b", "numpy", "-s", "baseline", "--epochs", "2"]
+    args += ["-O", "tiny.flavour=salted", "--n-train", "512", "--n-test", "200"]
+    ran = mlpbench([*args, "--out", str(out)], plugin_path)
+    assert ran.returncode == 0, ran.stderr
+    doc = json.loads(out.read_text())
+    entries = {e["params"]["backend"]: e for e in doc["benchmarks"]}
+    assert set(entries) == {"tiny", "numpy"}
+    assert entries["tiny"]["extra_info"]["settings"]["flavour"] == "salted"
+    history = [e["extra_info"]["history"] for e in (entries["tiny"], entries["numpy"])]
+    assert [h["test_loss"] for h in history[0]] == [h["test_loss"] for h in history[1]]
+    results_md = (out.parent / "results.md").read_text()
+    assert "tiny final %" in results_md
+
+
+def test_a_broken_plugin_never_stops_other_backends(plugin_path: Path) -> None:
+    refused = mlpbench(["run", "-b", "gone", "-s", "baseline"], plugin_path)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "backend 'gone' is unavailable" in refused.stderr
+    bad_option = mlpbench(["run", "-b", "tiny", "-O", "tiny.flavour=sour"], plugin_path)
+    assert bad_option.returncode == 2
+    assert bad_option.stderr.strip() == (
+        "mlpbench: error: backend 'tiny': option flavour takes plain or salted, got 'sour'"
+    )
+
+
+def test_two_distributions_declaring_one_name_is_one_clear_error(install_backends) -> None:
+    install_backends({"numpy": "tiny_plugin:TinyMLP"}, dist="numpy-impostor")
+    with pytest.raises(ConfigError) as err:
+        registry.names()
+    message = str(err.value)
+    assert "numpy-impostor (tiny_plugin:TinyMLP)" in message
+    assert "mlpbench (backends.numpy_mlp:NumpyMLP)" in message
+    assert "\n" not in message
+
+
+def test_unknown_option_names_the_backends_options(plugin_installed: Path) -> None:
+    with pytest.raises(ConfigError, match="has no option 'spice'; its options: flavour"):
+        registry.create("tiny", RunOptions(backend={"spice": "1"}))
+
+
+# --- the conformance kit fails backends that break the contract ----------------------------------
+class IgnoresOrder(NumpyMLP):
+    """Trains on the rows in sorted order instead of the order handed in."""
+
+    def train_epoch(self, order):
+        return super().train_epoch(np.sort(order))
+
+
+class UnrecordedOption(NumpyMLP):
+    OPTIONS: ClassVar[dict[str, str]] = {"turbo": "an option settings() forgets to record"}
+
+
+class SwapsEpsilon(NumpyMLP):
+    """Optimizer math other than the recipe's: ε ten times the recipe's (the size of error that
+    torch.optim's ε placement makes against Keras' at ε = 1e-3)."""
+
+    def build(self, recipe, data, init_weights):
+        from dataclasses import replace
+
+        super().build(replace(recipe, epsilon=recipe.epsilon * 10), data, init_weights)
+
+
+@pytest.mark.parametrize(
+    ("broken", "check"),
+    [
+        (IgnoresOrder, "test_batch_order_is_honoured"),
+        (UnrecordedOption, "test_settings_are_json_and_complete"),
+    ],
+)
+def test_kit_fails_a_backend_that_breaks_the_contract(broken: type, check: str) -> None:
+    kit = BackendConformance()
+    with pytest.raises(AssertionError):
+        getattr(kit, check)(broken)
+    getattr(kit, check)(NumpyMLP)  # and the real one passes the same check
+
+
+def test_kit_fails_a_backend_with_other_optimizer_math() -> None:
+    kit = BackendConformance()
+    with pytest.raises(AssertionError):
+        kit.test_epoch_agrees_with_the_float64_reference(SwapsEpsilon, "adam_eps1e-3")
+    kit.test_epoch_agrees_with_the_float64_reference(NumpyMLP, "adam_eps1e-3")
