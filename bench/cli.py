@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import bench
 import scenarios
 from bench import registry
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlpbenchError
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlpbench",
         description="Benchmark one MNIST MLP across backends: same weights, batches and math.",
     )
+    parser.add_argument("--version", action="version", version=f"mlpbench {bench.__version__}")
     sub = parser.add_subparsers(
         dest="command", metavar="{list,run,table}", parser_class=OneLineParser
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import bench
 from bench.cli import main
 from bench.results import write as results
 
@@ -169,3 +170,20 @@ def test_results_are_written_atomically(tmp_path):
         results.write_json_atomic(path, {"new": Explodes()})
     assert json.loads(path.read_text()) == {"old": 1}  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mlpbench {bench.__version__}"
+
+
+def test_results_file_gets_the_usual_permissions(tmp_path):
+    """Written through a temporary file, yet readable like any file the user writes (umask)."""
+    old = os.umask(0o022)
+    try:
+        path = results.write_json_atomic(tmp_path / "r.json", {"benchmarks": []})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

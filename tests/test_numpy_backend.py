@@ -37,3 +37,15 @@ def test_blas_threads_inside_an_epoch_follow_the_batch_size(
     assert seen == [expected]
     assert backend.settings()["blas_threads"] == expected
     assert blas_threads() == pool  # restored after the epoch
+
+
+@pytest.mark.parametrize("bad", [-1, 512])
+def test_out_of_range_row_order_is_refused_not_clipped(bad: int) -> None:
+    data = load_dataset().subset(512, 10)
+    scenario = scenarios.BASELINE
+    backend = NumpyMLP()
+    backend.build(scenario.recipe(data.n_train), data, scenario_weights(scenario, data))
+    order = epoch_order(scenario, data.n_train, 1)
+    order[7] = bad
+    with pytest.raises(IndexError, match=r"outside \[0, 512\)"):
+        backend.train_epoch(order)

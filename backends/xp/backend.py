@@ -45,6 +45,10 @@ class XpBackend:
         )
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
+        n = int(self.x_train.shape[0])
+        if order.size and not (int(order.min()) >= 0 and int(order.max()) < n):
+            # the engine's gather does not bounds-check (mode="clip"), so refuse here
+            raise IndexError(f"row order holds indices outside [0, {n}): the harness's bug")
         idx = self.array_module().asarray(order)
         loss, accuracy = self.engine.train_epoch(self.x_train, self.y_train, idx, self.batch_size)
         return EpochMetrics(loss=loss, accuracy=accuracy)
