@@ -30,6 +30,16 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["mlpbench"] = mlpbench_facts()
 
 
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list, output_json: dict
+) -> None:
+    """The suite's JSON carries the results schema's version, as ``mlpbench run``'s does."""
+    import bench
+    from bench.results.schema import SCHEMA_VERSION
+
+    output_json["mlpbench"] = {"schema": SCHEMA_VERSION, "version": bench.__version__}
+
+
 class BenchData(DataCache):
     """The benchmark suite's data: full MNIST, or the quick slice; converted once per dtype."""
 

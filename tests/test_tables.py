@@ -437,7 +437,7 @@ def unusable_files(tmp_path: Path) -> dict[Path, str]:
         save(tmp_path, "truncated.json", '{"benchmarks": ['): "not JSON",
         save(tmp_path, "foreign.json", {"hello": 1}): "not a pytest-benchmark JSON",
         save(tmp_path, "list.json", [1, 2]): "not a pytest-benchmark JSON",
-        save(tmp_path, "other.json", foreign_entries): "params.backend/params.scenario",
+        save(tmp_path, "other.json", foreign_entries): "benchmarks[0].params is missing",
         tmp_path: "cannot read",
     }
 
@@ -452,7 +452,8 @@ def test_each_unusable_file_gives_one_line_and_the_rest_is_tabulated(tmp_path: P
     for problem, (path, words) in zip(collection.problems[:-1], bad.items(), strict=True):
         assert problem.startswith(f"{path}: ") and words in problem and "\n" not in problem
     assert collection.problems[-1] == (
-        f"{mixed_path}: ignored 1 of 2 entries (entries without params.backend/params.scenario)"
+        f"{mixed_path}: ignored 1 of 2 entries (benchmarks[1].params.backend is missing, "
+        "expected text)"
     )
     row = table_rows(results_markdown(collection), "### Speed")["baseline"]
     assert row["keras vs numpy"] == "×2.00"
@@ -461,10 +462,10 @@ def test_each_unusable_file_gives_one_line_and_the_rest_is_tabulated(tmp_path: P
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
-        (lambda e: e["extra_info"].pop("history"), "without extra_info.history/n_train"),
-        (lambda e: e["extra_info"]["history"][0].pop("seconds"), "lacks seconds/test_accuracy"),
-        (lambda e: e["stats"].update(data=[0.0], median=0.0), "without positive stats.data"),
-        (lambda e: e.pop("stats"), "without positive stats.data/median"),
+        (lambda e: e["extra_info"].pop("history"), "extra_info.history is missing"),
+        (lambda e: e["extra_info"]["history"][0].pop("seconds"), "expected epochs with positive"),
+        (lambda e: e["stats"].update(data=[0.0], median=0.0), "stats.data is list [0.0]"),
+        (lambda e: e.pop("stats"), "stats is missing, expected an object"),
     ],
     ids=["no-history", "no-seconds", "zero-median", "no-stats"],
 )
@@ -474,7 +475,7 @@ def test_malformed_entries_are_ignored_with_one_line(tmp_path: Path, damage, pro
     path = save(tmp_path, "a.json", doc(entry("numpy", "baseline", [1.0]), broken))
     collection = collect([path])
     [line] = collection.problems
-    assert line.startswith(f"{path}: ignored 1 of 2 entries (entries ") and problem in line
+    assert line.startswith(f"{path}: ignored 1 of 2 entries (benchmarks[1].") and problem in line
     assert [c.backend for c in collection.cells] == ["numpy"]
 
 

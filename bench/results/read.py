@@ -1,10 +1,12 @@
 """Result JSON files → the cells to tabulate: reading, validating, keeping the newest duplicate.
 
 Contract:
-- Input: pytest-benchmark JSON documents as ``bench.results`` writes them (``mlpbench run`` or the
-  pytest-benchmark suite); entries are found by ``params.backend`` / ``params.scenario``, never by
-  test name. A file that cannot be read, is not JSON or is not pytest-benchmark-shaped adds ONE line
-  to ``Collection.problems`` and is skipped; the other files are still read.
+- Input: pytest-benchmark JSON documents as ``bench.results.write`` writes them (``mlpbench run``
+  or the pytest-benchmark suite); entries are found by ``params.backend`` / ``params.scenario``,
+  never by test name. A file that cannot be read, is not JSON, is not pytest-benchmark-shaped,
+  holds machine facts of the wrong type or a newer schema (``bench.results.schema``) adds ONE line
+  to ``Collection.problems`` and is skipped; an entry with a field of the wrong type is ignored with
+  a line naming the field; the other files and entries are still read.
 - A cell is one machine × scenario × backend. When several files hold the same cell (repeated
   runs), the result from the newest document (its ``datetime``; later files break ties) is kept and
   a note names the file kept and those dropped. Results are never averaged.
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.results.schema import document_flaw, entry_flaw
 
 OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -112,6 +115,9 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise _Unusable(f"not JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise _Unusable("not a pytest-benchmark JSON (no 'benchmarks' list)")
+    flaw = document_flaw(doc)
+    if flaw:
+        raise _Unusable(flaw)
     return doc
 
 
@@ -119,8 +125,8 @@ def _document_cells(doc: dict[str, Any], source: str) -> tuple[list[Cell], str |
     """The document's cells and a problem line when some entries were ignored."""
     machine, when = machine_id_of(doc.get("machine_info")), _when(doc)
     cells, bad = [], []
-    for entry in doc["benchmarks"]:
-        flaw = _entry_flaw(entry)
+    for index, entry in enumerate(doc["benchmarks"]):
+        flaw = entry_flaw(entry, index)
         if flaw:
             bad.append(flaw)
             continue
@@ -134,37 +140,6 @@ def _document_cells(doc: dict[str, Any], source: str) -> tuple[list[Cell], str |
         raise _Unusable(f"no mlpbench results ({bad[0]})" if bad else "holds no results")
     problem = f"ignored {len(bad)} of {len(doc['benchmarks'])} entries ({bad[0]})" if bad else None
     return cells, problem
-
-
-def _entry_flaw(entry: Any) -> str | None:
-    """Why a benchmarks[] entry is not a usable mlpbench result, or None."""
-    params = entry.get("params") if isinstance(entry, dict) else None
-    if not isinstance(params, dict) or not all(
-        isinstance(params.get(k), str) for k in ("backend", "scenario")
-    ):
-        return "entries without params.backend/params.scenario"
-    extra, stats = entry.get("extra_info"), entry.get("stats")
-    history = extra.get("history") if isinstance(extra, dict) else None
-    if not isinstance(history, list) or not history or not _positive(extra.get("n_train")):
-        return "entries without extra_info.history/n_train"
-    if not all(isinstance(h, dict) and _positive(h.get("seconds")) for h in history) or not all(
-        _number(h.get("test_accuracy")) for h in history
-    ):
-        return "entries whose history lacks seconds/test_accuracy"
-    data = stats.get("data") if isinstance(stats, dict) else None
-    if not (data and all(_positive(v) for v in data)) and not _positive(
-        (stats or {}).get("median")
-    ):
-        return "entries without positive stats.data/median"
-    return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive(value: Any) -> bool:
-    return _number(value) and value > 0
 
 
 def _skipped_list(doc: dict[str, Any]) -> list[dict[str, Any]]:

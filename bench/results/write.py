@@ -6,7 +6,7 @@ version, skipped: [...]}}``. Each benchmark entry has ``params.backend``, ``para
 and ``extra_info`` (history, settings, cold start, completeness). ``mlpbench run`` and the
 pytest-benchmark suite fill ``extra_info`` with the same function, so ``mlpbench table`` reads both.
 
-Schema history: 1 — first version.
+The schema's version and field types live in ``bench.results.schema``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from typing import Any
 import bench
 from bench.errors import MlpbenchError
 from bench.results.record import Result
+from bench.results.schema import SCHEMA_VERSION
 from bench.train.flops import epoch_flops
 from scenarios import N_CLASSES
-
-SCHEMA_VERSION = 1
 
 
 def timed_epochs(result: Result) -> tuple[list[float], str]:
