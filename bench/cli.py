@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         "backend that has it (repeatable)",
     )
     run.add_argument(
+        "--executor",
+        choices=["process", "inprocess"],
+        default="process",
+        help="process: each cell in a fresh Python process (default); inprocess: all in this "
+        "one (for debugging: a backend's exception stops the run with its traceback)",
+    )
+    run.add_argument(
         "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
     )
     table = sub.add_parser("table", help="tables and plots from result JSON files")

@@ -66,6 +66,11 @@ class Scenario:
             n_classes=N_CLASSES,
         )
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scenario:
+        """The scenario ``to_dict`` wrote (validated again)."""
+        return cls(**{**d, "hidden": tuple(d["hidden"]), "changes": tuple(d["changes"])})
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)

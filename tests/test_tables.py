@@ -35,10 +35,11 @@ OUTPUTS = {
     "accuracy.csv",
     "speed.csv",
     "cold_start.csv",
+    "memory.csv",
     "accuracy_vs_time.png",
     "speed.png",
 }
-CSVS = {"accuracy.csv", "speed.csv", "cold_start.csv"}
+CSVS = {"accuracy.csv", "speed.csv", "cold_start.csv", "memory.csv"}
 SETTINGS = {
     "device": "cpu",
     "batch_size": 32,

@@ -57,6 +57,11 @@ def _run_caveats(r: Any) -> list[str]:
     if r.status == "skipped":
         return [f"{where}: skipped — {r.reason}"]
     lines = []
+    if r.status == "failed":
+        lines.append(
+            f"{where}: failed after {r.epochs_run} of {r.epochs} epochs — {r.reason}; its "
+            "accuracy is not final"
+        )
     if r.status == "incomplete":
         lines.append(
             f"{where}: incomplete — interrupted after {r.epochs_run} of {r.epochs} epochs; its "

@@ -17,7 +17,7 @@ from bench.results.read import Cell, as_dict
 #: The backend every speed is compared with ("vs numpy"), listed first.
 REFERENCE = "numpy"
 
-#: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second).
+#: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second, MiB).
 KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
 # fmt: off
 CSV_COLUMNS = {
@@ -27,6 +27,7 @@ CSV_COLUMNS = {
                   "gflops", "gemm_peak_pct", "stats_over", "n_train", "source"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
+    "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "pid", "source"],
 }
 # fmt: on
 FRAME_COLUMNS = [
@@ -76,7 +77,8 @@ def _row(cell: Cell) -> dict[str, Any]:
     epoch5 = [h["test_accuracy"] for h in history if h.get("epoch") == 5]
     return {
         **row,
-        "status": "ok" if extra.get("complete", True) else "incomplete",
+        "status": _status(extra),
+        "reason": extra.get("failed"),
         "epochs_run": len(history),
         "epochs": settings.get("epochs", len(history)),
         "final_test_accuracy_pct": 100 * history[-1]["test_accuracy"],
@@ -86,6 +88,28 @@ def _row(cell: Cell) -> dict[str, Any]:
         "settings": settings,
         "history": history,
         **_timing(cell.entry),
+        **_memory(extra, settings),
+    }
+
+
+def _status(extra: dict[str, Any]) -> str:
+    if extra.get("failed"):
+        return "failed"
+    return "ok" if extra.get("complete", True) else "incomplete"
+
+
+#: Where backends record the peak device memory of a run (bytes), in settings().
+GPU_PEAK_KEYS = ("gpu_peak_bytes", "gpu_peak_memory_bytes", "peak_pool_bytes")
+
+
+def _memory(extra: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Host peak RSS of the process that trained the cell, and the device's peak, in MiB."""
+    gpu = next((settings[k] for k in GPU_PEAK_KEYS if isinstance(settings.get(k), int)), None)
+    rss = extra.get("peak_rss_bytes")
+    return {
+        "host_peak_mib": rss / 2**20 if rss else math.nan,
+        "gpu_peak_mib": gpu / 2**20 if gpu is not None else math.nan,
+        "pid": extra.get("pid"),
     }
 
 

@@ -18,8 +18,8 @@ Formatter = Callable[[pd.Series], str]
 
 def _final(r: pd.Series) -> str:
     text = f"{r['final_test_accuracy_pct']:.2f}"
-    if r["status"] == "incomplete":
-        text += f" (incomplete: {r['epochs_run']}/{r['epochs']} ep)"
+    if r["status"] in ("incomplete", "failed"):
+        text += f" ({r['status']}: {r['epochs_run']}/{r['epochs']} ep)"
     return text
 
 
@@ -77,6 +77,15 @@ TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
             "epoch 1 s": lambda r: format_seconds(r["epoch1_s"]),
             "build s": lambda r: format_seconds(r["build_s"]),
             "cold overhead s": _overhead,
+        },
+    ),
+    "Memory": (
+        "Peak resident memory of the process that trained the cell (host, MiB; with "
+        "`--executor process` each cell has its own process, otherwise it is the shared "
+        "process's peak so far) and the device's peak where the backend measures it (GPU, MiB).",
+        {
+            "host MiB": _unless_nan("host_peak_mib", lambda v: f"{v:,.0f}"),
+            "GPU MiB": _unless_nan("gpu_peak_mib", lambda v: f"{v:,.0f}"),
         },
     ),
 }

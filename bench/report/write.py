@@ -4,9 +4,10 @@ Contract:
 - Input: the cells ``bench.results.read.collect`` keeps (one per machine × scenario × backend, the
   newest when files repeat one); unusable files are its ``problems``, passed on in
   ``TablesReport.problems``. Caveats come from ``bench.report.caveats``.
-- Machines never share a table: each machine_id gets its own accuracy, speed and cold-start tables,
+- Machines never share a table: each machine_id gets its own accuracy, speed, cold-start and memory
+  tables,
   and "vs numpy" divides medians measured on the same machine only.
-- ``write_tables`` writes results.md, accuracy.csv, speed.csv and cold_start.csv (long form: one
+- ``write_tables`` writes results.md and the CSVs of ``CSV_COLUMNS`` (long form: one
   row per machine × scenario × backend, raw numbers), accuracy_vs_time.png and speed.png.
 """
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-if TYPE_CHECKING:
-    from scenarios import Scenario
+from scenarios import Scenario
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,10 @@ class EpochRecord:
 class Result:
     """Everything one scenario × backend run produced. ``backend`` is the registered name;
     ``skipped`` holds the backend's reason when it could not run the scenario; ``complete`` is
-    False for an interrupted run."""
+    False for an interrupted or failed run; ``failed`` is the one-line reason a run died (its
+    process killed by a signal, an exception in the backend). ``pid`` is the process that trained
+    it and ``peak_rss_bytes`` that process's peak resident memory (the whole process's peak when
+    cells share one)."""
 
     backend: str
     scenario: Scenario
@@ -40,6 +42,9 @@ class Result:
     n_train: int = 0
     n_test: int = 0
     n_features: int = 784
+    failed: str | None = None
+    pid: int | None = None
+    peak_rss_bytes: int | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -56,3 +61,21 @@ class Result:
     @property
     def test_accuracy(self) -> float | None:
         return self.history[-1].test_accuracy if self.history else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what a worker process sends back (``from_dict`` inverts it)."""
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "scenario": self.scenario.to_dict(),
+            "history": [asdict(r) for r in self.history],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        return cls(
+            **{
+                **d,
+                "scenario": Scenario.from_dict(d["scenario"]),
+                "history": tuple(EpochRecord(**r) for r in d["history"]),
+            }
+        )

@@ -65,6 +65,9 @@ def extra_info(result: Result) -> dict[str, Any]:
         / 1e9,
         "settings": result.settings,
         "scenario": result.scenario.to_dict(),
+        "pid": result.pid,
+        "peak_rss_bytes": result.peak_rss_bytes,
+        "failed": result.failed,
     }
 
 
@@ -85,8 +88,10 @@ def benchmark_entry(result: Result, source: str = "mlpbench run") -> dict[str, A
 
 
 def skipped_entry(result: Result) -> dict[str, Any]:
-    reason = result.skipped or "interrupted before its first epoch finished"
-    return {"backend": result.backend, "scenario": result.scenario.name, "reason": reason}
+    """A cell without a finished epoch: skipped by its backend, failed, or interrupted."""
+    reason = result.skipped or result.failed or "interrupted before its first epoch finished"
+    entry = {"backend": result.backend, "scenario": result.scenario.name, "reason": reason}
+    return {**entry, "failed": True} if result.failed else entry
 
 
 def document(

@@ -1,7 +1,10 @@
-"""``mlpbench run``: pick scenarios × backends, train each, show progress, write JSON and tables.
+"""``mlpbench run``: pick scenarios × backends, train each cell through an executor (by default
+each in a fresh process), show progress, write JSON and tables.
 
-The JSON is rewritten (atomically) after every finished run, so an interrupt or a crash in a later
-run never loses earlier results. Data is loaded once and converted once per dtype.
+The JSON is rewritten (atomically) after every finished cell, so an interrupt or a crash in a
+later cell never loses earlier results. A cell that fails (its process killed, an exception in
+its backend) is recorded as failed with a one-line reason; the others still run, and the command
+then exits 1.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BackendUnavailable, Conf
 from bench.report import write_tables_and_report
 from bench.results import write as results
 from bench.results.record import EpochRecord, Result
+from bench.train.cell import Cell
+from bench.train.executors import EXECUTORS, Executor
 from bench.train.machine import machine_info
-from bench.train.session import Session, run
 from scenarios import Scenario
 
 
@@ -51,10 +55,9 @@ def select_scenarios(requested: list[str] | None, args: argparse.Namespace) -> l
     return [scenarios.get(n).with_overrides(**overrides) for n in dict.fromkeys(names)]
 
 
-def show_epoch(session: Session, r: EpochRecord) -> None:
-    s = session.scenario
+def show_epoch(cell: Cell, r: EpochRecord) -> None:
     print(
-        f"  [{session.backend_name}/{s.name}] epoch {r.epoch:>2}/{s.epochs}  {r.seconds:7.3f} s"
+        f"  [{cell.label}] epoch {r.epoch:>2}/{cell.scenario.epochs}  {r.seconds:7.3f} s"
         f"  loss {r.train_loss:.4f}  acc {100 * r.train_accuracy:6.2f}%"
         f"  test {100 * r.test_accuracy:6.2f}%",
         flush=True,
@@ -91,21 +94,20 @@ def _known_options(names: list[str]) -> str:
 
 
 def run_all(
-    pairs: list[tuple[Scenario, str]],
-    data: DataCache,
-    options: dict[str, RunOptions],
-    save: Callable[[list[Result]], None],
+    cells: list[Cell], executor: Executor, save: Callable[[list[Result]], None]
 ) -> list[Result]:
-    """Train every (scenario, backend) pair; ``save(results)`` after each. Stops at Ctrl-C
-    (re-raised after saving) or at a crash (saved, then re-raised)."""
+    """Train every cell; ``save(results)`` after each. Stops at Ctrl-C (re-raised after saving
+    the interrupted cell's finished epochs); a failed cell is saved and the next one runs."""
     done: list[Result] = []
-    for scenario, name in pairs:
-        print(f"{name} × {scenario.name}: {scenario.summary}", flush=True)
-        result = run(name, scenario, data.get(scenario.dtype), show_epoch, options[name])
+    for cell in cells:
+        print(f"{cell.backend} × {cell.scenario.name}: {cell.scenario.summary}", flush=True)
+        result = executor.run(cell, show_epoch)
         done.append(result)
         save(done)
         if result.skipped:
             print(f"  skipped: {result.skipped}", flush=True)
+        elif result.failed:
+            print(f"  failed: {result.failed}", flush=True)
         elif not result.complete:
             raise KeyboardInterrupt
     return done
@@ -123,6 +125,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not names:
         raise ConfigError("no backend is available to run")
     raw = load_raw(args.data)
+    DataCache(raw, args.n_train, args.n_test).get("float32")  # --n-train/--n-test fit the data
     print(f"data: {raw.source} ({'verified' if raw.verified else 'not verified'} MNIST)")
     machine, commit = machine_info(), results.commit_info()
 
@@ -132,10 +135,12 @@ def run_command(args: argparse.Namespace) -> int:
         results.write_json_atomic(out, results.document(done, machine, commit))
         saved[:] = done
 
-    pairs = [(s, b) for s in chosen for b in names]
+    cells = [
+        Cell(b, s, options[b], args.data, args.n_train, args.n_test) for s in chosen for b in names
+    ]
     start = time.perf_counter()
     try:
-        run_all(pairs, DataCache(raw, args.n_train, args.n_test), options, save)
+        done = run_all(cells, EXECUTORS[args.executor](), save)
     except KeyboardInterrupt:
         where = f"saved to {out} (marked incomplete)" if saved else "none had finished"
         print(f"interrupted: finished epochs {where}", file=sys.stderr)
@@ -145,7 +150,10 @@ def run_command(args: argparse.Namespace) -> int:
         failure = f"run failed ({type(err).__name__}: {err})"
         print(f"mlpbench: error: {failure}; {where}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"wrote {out} ({len(pairs)} runs, {time.perf_counter() - start:.0f} s)")
+    print(f"wrote {out} ({len(cells)} runs, {time.perf_counter() - start:.0f} s)")
     if not args.no_tables:
         write_tables_and_report([out], out.parent)
-    return 0
+    failed = [f"{r.backend} × {r.scenario.name}: {r.failed}" for r in done if r.failed]
+    for line in failed:
+        print(f"mlpbench: failed: {line}", file=sys.stderr)
+    return EXIT_FAILED if failed else 0

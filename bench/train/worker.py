@@ -1,0 +1,45 @@
+"""``python -m bench.train.worker``: train one cell in this (fresh) process, for the process
+executor.
+
+Protocol: the cell arrives as one JSON line on stdin. Progress and the outcome go to stdout as
+lines starting with ``MARK``: ``epoch {EpochRecord}`` after each finished epoch, then exactly one
+of ``result {Result}`` or ``failed {"reason": one line}``. Anything else on stdout (a framework's
+chatter) is not protocol; the parent passes it on to its stderr. Ctrl-C (SIGINT) ends the run
+after the finished epochs, which the result then holds, marked incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+MARK = "@@mlpbench "
+
+
+def send(kind: str, payload: dict[str, Any]) -> None:
+    print(f"{MARK}{kind} {json.dumps(payload)}", flush=True)
+
+
+def main() -> int:
+    try:
+        from bench.data import DataCache, load_raw
+        from bench.train.cell import Cell, train_here
+
+        cell = Cell.from_dict(json.loads(sys.stdin.readline()))
+        data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test)
+        result = train_here(cell, data, lambda c, r: send("epoch", asdict(r)))
+    except KeyboardInterrupt:  # before the first epoch: nothing finished
+        send("failed", {"reason": "interrupted before its first epoch finished"})
+        return 130
+    except BaseException as err:  # one line for the parent, never a traceback
+        text = str(err).strip().splitlines()
+        send("failed", {"reason": f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")})
+        return 1
+    send("result", result.to_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
