@@ -80,7 +80,7 @@ def _row(cell: Cell) -> dict[str, Any]:
         "status": _status(extra),
         "reason": extra.get("failed"),
         "epochs_run": len(history),
-        "epochs": settings.get("epochs", len(history)),
+        "epochs": settings.get("epochs") or _scenario_epochs(extra) or len(history),
         "final_test_accuracy_pct": 100 * history[-1]["test_accuracy"],
         "test_accuracy_epoch5_pct": 100 * epoch5[0] if epoch5 else math.nan,
         "n_train": extra["n_train"],
@@ -90,6 +90,10 @@ def _row(cell: Cell) -> dict[str, Any]:
         **_timing(cell.entry),
         **_memory(extra, settings),
     }
+
+
+def _scenario_epochs(extra: dict[str, Any]) -> int | None:
+    return as_dict(extra.get("scenario")).get("epochs")
 
 
 def _status(extra: dict[str, Any]) -> str:

@@ -75,6 +75,8 @@ ENTRY: list[tuple[tuple[str, ...], Check, bool]] = [
     (("extra_info", "complete"), BOOL, False),
     (("extra_info", "stats_over"), TEXT, False),
     (("extra_info", "settings"), OBJECT, False),
+    (("extra_info", "scenario"), OBJECT, False),
+    (("extra_info", "scenario", "epochs"), POSITIVE_INT, False),
     (("extra_info", "failed"), TEXT, False),
     (("extra_info", "pid"), POSITIVE_INT, False),
     (("extra_info", "peak_rss_bytes"), POSITIVE_INT, False),

@@ -89,6 +89,8 @@ class Subprocess:
             history=tuple(history),
             complete=False,
             failed=reason,
+            settings=outcome.get("settings", {}),
+            **outcome.get("sizes", {}),
             **measured,
         )
 
@@ -102,6 +104,8 @@ def _read(line: str, cell: Cell, history: list, outcome: dict, on_epoch) -> None
     kind, _, payload = line[len(MARK) :].partition(" ")
     data = json.loads(payload)
     if kind == "epoch":
+        if "settings" in data:
+            outcome["settings"] = data.pop("settings")
         record = EpochRecord(**data)
         history.append(record)
         if on_epoch is not None:
@@ -110,6 +114,8 @@ def _read(line: str, cell: Cell, history: list, outcome: dict, on_epoch) -> None
         outcome["result"] = Result.from_dict(data)
     elif kind == "failed":
         outcome["failed"] = data["reason"]
+    elif kind == "data":
+        outcome["sizes"] = data
 
 
 def _death(code: int | None) -> str:

@@ -2,10 +2,11 @@
 executor.
 
 Protocol: the cell arrives as one JSON line on stdin. Progress and the outcome go to stdout as
-lines starting with ``MARK``: ``epoch {EpochRecord}`` after each finished epoch, then exactly one
-of ``result {Result}`` or ``failed {"reason": one line}``. Anything else on stdout (a framework's
-chatter) is not protocol; the parent passes it on to its stderr. Ctrl-C (SIGINT) ends the run
-after the finished epochs, which the result then holds, marked incomplete.
+lines starting with ``MARK``: ``data {n_train, n_test, n_features}`` once the data is loaded,
+``epoch {EpochRecord}`` after each finished epoch (the first with ``settings`` beside it), then
+exactly one of ``result {Result}`` or ``failed {"reason": one line}``. Anything else on stdout (a
+framework's chatter) is not protocol; the parent passes it on to its stderr. Ctrl-C (SIGINT) ends
+the run after the finished epochs, which the result then holds, marked incomplete.
 """
 
 from __future__ import annotations
@@ -22,14 +23,25 @@ def send(kind: str, payload: dict[str, Any]) -> None:
     print(f"{MARK}{kind} {json.dumps(payload)}", flush=True)
 
 
+def report_epoch(session: Any, record: Any) -> None:
+    first = {"settings": session.settings()} if record.epoch == 1 else {}
+    send("epoch", {**asdict(record), **first})
+
+
 def main() -> int:
     try:
         from bench.data import DataCache, load_raw
-        from bench.train.cell import Cell, train_here
+        from bench.train.cell import Cell
+        from bench.train.session import run
 
         cell = Cell.from_dict(json.loads(sys.stdin.readline()))
         data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test)
-        result = train_here(cell, data, lambda c, r: send("epoch", asdict(r)))
+        sizes = data.get(cell.scenario.dtype)
+        send(
+            "data",
+            {"n_train": sizes.n_train, "n_test": sizes.n_test, "n_features": sizes.n_features},
+        )
+        result = run(cell.backend, cell.scenario, sizes, report_epoch, cell.options)
     except KeyboardInterrupt:  # before the first epoch: nothing finished
         send("failed", {"reason": "interrupted before its first epoch finished"})
         return 130
