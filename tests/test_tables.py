@@ -8,6 +8,7 @@ values are computed independently (statistics.median, n_train / median, ratios o
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import sys
@@ -202,7 +203,7 @@ def test_real_run_writes_every_output_with_independent_values(real_run, tmp_path
         assert speed.loc[name, "relative_to_numpy"] == 1.0
         assert speed.loc[name, "machine_id"] == machine
     assert any("slice of MNIST (n_train 600 of 60,000" in c for c in caveat_lines(report.markdown))
-    assert AGREEMENT in report.markdown
+    assert AGREEMENT not in report.markdown  # measured for NumPy vs Keras: no Keras here
 
 
 # --- exact numbers from hand-written documents ---------------------------------------------------
@@ -320,11 +321,37 @@ def test_a_setting_that_differs_gets_a_caveat(tmp_path: Path, numpy, keras, expe
     assert lines == [f"m1: backends side by side differ in {expected} (in baseline)"]
 
 
-def test_flushing_denormals_on_one_backend_only_gets_a_caveat(tmp_path: Path) -> None:
+def test_caveats_state_only_recorded_settings(tmp_path: Path) -> None:
+    """A setting one backend does not record is not guessed (TensorFlow's kernels flush
+    denormals themselves, for one); a recorded difference is stated."""
     numpy = entry("numpy", "baseline", [1.0], flush_denormals=True)
-    keras = entry("keras", "baseline", [2.0])  # records nothing: TensorFlow keeps denormals
+    keras = entry("keras", "baseline", [2.0])  # records nothing about denormals
     lines = caveat_lines(markdown_of(save(tmp_path, "a.json", doc(numpy, keras))))
-    assert any("flush_denormals" in line and "numpy" in line for line in lines)
+    assert not any("flush_denormals" in line for line in lines)
+    torch = entry("torch", "baseline", [2.0], flush_denormals=False)
+    lines = caveat_lines(markdown_of(save(tmp_path, "b.json", doc(numpy, torch))))
+    assert any("flush_denormals — numpy: true, torch: false" in line for line in lines)
+
+
+def test_agreement_paragraph_only_where_it_was_measured(tmp_path: Path) -> None:
+    """NumPy vs Keras on a CPU: shown for such tables, not for GPU machines or other pairs."""
+    pair = doc(entry("numpy", "baseline", [1.0]), entry("keras", "baseline", [2.0]))
+    assert AGREEMENT in markdown_of(save(tmp_path, "cpu.json", pair))
+    on_gpu = copy.deepcopy(pair)
+    on_gpu["machine_info"]["mlpbench"]["gpus"] = [{"name": "NVIDIA H200"}]
+    assert AGREEMENT not in markdown_of(save(tmp_path, "gpu.json", on_gpu))
+    other = doc(entry("numpy", "baseline", [1.0]), entry("torch", "baseline", [2.0]))
+    assert AGREEMENT not in markdown_of(save(tmp_path, "torch.json", other))
+
+
+def test_tf32_is_implied_off_only_on_the_cpu(tmp_path: Path) -> None:
+    silent = entry("cupy", "baseline", [1.0], device="gpu")  # records no tf32: unknown
+    with_tf32 = entry("torch", "baseline", [1.0], device="gpu", tf32=True)
+    lines = caveat_lines(markdown_of(save(tmp_path, "a.json", doc(with_tf32, silent))))
+    assert not any("tf32" in line for line in lines)
+    on_cpu = entry("numpy", "baseline", [1.0], device="cpu")  # a CPU has no TF32
+    lines = caveat_lines(markdown_of(save(tmp_path, "b.json", doc(on_cpu, with_tf32))))
+    assert any("tf32 — numpy: false, torch: true" in line for line in lines)
 
 
 def test_equal_settings_and_one_sided_settings_give_no_caveat(tmp_path: Path) -> None:

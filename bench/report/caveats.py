@@ -2,8 +2,8 @@
 
 One line each for: several machines, the notes from reading the files (superseded duplicates,
 software that changed between runs), settings that differ between backends side by side, results
-trained on a slice of MNIST, and skipped, incomplete or cold-only runs. ``AGREEMENT`` is the fixed
-paragraph that ends the section.
+trained on a slice of MNIST, and skipped, failed, incomplete or cold-only runs. ``AGREEMENT`` is
+the measured paragraph that ends the section where it applies.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import pandas as pd
 from bench.mnist import MNIST_TEST, MNIST_TRAIN
 from bench.results.read import Collection, cell_name
 
+#: A measured fact about NumPy vs Keras on a CPU: shown only under tables that hold both
+#: backends' results from a machine without GPUs (see ``agreement``).
 AGREEMENT = (
     "From identical weights and batches the backends agree closely over a few hundred steps; over "
     "a whole epoch at batch 32 Adam amplifies rounding differences between BLAS libraries on "
@@ -25,10 +27,12 @@ AGREEMENT = (
     "NumPy and Keras test losses differed by 5e-5 relative at batch 600 and by 2.5e-3 at batch 32."
 )
 #: Settings that name a library's version: per-backend by nature, listed under Machines instead.
-VERSION_KEYS = frozenset({"numpy", "tensorflow", "tensorflow-cpu", "keras", "cupy", "cuda"})
-#: What a backend that does not record a setting means by it: CPU backends have no TF32, and only
-#: the NumPy backend flushes denormals (TensorFlow's compiled train step keeps them).
-IMPLIED = {"tf32": False, "flush_denormals": False}
+VERSION_KEYS = frozenset(
+    {"numpy", "tensorflow", "tensorflow-cpu", "keras", "cupy", "cuda", "torch", "jax", "jaxlib"}
+)
+#: What a backend that ran on the CPU means by a setting it does not record: a CPU has no TF32.
+#: Nothing else is implied: a setting a backend did not record is left out of the comparison.
+IMPLIED_ON_CPU = {"tf32": False}
 
 
 def caveats(frame: pd.DataFrame, collection: Collection) -> list[str]:
@@ -85,18 +89,26 @@ def _setting_caveats(ran: pd.DataFrame) -> list[str]:
     ]
 
 
+def agreement(frame: pd.DataFrame, machines: dict[str, dict[str, Any]]) -> list[str]:
+    """[AGREEMENT] when some CPU-only machine in ``frame`` has both NumPy and Keras results."""
+    for machine, rows in frame[frame["status"] != "skipped"].groupby("machine_id"):
+        facts = machines.get(machine, {}).get("mlpbench") or {}
+        if {"numpy", "keras"} <= set(rows["backend"]) and not facts.get("gpus"):
+            return [AGREEMENT]
+    return []
+
+
 def differing_settings(group: pd.DataFrame) -> dict[str, str]:
     """{setting: 'numpy: a, keras: b'} for the settings that differ between the backends of one
     machine × scenario (see ``comparable_settings``); a backend that lacks a setting is left out
     of that comparison."""
     values = {r.backend: comparable_settings(r) for r in group.itertuples()}
+    for v in values.values():
+        if v.get("device", "cpu") == "cpu":
+            v.update({k: d for k, d in IMPLIED_ON_CPU.items() if k not in v})
     out = {}
-    for key in sorted(set().union(*values.values(), IMPLIED)):
-        have = {
-            b: _show(v.get(key, IMPLIED.get(key)))
-            for b, v in values.items()
-            if key in v or key in IMPLIED
-        }
+    for key in sorted(set().union(*values.values())):
+        have = {b: _show(v[key]) for b, v in values.items() if key in v}
         if len(set(have.values())) > 1:
             out[key] = ", ".join(f"{b}: {v}" for b, v in have.items())
     return out

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import MlpbenchError
-from bench.report.caveats import AGREEMENT, caveats
+from bench.report.caveats import agreement, caveats
 from bench.report.facts import machine_facts_table
 from bench.report.formatting import bullets, to_markdown
 from bench.report.frame import CSV_COLUMNS, runs_frame
@@ -55,7 +55,7 @@ def results_markdown(collection: Collection) -> str:
     parts += [
         "## Caveats",
         bullets(caveats(frame, collection)) or "No generated caveats.",
-        AGREEMENT,
+        *agreement(frame, collection.machines),
     ]
     parts += ["## Machines", to_markdown(machine_facts_table(collection.machines), align="left")]
     return "\n\n".join(parts) + "\n"
