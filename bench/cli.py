@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Frameworks' C++ logs below this level (TensorFlow: 0 info, 1 warning, 2 error) stay quiet
+#: unless the user sets TF_CPP_MIN_LOG_LEVEL; the worker processes inherit it.
+QUIET_TF_LOG_LEVEL = "2"
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_help()
@@ -179,10 +186,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """Backends with the device an instance would train on (instances are made: a framework may
+    only know its device once loaded), their options, and the scenarios."""
     print("backends:")
     for name in registry.names():
         reason = registry.unavailable_reason(name)
-        device = registry.backend_class(name).device if reason is None else "-"
+        device = "-"
+        if reason is None:
+            try:
+                device = registry.create(name).device
+            except Exception as err:  # a backend that cannot even start is unavailable here
+                reason = f"it failed to start ({type(err).__name__}: {err})".splitlines()[0]
         state = "available" if reason is None else f"unavailable: {reason}"
         print(f"  {name:<11} {device:<4} {state}")
         for option, text in registry.options_of(name).items() if reason is None else ():
