@@ -32,10 +32,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return int(text)
+def seeds(text: str) -> list[int]:
+    """'3' → [3]; '0-4' → [0, 1, 2, 3, 4]; '0,2,5-6' → [0, 2, 5, 6]."""
+    found: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
+            raise argparse.ArgumentTypeError(
+                f"must be seeds like 3, 0-4 or 0,2,5-6 (ranges low-high), got {text!r}"
+            )
+        found += range(int(low), int(high if dash else low) + 1)
+    return found
 
 
 def learning_rate(text: str) -> float:
@@ -94,7 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--epochs", type=positive_int, help="override every scenario's epochs")
     run.add_argument("--batch-size", type=positive_int, help="override the batch size")
-    run.add_argument("--seed", type=non_negative_int, help="override the seed (weights, order)")
+    run.add_argument(
+        "--seed",
+        type=seeds,
+        action="extend",
+        metavar="SEEDS",
+        help="run each scenario once per seed (weights, batch order, dropout masks): 3, 0-4 or "
+        "0,2,5-6; repeatable (default: each scenario's own seed)",
+    )
     run.add_argument("--learning-rate", type=learning_rate, help="override the learning rate")
     run.add_argument("--dropout", type=dropout_rate, help="override the dropout rate")
     run.add_argument(

@@ -88,7 +88,9 @@ def test_same_seed_same_numbers_across_cli_runs(tmp_path, capsys):
         (["--learning-rate", "inf"], "--learning-rate: must be a finite number > 0"),
         (["--dropout", "1.0"], "--dropout: must be in [0, 1)"),
         (["--dropout", "-0.1"], "--dropout: must be in [0, 1)"),
-        (["--seed", "-1"], "--seed: must be a non-negative integer"),
+        (["--seed", "-1"], "--seed: must be seeds like 3, 0-4 or 0,2,5-6"),
+        (["--seed", "4-2"], "--seed: must be seeds like 3, 0-4 or 0,2,5-6"),
+        (["--seed", "x"], "--seed: must be seeds like"),
         (["--steps-per-execution", "0"], "--steps-per-execution: must be a positive integer"),
         (["--data", "/no/such/mnist.npz"], "/no/such/mnist.npz"),
     ],
@@ -187,3 +189,15 @@ def test_results_file_gets_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_seed_ranges_give_one_entry_per_seed(tmp_path, capsys):
+    out_file = tmp_path / "r.json"
+    args = ["run", "-b", "numpy", "-s", "baseline", "--epochs", "2", "--seed", "0-2", *SLICE]
+    code, _, _ = run_cli([*args, "--seed", "2,5", "--out", str(out_file), "--no-tables"], capsys)
+    assert code == 0
+    entries = json.loads(out_file.read_text())["benchmarks"]
+    assert [e["params"]["seed"] for e in entries] == [0, 1, 2, 5]
+    assert [e["extra_info"]["scenario"]["seed"] for e in entries] == [0, 1, 2, 5]
+    losses = [e["extra_info"]["history"][0]["train_loss"] for e in entries]
+    assert len(set(losses)) == 4  # different weights and orders

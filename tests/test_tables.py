@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -37,10 +38,11 @@ OUTPUTS = {
     "speed.csv",
     "cold_start.csv",
     "memory.csv",
+    "runs.csv",
     "accuracy_vs_time.png",
     "speed.png",
 }
-CSVS = {"accuracy.csv", "speed.csv", "cold_start.csv", "memory.csv"}
+CSVS = {"accuracy.csv", "speed.csv", "cold_start.csv", "memory.csv", "runs.csv"}
 SETTINGS = {
     "device": "cpu",
     "batch_size": 32,
@@ -77,6 +79,7 @@ def entry(
     n_train: int = 60_000,
     complete: bool = True,
     epoch_gflop: float | None = None,
+    seed: int | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """A benchmarks[] entry: epoch 1 takes ``cold`` s, epochs 2.. take ``warm`` s."""
@@ -95,7 +98,11 @@ def entry(
     ]
     return {
         "name": f"tests/test_benchmarks.py::test_train[{backend}-{scenario}]",
-        "params": {"backend": backend, "scenario": scenario},
+        "params": {
+            "backend": backend,
+            "scenario": scenario,
+            **({} if seed is None else {"seed": seed}),
+        },
         "stats": epoch_stats(warm or [cold]),
         "extra_info": {
             "history": history,
@@ -246,6 +253,29 @@ def test_achieved_gflops_and_share_of_the_measured_gemm_peak(tmp_path: Path) -> 
     assert row["numpy % GEMM peak"] == "49 %"  # of the float32 peak, 100 GFLOP/s
     assert row["keras GFLOP/s"] == "12.3"
     assert row["keras % GEMM peak"] == "31 %"  # of the float64 peak, 40 GFLOP/s
+
+
+def test_seeds_are_summarized_with_t_intervals(tmp_path: Path) -> None:
+    """Three seeds: final accuracies 90, 92, 94 % (sd 2) → 92.00 ± t(0.975, 2)·2/√3 = ± 4.97;
+    warm medians 1.0, 2.0, 3.0 s → 2.00 ± 4.303·1/√3 = ± 2.48. A single-seed cell has no ±."""
+    runs = [
+        entry("numpy", "baseline", [m], accuracies=[0.5, a], seed=seed)
+        for seed, (a, m) in enumerate([(0.90, 1.0), (0.92, 2.0), (0.94, 3.0)])
+    ]
+    single = entry("keras", "baseline", [1.0], accuracies=[0.5, 0.91], seed=0)
+    path = save(tmp_path, "a.json", doc(*runs, single))
+    report = write_tables([path], tmp_path / "out")
+    rows = table_rows(report.markdown, "### Accuracy")
+    assert rows["baseline"]["numpy final %"] == "92.00 ± 4.97"
+    assert rows["baseline"]["keras final %"] == "91.00"
+    assert rows["baseline"]["seeds"] == "3/1"
+    assert table_rows(report.markdown, "### Speed")["baseline"]["numpy s/epoch"] == "2.00 ± 2.48"
+    accuracy = pd.read_csv(tmp_path / "out" / "accuracy.csv").set_index("backend")
+    assert accuracy.loc["numpy", "n_seeds"] == 3 and accuracy.loc["keras", "n_seeds"] == 1
+    assert accuracy.loc["numpy", "ci95_low"] == pytest.approx(92 - 4.303 * 2 / 3**0.5, abs=1e-3)
+    assert accuracy.loc["numpy", "ci95_high"] == pytest.approx(92 + 4.303 * 2 / 3**0.5, abs=1e-3)
+    assert math.isnan(accuracy.loc["keras", "ci95_low"])
+    assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 4
 
 
 def test_epoch5_accuracy_and_not_run_cells(tmp_path: Path) -> None:

@@ -19,19 +19,34 @@ REFERENCE = "numpy"
 
 #: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second, MiB).
 KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
+#: Columns of the cells frame (over seeds) beside each estimate: seeds and 95 % intervals.
+SPREAD = ["n_seeds", "ci95_low", "ci95_high"]
 # fmt: off
 CSV_COLUMNS = {
-    "accuracy.csv": [*KEY_COLUMNS, "epochs_run", "epochs", "final_test_accuracy_pct",
+    "accuracy.csv": [*KEY_COLUMNS, "epochs_run", "epochs", "final_test_accuracy_pct", *SPREAD,
                      "test_accuracy_epoch5_pct", "n_train", "n_test", "reason", "source"],
-    "speed.csv": [*KEY_COLUMNS, "median_s_per_epoch", "samples_per_s", "relative_to_numpy",
-                  "gflops", "gemm_peak_pct", "stats_over", "n_train", "source"],
+    "speed.csv": [*KEY_COLUMNS, "median_s_per_epoch", "n_seeds", "speed_ci95_low",
+                  "speed_ci95_high", "samples_per_s", "relative_to_numpy", "gflops",
+                  "gemm_peak_pct", "stats_over", "n_train", "source"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
     "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "pid", "source"],
 }
 # fmt: on
+#: The runs frame's columns (one row per seed); runs.csv is all but the last two.
 FRAME_COLUMNS = [
-    *dict.fromkeys(c for cols in CSV_COLUMNS.values() for c in cols if c != "relative_to_numpy"),
+    "machine_id",
+    "scenario",
+    "backend",
+    "seed",
+    "status",
+    *dict.fromkeys(
+        c
+        for cols in CSV_COLUMNS.values()
+        for c in cols
+        if c not in (*KEY_COLUMNS, *SPREAD, "relative_to_numpy") and not c.startswith("speed_ci95")
+    ),
+    "relative_to_numpy",
     "settings",
     "history",
 ]
@@ -40,23 +55,36 @@ FRAME_COLUMNS = [
 def runs_frame(
     cells: Sequence[Cell], machines: dict[str, dict[str, Any]] | None = None
 ) -> pd.DataFrame:
-    """One row per cell, ordered by scenario, then backend (numpy first), each in order of first
-    appearance in the files.
+    """One row per result (machine × scenario × backend × seed), ordered by scenario, then
+    backend (numpy first), then seed, each in order of first appearance in the files.
     Seconds are wall clock; ``relative_to_numpy`` = numpy's median / this median on the same
-    machine and scenario, NaN unless both medians are over warm epochs; ``gflops`` = the epoch's
-    matrix-product GFLOP / median seconds; ``gemm_peak_pct`` = gflops as a percentage of the NumPy
-    GEMM peak measured on that machine (``machines``' facts) for the run's dtype."""
+    machine, scenario and seed, NaN unless both medians are over warm epochs; ``gflops`` = the
+    epoch's matrix-product GFLOP / median seconds; ``gemm_peak_pct`` = gflops as a percentage of
+    the NumPy GEMM peak measured on that machine (``machines``' facts) for the run's dtype."""
     rows = [{**_row(c), **_peak_share(c, machines or {})} for c in cells]
     frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS)
-    frame = frame.astype({c: "Int64" for c in ("epochs_run", "epochs", "n_train", "n_test")})
-    numpy = frame[frame["backend"] == "numpy"].set_index(["machine_id", "scenario"])
-    same = pd.MultiIndex.from_frame(frame[["machine_id", "scenario"]])
-    warm = frame["median_s_per_epoch"].where(frame["epochs_run"] >= 2).to_numpy(dtype=float)
-    numpy_warm = numpy["median_s_per_epoch"].where(numpy["epochs_run"] >= 2)
-    frame["relative_to_numpy"] = numpy_warm.reindex(same).to_numpy(dtype=float) / warm
+    frame = frame.astype(
+        {c: "Int64" for c in ("seed", "epochs_run", "epochs", "n_train", "n_test")}
+    )
+    frame["relative_to_numpy"] = relative_to_reference(frame, ["machine_id", "scenario", "seed"])
+    return sort_cells(frame, ["seed"])
+
+
+def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """The reference backend's warm median / each row's, matched on ``keys``; NaN unless both
+    are over warm epochs (a cold-only time is not comparable)."""
+    warm = frame["median_s_per_epoch"].where(frame["epochs_run"] >= 2)
+    numpy = frame.assign(_warm=warm)[frame["backend"] == REFERENCE].drop_duplicates(keys)
+    reference = numpy.set_index(keys)["_warm"].reindex(pd.MultiIndex.from_frame(frame[keys]))
+    return pd.Series(reference.to_numpy(dtype=float) / warm.to_numpy(dtype=float), frame.index)
+
+
+def sort_cells(frame: pd.DataFrame, then: list[str]) -> pd.DataFrame:
+    """Scenarios, then backends (numpy first), in order of first appearance; then ``then``."""
     order = _order(frame["scenario"], []), _order(frame["backend"], [REFERENCE])
     frame = frame.assign(_s=frame["scenario"].map(order[0]), _b=frame["backend"].map(order[1]))
-    return frame.sort_values(["_s", "_b"]).drop(columns=["_s", "_b"]).reset_index(drop=True)
+    by = ["_s", "_b", *then]
+    return frame.sort_values(by, kind="stable").drop(columns=["_s", "_b"]).reset_index(drop=True)
 
 
 def _row(cell: Cell) -> dict[str, Any]:
@@ -64,6 +92,7 @@ def _row(cell: Cell) -> dict[str, Any]:
         "machine_id": cell.machine_id,
         "scenario": cell.scenario,
         "backend": cell.backend,
+        "seed": cell.seed,
         "source": cell.source,
         "reason": cell.reason,
         "settings": {},

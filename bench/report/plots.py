@@ -1,9 +1,9 @@
 """Plots for ``mlpbench table``: test accuracy against training time, and median epoch times.
 
 matplotlib is optional (the 'plots' extra) and imported here only when a plot is drawn, through
-its object API on the Agg canvas (no display, no pyplot global state). Input: the runs frame from
-``bench.report.frame.runs_frame`` (one row per machine × scenario × backend; skipped rows are
-ignored).
+its object API on the Agg canvas (no display, no pyplot global state). Input: the cells frame from
+``bench.report.summary.cells_frame`` (one row per machine × scenario × backend over its seeds;
+skipped rows are ignored).
 Times are training wall-clock seconds: build and evaluation time are excluded.
 """
 
@@ -87,12 +87,21 @@ def accuracy_vs_time(figure: Figure, frame: pd.DataFrame, styles: dict) -> Figur
 
 
 def _accuracy_panel(ax: Axes, frame: pd.DataFrame, styles: dict) -> None:
+    """Per cell: the mean over seeds of test accuracy after each epoch against the mean
+    cumulative training time, with the seeds' range as a band (one seed: no band)."""
     totals = []
     for r in frame.itertuples():
-        seconds = pd.Series([h["seconds"] for h in r.history]).cumsum()
-        accuracy = [100 * h["test_accuracy"] for h in r.history]
-        ax.plot(seconds, accuracy, marker="o", markersize=3, **styles[r.machine_id, r.backend])
-        totals.append(seconds.iloc[-1])
+        epochs = min(len(h) for h in r.histories)
+        seconds = pd.DataFrame([[e["seconds"] for e in h[:epochs]] for h in r.histories])
+        accuracy = pd.DataFrame(
+            [[100 * e["test_accuracy"] for e in h[:epochs]] for h in r.histories]
+        )
+        time = seconds.cumsum(axis=1).mean()
+        style = styles[r.machine_id, r.backend]
+        ax.plot(time, accuracy.mean(), marker="o", markersize=3, **style)
+        if len(r.histories) > 1:
+            ax.fill_between(time, accuracy.min(), accuracy.max(), color=style["color"], alpha=0.15)
+        totals.append(time.iloc[-1])
     if max(totals) > LOG_RATIO * min(totals):
         ax.set_xscale("log")
     else:
@@ -112,8 +121,9 @@ def _legend(figure: Figure, ax: Axes) -> None:
 
 
 def speed_chart(figure: Figure, frame: pd.DataFrame, styles: dict) -> Figure:
-    """Median warm seconds per epoch as bars: groups by scenario, one bar per backend; one panel
-    per machine, titled with its machine_id; log scale when the values span a wide range."""
+    """Median warm seconds per epoch as bars (over seeds: the mean of the seeds' medians, with
+    its 95 % interval as an error bar): groups by scenario, one bar per backend; one panel per
+    machine, titled with its machine_id; log scale when the values span a wide range."""
     machines = list(frame["machine_id"].unique())
     width = max(6.0, 1.2 * frame["scenario"].nunique() * frame["backend"].nunique() ** 0.5 + 2)
     figure.set_size_inches(width, 3.8 * len(machines) + 0.6)
@@ -133,10 +143,13 @@ def _speed_panel(ax: Axes, frame: pd.DataFrame, styles: dict) -> None:
         rows = frame[frame["backend"] == backend]
         x = [names.index(s) + (i - (len(backends) - 1) / 2) * width for s in rows["scenario"]]
         color = styles[rows["machine_id"].iloc[0], backend]["color"]
+        spread = (rows["speed_ci95_high"] - rows["speed_ci95_low"]) / 2
         bars = ax.bar(
             x,
             rows["median_s_per_epoch"],
             width,
+            yerr=spread.where(spread.notna(), 0.0),
+            capsize=2,
             label=backend,
             color=color,
             hatch=[_hatch(n) for n in rows["epochs_run"]],

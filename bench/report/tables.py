@@ -11,13 +11,22 @@ import pandas as pd
 
 from bench.report.formatting import format_seconds, to_markdown
 from bench.report.frame import runs_frame
+from bench.report.summary import cells_frame
 from bench.results.read import collect
 
 Formatter = Callable[[pd.Series], str]
 
 
+def _spread(r: pd.Series, low: str, high: str, text: Callable[[float], str]) -> str:
+    """' ± half-width' of the 95 % interval over seeds; '' for one seed (no interval)."""
+    if r["n_seeds"] < 2 or math.isnan(r[low]):
+        return ""
+    return f" ± {text((r[high] - r[low]) / 2)}"
+
+
 def _final(r: pd.Series) -> str:
     text = f"{r['final_test_accuracy_pct']:.2f}"
+    text += _spread(r, "ci95_low", "ci95_high", lambda v: f"{v:.2f}")
     if r["status"] in ("incomplete", "failed"):
         text += f" ({r['status']}: {r['epochs_run']}/{r['epochs']} ep)"
     return text
@@ -25,7 +34,8 @@ def _final(r: pd.Series) -> str:
 
 def _median(r: pd.Series, unit: str = "") -> str:
     cold = " (epoch 1, cold)" if r["epochs_run"] < 2 else ""
-    return format_seconds(r["median_s_per_epoch"]) + unit + cold
+    spread = _spread(r, "speed_ci95_low", "speed_ci95_high", format_seconds)
+    return format_seconds(r["median_s_per_epoch"]) + spread + unit + cold
 
 
 def _unless_nan(column: str, text: Callable[[float], str]) -> Formatter:
@@ -52,12 +62,14 @@ def _headline_cell(r: pd.Series) -> str:
 TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
     "Accuracy": (
         "Test accuracy (%) after the last epoch run (final) and after epoch 5 (ep5; — when the "
-        "run has fewer than 5 epochs); epochs = epochs run (per backend, in column order, when "
-        "they differ).",
+        "run has fewer than 5 epochs), means over the seeds run; ± is the half-width of the "
+        "Student-t 95 % confidence interval over seeds (none with one seed); seeds = seeds per "
+        "cell and epochs = epochs run (per backend, in column order, when they differ).",
         {"final %": _final, "ep5 %": _epoch5},
     ),
     "Speed": (
-        "Median seconds per warm training epoch (build and evaluation excluded), samples per "
+        "Median seconds per warm training epoch (build and evaluation excluded; with several "
+        "seeds the mean of each seed's median, ± its 95 % interval), samples per "
         "second (= n_train / median), speed relative to NumPy on this machine (NumPy's median "
         "/ this one; ×2.00 = twice as fast), achieved GFLOP/s (the epoch's matrix products only) "
         "and its share of the NumPy GEMM peak measured on this machine in the same run (the "
@@ -110,8 +122,10 @@ def wide_table(frame: pd.DataFrame, columns: dict[str, Formatter]) -> pd.DataFra
 def metric_tables(frame: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
     """{title: (legend, wide table)} for accuracy, speed and cold start (one machine's rows)."""
     tables = {title: (legend, wide_table(frame, cols)) for title, (legend, cols) in TABLES.items()}
-    epochs = frame.groupby("scenario", sort=False)["epochs_run"].agg(_distinct)
-    tables["Accuracy"][1].insert(0, "epochs", epochs.reindex(tables["Accuracy"][1].index))
+    accuracy = tables["Accuracy"][1]
+    for column in ("epochs_run", "n_seeds"):
+        counts = frame.groupby("scenario", sort=False)[column].agg(_distinct)
+        accuracy.insert(0, "epochs" if column == "epochs_run" else "seeds", counts)
     return tables
 
 
@@ -121,7 +135,10 @@ def _distinct(values: pd.Series) -> str:
 
 def headline_table(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """(legend, table) for one machine: rows scenario, one column per backend."""
-    legend = "final test accuracy (%) · median warm s/epoch · speed vs NumPy on this machine"
+    legend = (
+        "final test accuracy (%) · median warm s/epoch · speed vs NumPy on this machine "
+        "(± = 95 % interval over seeds)"
+    )
     return legend, wide_table(frame, {"": _headline_cell})
 
 
@@ -129,11 +146,9 @@ def headline_markdown(paths: Sequence[Path]) -> str:
     """The headline table (final test accuracy % · median warm s/epoch · speed vs NumPy), one per
     machine, as markdown for a README; unusable files are ignored ('' when none is usable)."""
     collection = collect(paths)
-    return (
-        headline_markdown_of(runs_frame(collection.cells, collection.machines))
-        if collection.cells
-        else ""
-    )
+    if not collection.cells:
+        return ""
+    return headline_markdown_of(cells_frame(runs_frame(collection.cells, collection.machines)))
 
 
 def by_machine(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:

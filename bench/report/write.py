@@ -7,8 +7,9 @@ Contract:
 - Machines never share a table: each machine_id gets its own accuracy, speed, cold-start and memory
   tables,
   and "vs numpy" divides medians measured on the same machine only.
-- ``write_tables`` writes results.md and the CSVs of ``CSV_COLUMNS`` (long form: one
-  row per machine × scenario × backend, raw numbers), accuracy_vs_time.png and speed.png.
+- ``write_tables`` writes results.md, the CSVs of ``CSV_COLUMNS`` (long form: one row per
+  machine × scenario × backend over its seeds, raw numbers, with n_seeds and 95 % intervals),
+  runs.csv (one row per seed), accuracy_vs_time.png and speed.png.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from bench.errors import MlpbenchError
 from bench.report.caveats import agreement, caveats
 from bench.report.facts import machine_facts_table
 from bench.report.formatting import bullets, to_markdown
-from bench.report.frame import CSV_COLUMNS, runs_frame
+from bench.report.frame import CSV_COLUMNS, FRAME_COLUMNS, runs_frame
+from bench.report.summary import cells_frame
 from bench.report.tables import by_machine, headline_markdown_of, metric_tables
 from bench.results.read import Collection, collect
 
@@ -39,23 +41,25 @@ class TablesReport:
 
 
 def results_markdown(collection: Collection) -> str:
-    """results.md: sources, headline, per-machine accuracy / speed / cold-start tables, caveats
-    (ending with the agreement paragraph) and machine facts."""
-    frame = runs_frame(collection.cells, collection.machines)
+    """results.md: sources, headline, per-machine accuracy / speed / cold-start / memory tables
+    (over seeds), caveats (ending with the agreement paragraph where it applies) and machine
+    facts."""
+    runs = runs_frame(collection.cells, collection.machines)
+    cells = cells_frame(runs)
     parts = [
         "# mlpbench results",
         "Read from:\n\n" + bullets(collection.sources),
         "## Summary",
-        headline_markdown_of(frame),
+        headline_markdown_of(cells),
     ]
-    for machine, rows in by_machine(frame):
+    for machine, rows in by_machine(cells):
         parts.append(f"## Results on {machine}")
         for title, (legend, table) in metric_tables(rows).items():
             parts += [f"### {title}", legend, to_markdown(table)]
     parts += [
         "## Caveats",
-        bullets(caveats(frame, collection)) or "No generated caveats.",
-        *agreement(frame, collection.machines),
+        bullets(caveats(runs, collection)) or "No generated caveats.",
+        *agreement(runs, collection.machines),
     ]
     parts += ["## Machines", to_markdown(machine_facts_table(collection.machines), align="left")]
     return "\n\n".join(parts) + "\n"
@@ -69,16 +73,19 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
     if not collection.cells:
         return TablesReport([], list(collection.problems), "")
     markdown = results_markdown(collection)
-    frame = runs_frame(collection.cells, collection.machines)
+    runs = runs_frame(collection.cells, collection.machines)
+    cells = cells_frame(runs)
+    tables = {**{name: (cells, columns) for name, columns in CSV_COLUMNS.items()}}
+    tables["runs.csv"] = (runs, FRAME_COLUMNS[:-2])  # one row per seed; no settings/history
     out_dir, problems = Path(out_dir), list(collection.problems)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.md").write_text(markdown, encoding="utf-8")
         written = [out_dir / "results.md"]
-        for name, columns in CSV_COLUMNS.items():
+        for name, (frame, columns) in tables.items():
             frame.reindex(columns=columns).to_csv(out_dir / name, index=False, float_format="%.6g")
             written.append(out_dir / name)
-        written += _plots(frame, out_dir, problems)
+        written += _plots(cells, out_dir, problems)
     except OSError as err:
         raise MlpbenchError(
             f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"

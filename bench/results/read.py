@@ -29,8 +29,9 @@ OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 @dataclass(frozen=True)
 class Cell:
-    """One machine × scenario × backend outcome read from ``source``: ``entry`` is its
-    ``benchmarks[]`` entry, or None when the backend skipped the scenario (``reason`` says why)."""
+    """One machine × scenario × backend × seed outcome read from ``source``: ``entry`` is its
+    ``benchmarks[]`` entry, or None when the backend skipped the scenario (``reason`` says why).
+    ``seed`` is ``params.seed`` (older files: the recorded scenario's seed; None if neither)."""
 
     machine_id: str
     scenario: str
@@ -39,6 +40,7 @@ class Cell:
     when: dt.datetime
     entry: dict[str, Any] | None = None
     reason: str | None = None
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,21 @@ def collect(paths: Sequence[Path]) -> Collection:
 
 
 def cell_name(cell: Any) -> str:
-    """'backend × scenario on machine' for a Cell or a row of the runs frame."""
-    return f"{cell.backend} × {cell.scenario} on {cell.machine_id}"
+    """'backend × scenario (seed N) on machine' for a Cell or a row of the runs frame."""
+    seed = getattr(cell, "seed", None)
+    seeded = f" (seed {int(seed)})" if isinstance(seed, int | float) and seed == seed else ""
+    return f"{cell.backend} × {cell.scenario}{seeded} on {cell.machine_id}"
+
+
+def _seed(entry: dict[str, Any]) -> int | None:
+    """The entry's seed: params.seed, else the seed of the scenario it recorded."""
+    for seed in (
+        entry["params"].get("seed"),
+        as_dict(entry["extra_info"].get("scenario")).get("seed"),
+    ):
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return seed
+    return None
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -131,9 +146,17 @@ def _document_cells(doc: dict[str, Any], source: str) -> tuple[list[Cell], str |
             bad.append(flaw)
             continue
         backend, scenario = entry["params"]["backend"], entry["params"]["scenario"]
-        cells.append(Cell(machine, scenario, backend, source, when, entry=entry))
+        cells.append(Cell(machine, scenario, backend, source, when, entry, seed=_seed(entry)))
     cells += [
-        Cell(machine, s["scenario"], s["backend"], source, when, reason=str(s.get("reason")))
+        Cell(
+            machine,
+            s["scenario"],
+            s["backend"],
+            source,
+            when,
+            reason=str(s.get("reason")),
+            seed=s.get("seed") if isinstance(s.get("seed"), int) else None,
+        )
         for s in _skipped_list(doc)
     ]
     if not cells:
@@ -175,7 +198,8 @@ def _source_line(path: str, doc: dict[str, Any], cells: list[Cell]) -> str:
 def _newest_cells(cells: list[Cell]) -> tuple[list[Cell], list[str]]:
     groups: dict[tuple[str, str, str], list[Cell]] = {}
     for cell in cells:
-        groups.setdefault((cell.machine_id, cell.scenario, cell.backend), []).append(cell)
+        key = (cell.machine_id, cell.scenario, cell.backend, cell.seed)
+        groups.setdefault(key, []).append(cell)
     kept, notes = [], []
     for group in groups.values():
         group = sorted(group, key=lambda c: c.when)  # stable: later files win ties

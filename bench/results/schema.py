@@ -66,6 +66,14 @@ ENTRY: list[tuple[tuple[str, ...], Check, bool]] = [
     (("params",), OBJECT, True),
     (("params", "backend"), TEXT, True),
     (("params", "scenario"), TEXT, True),
+    (
+        ("params", "seed"),
+        (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            "a non-negative integer",
+        ),
+        False,
+    ),
     (("extra_info",), OBJECT, True),
     (("extra_info", "history"), HISTORY, True),
     (("extra_info", "n_train"), POSITIVE_INT, True),

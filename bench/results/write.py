@@ -73,13 +73,17 @@ def extra_info(result: Result) -> dict[str, Any]:
 
 def benchmark_entry(result: Result, source: str = "mlpbench run") -> dict[str, Any]:
     """One ``benchmarks[]`` entry; the run must have at least one finished epoch."""
-    param = f"{result.backend}-{result.scenario.name}"
+    param = f"{result.backend}-{result.scenario.name}-seed{result.scenario.seed}"
     seconds, _ = timed_epochs(result)
     return {
         "group": result.scenario.name,
         "name": f"test_train[{param}]",
         "fullname": f"{source}::test_train[{param}]",
-        "params": {"backend": result.backend, "scenario": result.scenario.name},
+        "params": {
+            "backend": result.backend,
+            "scenario": result.scenario.name,
+            "seed": result.scenario.seed,
+        },
         "param": param,
         "extra_info": extra_info(result),
         "options": {"timer": "perf_counter", "source": source, "warmup": False},
@@ -90,7 +94,12 @@ def benchmark_entry(result: Result, source: str = "mlpbench run") -> dict[str, A
 def skipped_entry(result: Result) -> dict[str, Any]:
     """A cell without a finished epoch: skipped by its backend, failed, or interrupted."""
     reason = result.skipped or result.failed or "interrupted before its first epoch finished"
-    entry = {"backend": result.backend, "scenario": result.scenario.name, "reason": reason}
+    entry = {
+        "backend": result.backend,
+        "scenario": result.scenario.name,
+        "seed": result.scenario.seed,
+        "reason": reason,
+    }
     return {**entry, "failed": True} if result.failed else entry
 
 

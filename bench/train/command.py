@@ -44,15 +44,18 @@ def select_backends(requested: list[str] | None) -> tuple[list[str], list[str]]:
 
 
 def select_scenarios(requested: list[str] | None, args: argparse.Namespace) -> list[Scenario]:
+    """The chosen scenarios with the overrides applied, once per ``--seed`` (each scenario's own
+    seed when none is given), in catalogue-then-seed order."""
     names = list(scenarios.SCENARIOS) if not requested or "all" in requested else requested
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
-        "seed": args.seed,
         "learning_rate": args.learning_rate,
         "dropout": args.dropout,
     }
-    return [scenarios.get(n).with_overrides(**overrides) for n in dict.fromkeys(names)]
+    chosen = [scenarios.get(n).with_overrides(**overrides) for n in dict.fromkeys(names)]
+    seeds = list(dict.fromkeys(args.seed or []))
+    return [s.with_overrides(seed=seed) for s in chosen for seed in seeds] if seeds else chosen
 
 
 def show_epoch(cell: Cell, r: EpochRecord) -> None:

@@ -1,0 +1,56 @@
+"""Small-sample statistics for results over seeds: means with Student-t 95 % confidence
+intervals, and paired differences (seed by seed) with theirs.
+
+Why t intervals: cells have a handful of seeds (5 is typical), too few for a normal
+approximation or a bootstrap, and the paired Wilcoxon signed-rank test cannot reach p < 0.05
+with fewer than 6 pairs; for per-seed results that are roughly normal (final accuracies, epoch
+medians) the t interval is the standard small-n choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over ``n`` values with its 95 % interval [low, high] (NaN when n < 2)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.n >= 2 and (self.low > 0 or self.high < 0)
+
+
+def mean_ci(values: Sequence[float]) -> Estimate:
+    """The mean of ``values`` (NaNs dropped) and its Student-t 95 % confidence interval."""
+    from scipy import stats
+
+    finite = [float(v) for v in values if v == v]
+    n = len(finite)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    mean = math.fsum(finite) / n
+    if n < 2:
+        return Estimate(mean, math.nan, math.nan, n)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n)
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> Estimate:
+    """Mean of b[seed] − a[seed] over the seeds both have, with its t interval (paired t)."""
+    common = sorted(set(a) & set(b))
+    return mean_ci([b[s] - a[s] for s in common])
