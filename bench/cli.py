@@ -1,4 +1,4 @@
-"""Command line: ``mlpbench list | run | table`` (also ``python -m bench``).
+"""Command line: ``mlpbench list | run | table | compare`` (also ``python -m bench``).
 
 Every user error ends with one line on stderr, ``mlpbench: error: …``, exit code 2, no traceback.
 ``run`` writes its JSON after every finished run (atomically), so Ctrl-C or a crash in a later run
@@ -66,6 +66,20 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
+def significance_level(text: str) -> float:
+    value = _float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text!r}")
+    return value
+
+
+def change_factor(text: str) -> float:
+    value = _float(text)
+    if not (math.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 1, got {text!r}")
+    return value
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``mlpbench run: error: …``) and exit code 2."""
 
@@ -80,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlpbench {bench.__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="{list,run,table}", parser_class=OneLineParser
+        dest="command", metavar="{list,run,table,compare}", parser_class=OneLineParser
     )
     sub.add_parser("list", help="backends (with availability) and scenarios")
     run = sub.add_parser("run", help="train scenarios on backends; write JSON (and tables)")
@@ -175,6 +189,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: the first file's folder)",
     )
+    compare = sub.add_parser(
+        "compare",
+        help="speed and accuracy of NEW against BASE, cell by cell; exit 1 if a cell got slower",
+    )
+    compare.add_argument("base", type=Path, metavar="BASE.json")
+    compare.add_argument("new", type=Path, metavar="NEW.json")
+    compare.add_argument(
+        "--alpha",
+        type=significance_level,
+        default=0.05,
+        help="significance level of the Mann-Whitney U test (default 0.05)",
+    )
+    compare.add_argument(
+        "--factor",
+        type=change_factor,
+        default=1.1,
+        help="a change counts only beyond this ratio of medians, either way (default 1.1)",
+    )
     return parser
 
 
@@ -237,7 +269,18 @@ def cmd_table(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.problems else 0
 
 
-COMMANDS: dict[str, Any] = {"list": cmd_list, "run": cmd_run, "table": cmd_table}
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.report.compare import run_compare
+
+    return run_compare(args.base, args.new, alpha=args.alpha, factor=args.factor)
+
+
+COMMANDS: dict[str, Any] = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "table": cmd_table,
+    "compare": cmd_compare,
+}
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ class Scenario:
     seed: int = 0
     shuffle: bool = True
     changes: tuple[str, ...] = field(default=())
+    #: The scenario this one changes, for the paired questions in results.md ("baseline").
+    base: str | None = None
+    #: Position on the report's gap ladder (report_recipe 0 … baseline last), else None.
+    ladder: int | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -133,6 +137,7 @@ def _finite(v: object) -> bool:
 BASELINE = Scenario(
     name="baseline",
     summary="the report's Keras model: 128 ReLU, Glorot uniform, Adam lr 1e-3, batch 32, 5 epochs",
+    ladder=6,
 )
 
 
@@ -143,6 +148,8 @@ def _variant(name: str, change: str, **kw: Any) -> Scenario:
         summary=f"baseline with {change}, 10 epochs",
         epochs=10,
         changes=(change,),
+        base="baseline",
+        ladder=None,
         **kw,
     )
 
@@ -151,6 +158,13 @@ NEURONS_256 = _variant("neurons_256", "256 hidden neurons", hidden=(256,))
 HE_INIT = _variant("he_init", "He-normal init", init="he_normal")
 RMSPROP = _variant("rmsprop", "RMSprop (lr 1e-3, rho 0.9)", optimizer="rmsprop")
 DROPOUT = _variant("dropout", "dropout 0.2 after the hidden layer", dropout=0.2)
+#: The report's recommended recipe: its three winning changes together.
+BEST_CONFIG = replace(
+    _variant("best_config", "256 neurons + He-normal init + RMSprop"),
+    hidden=(256,),
+    init="he_normal",
+    optimizer="rmsprop",
+)
 REPORT_RECIPE = Scenario(
     name="report_recipe",
     summary="the report's NumPy run: full-batch GD, lr 0.01, 50 epochs, float64, randn*0.01",
@@ -163,10 +177,48 @@ REPORT_RECIPE = Scenario(
     seed=42,
     shuffle=False,
     changes=("full-batch SGD lr 0.01", "50 epochs", "float64", "N(0, 0.01²) init, seed 42"),
+    ladder=0,
 )
 
+
+def _rung(previous: Scenario, step: int, name: str, change: str, **kw: Any) -> Scenario:
+    """The next rung of the gap ladder: ``previous`` with one more thing as the baseline has it."""
+    return replace(
+        previous,
+        name=f"gap_{step}_{name}",
+        summary=f"gap ladder {step}: the rung before, with {change}",
+        changes=(change,),
+        ladder=step,
+        **kw,
+    )
+
+
+#: From the report's recipe to the baseline one change at a time (the order is a choice: a
+#: change's share of the gap depends on what came before it; results.md says so).
+GAP_1 = _rung(REPORT_RECIPE, 1, "init", "Glorot-uniform init", init="glorot_uniform")
+GAP_2 = _rung(GAP_1, 2, "float32", "float32", dtype="float32")
+GAP_3 = _rung(GAP_2, 3, "adam", "Adam instead of SGD (lr 0.01 kept)", optimizer="adam")
+GAP_4 = _rung(GAP_3, 4, "lr", "lr 1e-3", learning_rate=1e-3)
+GAP_5 = _rung(GAP_4, 5, "epochs", "5 epochs", epochs=5)
+#: Rung 6 is the baseline itself: batches of 32, reshuffled every epoch (the order of rows
+#: only matters once there are mini-batches, so batching and shuffling are one change).
+
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (BASELINE, NEURONS_256, HE_INIT, RMSPROP, DROPOUT, REPORT_RECIPE)
+    s.name: s
+    for s in (
+        BASELINE,
+        NEURONS_256,
+        HE_INIT,
+        RMSPROP,
+        DROPOUT,
+        BEST_CONFIG,
+        REPORT_RECIPE,
+        GAP_1,
+        GAP_2,
+        GAP_3,
+        GAP_4,
+        GAP_5,
+    )
 }
 
 

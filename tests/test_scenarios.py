@@ -11,8 +11,19 @@ import scenarios
 from bench.errors import ConfigError
 from scenarios import BASELINE, Scenario
 
-# Every variant also sets its own name, summary, changes and 10 epochs.
-BOOKKEEPING = {"name", "summary", "changes", "epochs"}
+# Every variant also sets its own name, summary, changes, 10 epochs, its base and no ladder rung.
+BOOKKEEPING = {"name", "summary", "changes", "epochs", "base", "ladder"}
+# What each rung of the gap ladder changes from the rung before (name, ladder, summary, changes
+# are bookkeeping); the last rung is the baseline itself.
+RUNGS = [
+    ("report_recipe", None),
+    ("gap_1_init", {"init"}),
+    ("gap_2_float32", {"dtype"}),
+    ("gap_3_adam", {"optimizer"}),
+    ("gap_4_lr", {"learning_rate"}),
+    ("gap_5_epochs", {"epochs"}),
+    ("baseline", {"batch_size", "shuffle", "seed"}),
+]
 VARIANTS = {  # name → (the one recipe field it changes, its value)
     "neurons_256": ("hidden", (256,)),
     "he_init": ("init", "he_normal"),
@@ -27,14 +38,15 @@ def differing_fields(a: Scenario, b: Scenario) -> set[str]:
     }
 
 
-def test_catalogue_has_the_six_scenarios():
+def test_catalogue_has_the_reports_scenarios_and_the_gap_ladder():
     assert list(scenarios.SCENARIOS) == [
         "baseline",
         "neurons_256",
         "he_init",
         "rmsprop",
         "dropout",
-        "report_recipe",
+        "best_config",
+        *[name for name, _ in RUNGS[:-1]],
     ]
     for name, scenario in scenarios.SCENARIOS.items():
         assert scenario.name == name
@@ -64,6 +76,23 @@ def test_each_variant_changes_exactly_one_recipe_field(name):
     assert getattr(variant, field) == value
     assert variant.epochs == 10
     assert len(variant.changes) == 1 and variant.changes[0] in variant.summary
+
+
+def test_best_config_is_the_reports_recommendation():
+    best = scenarios.get("best_config")
+    assert differing_fields(BASELINE, best) == BOOKKEEPING | {"hidden", "init", "optimizer"}
+    assert (best.hidden, best.init, best.optimizer) == ((256,), "he_normal", "rmsprop")
+    assert (best.batch_size, best.epochs, best.base) == (32, 10, "baseline")
+
+
+def test_gap_ladder_changes_one_thing_per_rung_from_the_report_to_the_baseline():
+    rungs = [scenarios.get(name) for name, _ in RUNGS]
+    assert [r.ladder for r in rungs] == list(range(len(RUNGS)))
+    for (name, changed), before, after in zip(RUNGS[1:], rungs[:-1], rungs[1:], strict=True):
+        bookkeeping = {"name", "summary", "changes", "ladder"}
+        assert differing_fields(before, after) - bookkeeping == changed, name
+    # the full-batch rungs ignore the order of rows, so the last rung's batching and shuffling
+    # are one change; its seed differs only as defaults do (runs over seeds override both)
 
 
 def test_rmsprop_variant_keeps_keras_rmsprop_defaults():
@@ -97,7 +126,7 @@ def test_scenarios_are_frozen_and_round_trip_through_dicts():
         d = scenario.to_dict()
         assert isinstance(d["hidden"], list) and isinstance(d["changes"], list)
         rebuilt = Scenario(**{**d, "hidden": tuple(d["hidden"]), "changes": tuple(d["changes"])})
-        assert rebuilt == scenario
+        assert rebuilt == scenario == Scenario.from_dict(d)
 
 
 def test_with_overrides_ignores_none_and_validates():

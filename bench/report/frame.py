@@ -33,7 +33,7 @@ CSV_COLUMNS = {
     "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "pid", "source"],
 }
 # fmt: on
-#: The runs frame's columns (one row per seed); runs.csv is all but the last two.
+#: The runs frame's numeric and text columns (one row per seed): runs.csv.
 FRAME_COLUMNS = [
     "machine_id",
     "scenario",
@@ -47,9 +47,9 @@ FRAME_COLUMNS = [
         if c not in (*KEY_COLUMNS, *SPREAD, "relative_to_numpy") and not c.startswith("speed_ci95")
     ),
     "relative_to_numpy",
-    "settings",
-    "history",
 ]
+#: Columns of the runs frame that hold structures, not numbers (not in runs.csv).
+NESTED_COLUMNS = ["settings", "history", "recipe"]
 
 
 def runs_frame(
@@ -62,7 +62,7 @@ def runs_frame(
     epoch's matrix-product GFLOP / median seconds; ``gemm_peak_pct`` = gflops as a percentage of
     the NumPy GEMM peak measured on that machine (``machines``' facts) for the run's dtype."""
     rows = [{**_row(c), **_peak_share(c, machines or {})} for c in cells]
-    frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS)
+    frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS + NESTED_COLUMNS)
     frame = frame.astype(
         {c: "Int64" for c in ("seed", "epochs_run", "epochs", "n_train", "n_test")}
     )
@@ -97,6 +97,7 @@ def _row(cell: Cell) -> dict[str, Any]:
         "reason": cell.reason,
         "settings": {},
         "history": [],
+        "recipe": {},
     }
     if cell.entry is None:
         return {**row, "status": "skipped"}
@@ -116,6 +117,7 @@ def _row(cell: Cell) -> dict[str, Any]:
         "n_test": extra.get("n_test"),
         "settings": settings,
         "history": history,
+        "recipe": as_dict(extra.get("scenario")),
         **_timing(cell.entry),
         **_memory(extra, settings),
     }

@@ -25,6 +25,10 @@ from bench.report.caveats import agreement, caveats
 from bench.report.facts import machine_facts_table
 from bench.report.formatting import bullets, to_markdown
 from bench.report.frame import CSV_COLUMNS, FRAME_COLUMNS, runs_frame
+from bench.report.ladder import LEGEND as LADDER_LEGEND
+from bench.report.ladder import ladder_frame, ladder_table
+from bench.report.questions import LEGEND as QUESTIONS_LEGEND
+from bench.report.questions import questions_table
 from bench.report.summary import cells_frame
 from bench.report.tables import by_machine, headline_markdown_of, metric_tables
 from bench.results.read import Collection, collect
@@ -56,6 +60,7 @@ def results_markdown(collection: Collection) -> str:
         parts.append(f"## Results on {machine}")
         for title, (legend, table) in metric_tables(rows).items():
             parts += [f"### {title}", legend, to_markdown(table)]
+        parts += _answers(runs[runs["machine_id"] == machine])
     parts += [
         "## Caveats",
         bullets(caveats(runs, collection)) or "No generated caveats.",
@@ -63,6 +68,20 @@ def results_markdown(collection: Collection) -> str:
     ]
     parts += ["## Machines", to_markdown(machine_facts_table(collection.machines), align="left")]
     return "\n\n".join(parts) + "\n"
+
+
+def _answers(runs: pd.DataFrame) -> list[str]:
+    """The questions section and the gap ladder for one machine, where its results allow."""
+    parts = []
+    questions = questions_table(runs)
+    if not questions.empty:
+        table = to_markdown(questions.set_index("question"), align="left")
+        parts += ["### Questions", QUESTIONS_LEGEND, table]
+    ladder = ladder_frame(runs)
+    if not ladder.empty:
+        parts += ["### The report's gap, factor by factor", LADDER_LEGEND]
+        parts.append(to_markdown(ladder_table(ladder)))
+    return parts
 
 
 def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
@@ -76,7 +95,7 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
     runs = runs_frame(collection.cells, collection.machines)
     cells = cells_frame(runs)
     tables = {**{name: (cells, columns) for name, columns in CSV_COLUMNS.items()}}
-    tables["runs.csv"] = (runs, FRAME_COLUMNS[:-2])  # one row per seed; no settings/history
+    tables["runs.csv"] = (runs, FRAME_COLUMNS)  # one row per seed
     out_dir, problems = Path(out_dir), list(collection.problems)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +104,7 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
         for name, (frame, columns) in tables.items():
             frame.reindex(columns=columns).to_csv(out_dir / name, index=False, float_format="%.6g")
             written.append(out_dir / name)
-        written += _plots(cells, out_dir, problems)
+        written += _plots(cells, runs, out_dir, problems)
     except OSError as err:
         raise MlpbenchError(
             f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"
@@ -93,11 +112,14 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
     return TablesReport(written, problems, markdown)
 
 
-def _plots(frame: pd.DataFrame, out_dir: Path, problems: list[str]) -> list[Path]:
-    from bench.report.plots import PlotsUnavailable, write_plots
+def _plots(
+    cells: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, problems: list[str]
+) -> list[Path]:
+    from bench.report.plots import PlotsUnavailable, write_ladder_plot, write_plots
 
+    ladders = {m: ladder_frame(r) for m, r in runs.groupby("machine_id", sort=False)}
     try:
-        return write_plots(frame, out_dir)
+        return write_plots(cells, out_dir) + write_ladder_plot(ladders, out_dir)
     except PlotsUnavailable as err:
         problems.append(str(err))
         return []

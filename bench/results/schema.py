@@ -34,6 +34,10 @@ def _positive_int(v: Any) -> bool:
 NUMBER: Check = (_number, "a finite number")
 POSITIVE: Check = (_positive, "a positive number")
 POSITIVE_INT: Check = (_positive_int, "a positive integer")
+NON_NEGATIVE_INT: Check = (
+    lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "a non-negative integer",
+)
 TEXT: Check = (lambda v: isinstance(v, str), "text")
 BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
 OBJECT: Check = (lambda v: isinstance(v, dict), "an object")
@@ -85,6 +89,8 @@ ENTRY: list[tuple[tuple[str, ...], Check, bool]] = [
     (("extra_info", "settings"), OBJECT, False),
     (("extra_info", "scenario"), OBJECT, False),
     (("extra_info", "scenario", "epochs"), POSITIVE_INT, False),
+    (("extra_info", "scenario", "base"), TEXT, False),
+    (("extra_info", "scenario", "ladder"), NON_NEGATIVE_INT, False),
     (("extra_info", "failed"), TEXT, False),
     (("extra_info", "pid"), POSITIVE_INT, False),
     (("extra_info", "peak_rss_bytes"), POSITIVE_INT, False),
