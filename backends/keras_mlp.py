@@ -1,29 +1,55 @@
-"""The TensorFlow/Keras backend: the same MLP built from Keras layers, trained by ``model.fit``.
+"""The Keras backends: the same MLP built from Keras layers, trained by ``model.fit``, on Keras 3's
+TensorFlow (``KerasMLP``, entry point ``keras``), JAX (``KerasJaxMLP``, ``keras-jax``) and PyTorch
+(``KerasTorchMLP``, ``keras-torch``) backends.
 
 Every recipe value comes from the ``Recipe`` and is passed to Keras explicitly (initial weights
-through ``set_weights``, optimizer hyperparameters, dropout rate and seed, dtype per layer).
-TensorFlow is imported only when a ``KerasMLP`` is created, never when the registry is read.
+through ``set_weights``, optimizer hyperparameters, dropout rate and seed, dtype per layer). The
+model, ``fit`` and ``evaluate`` code is one code path for all three; what differs per framework
+(device, TF32, float64, synchronization, settings) lives in the small ``_TensorFlow``, ``_Jax`` and
+``_Torch`` helpers. No framework is imported when the registry is read, only when an instance is
+created.
+
+Keras picks its backend once per process, at ``import keras`` (env ``KERAS_BACKEND``). An instance
+makes Keras run on its class's backend in ``__init__`` (and checks again in ``build``): before
+Keras is imported it sets ``KERAS_BACKEND``, as Keras users do; if Keras is already imported on
+another backend it calls ``keras.config.set_backend``, which re-imports the Keras package
+(recorded as ``keras_backend_switched``). Keras objects made before a switch are unusable after
+it, so every Keras object of a run is created in ``build``, after the switch, from the Keras
+module the instance keeps (``self.keras``); an instance built earlier on another backend must not
+be used after a later instance switched away (the harness makes a fresh instance per run).
 
 Choices that affect speed, recorded by ``settings()``:
-- ``jit_compile`` (XLA; option ``jit_compile``) is always an explicit bool, never Keras' "auto";
-  ``DEFAULT_JIT_COMPILE`` unless the option says otherwise.
-- ``steps_per_execution`` (option of that name; Keras' default 1): how many optimizer steps one
-  call of the compiled train function runs. Same updates in the same order, less per-call
-  dispatch (measured figures: results/README.md).
-- TF32 is set from ``RunOptions.tf32`` (off by default; TensorFlow would otherwise use it on
-  Ampere+ GPUs). This is a process-wide TensorFlow setting.
-- On a GPU, memory growth is switched on (once, before TensorFlow initializes the GPUs) so the
-  peak-memory figure means something; batches are fed by Keras' own input pipeline from host
-  memory, as a Keras user's ``fit`` on NumPy arrays would.
+- ``jit_compile`` (option ``jit_compile``) is always an explicit bool, never Keras' "auto";
+  ``DEFAULT_JIT_COMPILE`` of the class unless the option says otherwise. TensorFlow: True = XLA
+  (measured faster than False for this model on the CPU; figures: results/README.md). JAX: True =
+  ``jax.jit`` of the train step (what Keras' "auto" resolves to; False runs it op by op). PyTorch:
+  False = eager (what "auto" resolves to); True = ``torch.compile`` (inductor: needs a C++
+  compiler on the CPU, compilation lands in the cold epoch). Warm baseline epochs (full MNIST,
+  Adam, float32; 2-vCPU VM shared with other benchmarks, least-loaded round, medians): batch 32
+  tensorflow 5.6 s, jax 0.91 s (jit off: ~60 s), torch 6.8 s (compiled: 2.1 s after a 14 s cold
+  epoch); batch 1024 0.87 / 0.26 (1.6) / 0.51 (0.52) s. Keras on torch suffered most from load
+  (batch 32 eager: 36–102 s per epoch at load 5), so its default stays Keras' own.
+- ``steps_per_execution`` (Keras' default 1): optimizer steps per call of the compiled train
+  function. Same updates in the same order, less per-call dispatch. Keras' PyTorch trainer only
+  supports 1.
+- TF32 follows ``RunOptions.tf32`` (off by default): TensorFlow's
+  ``enable_tensor_float_32_execution``, JAX's ``jax_default_matmul_precision`` ("highest" or
+  "tensorfloat32"), torch's ``allow_tf32`` flags for matmul and cuDNN. All process-wide.
+- On a TensorFlow GPU, memory growth is switched on (once, before TensorFlow initializes the
+  GPUs) so the peak-memory figure means something. Batches are fed by Keras' own input pipeline
+  from host memory, as a Keras user's ``fit`` on NumPy arrays would.
 
 No warm-up or pre-tracing happens in ``build``: tracing and compilation land in epoch 1 (the
 harness's cold epoch), so the weights and optimizer state after N epochs are exactly those of N
 plain ``fit`` epochs.
 
-float64 recipes run in float64 end to end (they agree with the float64 NumPy engine to ~1e-13).
-Two Keras defaults would silently drop to float32 and are worked around: the learning-rate
-variable, loss tracker and input adapter follow the global floatx (set to the recipe's dtype
-around build/fit/evaluate, then restored), and Adam's βᵗ (see ``_adam_beta``).
+float64 recipes run in float64 end to end (they agree with the float64 NumPy engine to ~1e-13);
+``build`` checks that the weights really are float64 and refuses the recipe otherwise. Keras
+defaults that would silently drop to float32 are worked around: the learning-rate variable, loss
+tracker and input adapter follow the global floatx (set to the recipe's dtype around
+build/fit/evaluate, then restored); on TensorFlow, Adam's βᵗ (see ``_TensorFlow.adam_beta``); on
+JAX, float64 needs ``jax_enable_x64``, switched on (process-wide, and never off again) when a
+float64 recipe is built.
 """
 
 from __future__ import annotations
@@ -31,6 +57,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shutil
+import sys
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,6 +68,7 @@ import numpy as np
 from backends.api import (
     EpochMetrics,
     Evaluation,
+    OptionError,
     Recipe,
     RecipeUnsupported,
     RunOptions,
@@ -51,7 +81,8 @@ from backends.api import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-#: XLA on by default: faster than False for this model on the CPU (figures: results/README.md).
+#: The TensorFlow class's jit default (``KerasMLP.DEFAULT_JIT_COMPILE``): XLA on, faster than
+#: False for this model on the CPU (figures: results/README.md).
 DEFAULT_JIT_COMPILE = True
 #: Rows per batch for ``evaluate`` (inference only; larger batches just mean fewer calls).
 EVAL_BATCH_SIZE = 10_000
@@ -59,34 +90,41 @@ EVAL_BATCH_SIZE = 10_000
 _gpus_configured = False
 
 
-def _import_tf() -> ModuleType:
-    import tensorflow as tf
+def _missing(*modules: str) -> bool:
+    """Whether any of ``modules`` cannot be imported here (a spec lookup: nothing is imported)."""
+    return any(importlib.util.find_spec(m) is None for m in modules)
 
-    return tf
 
+def _use_keras_backend(name: str) -> tuple[ModuleType, bool]:
+    """The ``keras`` module running on backend ``name``, and whether Keras had to be switched
+    from another backend to get it (``keras.config.set_backend``: a re-import of Keras)."""
+    loaded = sys.modules.get("keras")
+    if loaded is None:
+        os.environ["KERAS_BACKEND"] = name  # read once, by the import below
+        import keras
 
-def _configure_gpus(tf: ModuleType) -> list[Any]:
-    """The visible GPUs; on the first call, switch memory growth on for each (this must happen
-    before TensorFlow initializes them; if something already did, their setting is kept)."""
-    global _gpus_configured
-    gpus = tf.config.list_physical_devices("GPU")
-    if not _gpus_configured:
-        for gpu in gpus:
-            with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
-                tf.config.experimental.set_memory_growth(gpu, True)
-        _gpus_configured = True
-    return gpus
+        if keras.config.backend() == name:
+            return keras, False
+        loaded = keras  # imported before, then dropped from sys.modules: switch as below
+    if loaded.config.backend() == name:
+        return loaded, False
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*set_backend.*dangerous", category=UserWarning)
+        loaded.config.set_backend(name)
+    import keras
+
+    if keras.config.backend() != name:
+        raise RuntimeError(f"keras.config.set_backend({name!r}) left {keras.config.backend()!r}")
+    return keras, True
 
 
 @contextlib.contextmanager
-def _floatx(dtype: str) -> Iterator[None]:
+def _floatx(keras: ModuleType, dtype: str) -> Iterator[None]:
     """Keras' global floatx set to ``dtype`` inside the block and restored after it.
 
     Keras creates the optimizer's learning-rate variable and the loss/metric trackers in floatx,
     not in the model's dtype; building them under the recipe's dtype keeps float64 runs float64.
     """
-    import keras
-
     saved = keras.config.floatx()
     keras.config.set_floatx(dtype)
     try:
@@ -108,16 +146,17 @@ def _make_model(keras: ModuleType, recipe: Recipe, n_features: int) -> Any:
     return keras.Sequential(layers, name="mlp")
 
 
-def _make_optimizer(keras: ModuleType, s: Recipe) -> Any:
-    """The recipe's optimizer with every hyperparameter given explicitly (no Keras default)."""
+def _make_optimizer(keras: ModuleType, s: Recipe, adam_beta: Any) -> Any:
+    """The recipe's optimizer with every hyperparameter given explicitly (no Keras default);
+    ``adam_beta(β, dtype)`` is β as the framework's Adam must see it."""
     lr = float(s.learning_rate)
     if s.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=0.0, nesterov=False)
     if s.optimizer == "adam":
         return keras.optimizers.Adam(
             learning_rate=lr,
-            beta_1=_adam_beta(s.beta_1, s.dtype),
-            beta_2=_adam_beta(s.beta_2, s.dtype),
+            beta_1=adam_beta(s.beta_1, s.dtype),
+            beta_2=adam_beta(s.beta_2, s.dtype),
             epsilon=float(s.epsilon),
             amsgrad=False,
         )
@@ -132,20 +171,195 @@ def _make_optimizer(keras: ModuleType, s: Recipe) -> Any:
     raise RecipeUnsupported(f"optimizer {s.optimizer!r} is not implemented in the keras backend")
 
 
-def _adam_beta(beta: float, dtype: str) -> Any:
-    """β as Keras' Adam should see it. Keras computes βᵗ as ``cast(β, var.dtype) ** t``, and
-    TensorFlow casts a Python float through float32 first, so a float64 model would get
-    float32-rounded bias corrections (a 7e-6 relative error in the first step). A float64 tensor
-    keeps them exact; float32 models keep the plain float (identical to Keras' own behaviour)."""
-    if dtype == "float32":
-        return float(beta)
-    return _import_tf().constant(beta, dtype=dtype)
+def _float64_lost(keras: ModuleType) -> list[str]:
+    """The ops of this model's training that Keras runs below float64 on its current backend.
+    Keras 3.15 on torch computes float64 ``matmul`` (every Dense layer) and ``divide_no_nan`` (the
+    loss mean) in float32: its ``result_type`` maps float64 to float32 on every backend but
+    TensorFlow, and these torch ops compute in that type. JAX's ops keep float64 under x64."""
+    ops = keras.ops
+    x = 1 + 2.0**-40  # not representable in float32
+    a = ops.convert_to_tensor(np.array([[x]]), dtype="float64")
+    one = ops.ones((1, 1), dtype="float64")
+    probes = {"matmul": ops.matmul(a, one), "divide_no_nan": ops.divide_no_nan(a, one)}
+    return [name for name, out in probes.items() if float(ops.convert_to_numpy(out)[0, 0]) != x]
+
+
+# --- per-framework helpers -------------------------------------------------------------------
+
+
+class _TensorFlow:
+    """What is TensorFlow's own: GPUs with memory growth, TF32, sync, βᵗ, threads, versions."""
+
+    @staticmethod
+    def setup(tf32: bool) -> str:
+        """Apply the TF32 switch; "gpu" when TensorFlow sees a GPU, else "cpu"."""
+        tf = _import_tf()
+        gpus = _configure_gpus(tf)
+        tf.config.experimental.enable_tensor_float_32_execution(tf32)
+        return "gpu" if gpus else "cpu"
+
+    @staticmethod
+    def prepare(recipe: Recipe, device: str, jit_compile: bool) -> None:
+        """Process-wide settings the recipe needs before its Keras objects exist: none."""
+
+    @staticmethod
+    def adam_beta(beta: float, dtype: str) -> Any:
+        """β as Keras' Adam should see it. Keras computes βᵗ as ``cast(β, var.dtype) ** t``, and
+        TensorFlow casts a Python float through float32 first, so a float64 model would get
+        float32-rounded bias corrections (a 7e-6 relative error in the first step). A float64
+        tensor keeps them exact; float32 models keep the plain float (Keras' own behaviour)."""
+        if dtype == "float32":
+            return float(beta)
+        return _import_tf().constant(beta, dtype=dtype)
+
+    @staticmethod
+    def reset_peak_memory(device: str) -> None:
+        if device == "gpu":
+            _import_tf().config.experimental.reset_memory_stats("GPU:0")  # peak = this run's
+
+    @staticmethod
+    def synchronize(device: str, model: Any) -> None:
+        if device == "gpu":
+            _import_tf().test.experimental.sync_devices()
+
+    @staticmethod
+    def settings(device: str) -> dict[str, Any]:
+        tf = _import_tf()
+        out = {
+            "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+            **_thread_settings(tf),
+            "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
+            "tensorflow": tf.__version__,
+        }
+        if device == "gpu":
+            out.update(_gpu_settings(tf))
+        return out
+
+
+class _Jax:
+    """JAX's own: matmul precision (TF32), ``jax_enable_x64`` for float64, sync, versions."""
+
+    @staticmethod
+    def setup(tf32: bool) -> str:
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+        return "gpu" if jax.default_backend() in ("gpu", "cuda", "rocm") else "cpu"
+
+    @staticmethod
+    def prepare(recipe: Recipe, device: str, jit_compile: bool) -> None:
+        """float64 needs ``jax_enable_x64`` (without it JAX silently makes float64 arrays
+        float32). Process-wide and left on: float32 recipes keep float32 dtypes under it."""
+        if recipe.dtype == "float64":
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+
+    @staticmethod
+    def adam_beta(beta: float, dtype: str) -> Any:
+        return float(beta)  # cast to the variable's dtype straight from the Python float
+
+    @staticmethod
+    def reset_peak_memory(device: str) -> None:
+        """JAX offers no reset: the recorded peak is the process's."""
+
+    @staticmethod
+    def synchronize(device: str, model: Any) -> None:
+        """Wait until the model's and optimizer's variables are computed (cheap on the CPU)."""
+        import jax
+
+        variables = [*model.variables, *getattr(model.optimizer, "variables", [])]
+        jax.block_until_ready([v.value for v in variables])
+
+    @staticmethod
+    def settings(device: str) -> dict[str, Any]:
+        import jax
+        import jaxlib
+
+        precision = jax.config.jax_default_matmul_precision
+        out: dict[str, Any] = {
+            "tf32": precision == "tensorfloat32",
+            "matmul_precision": precision,
+            "jax_enable_x64": bool(jax.config.jax_enable_x64),
+            "xla_flags": os.environ.get("XLA_FLAGS", "unset"),
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+        }
+        if device == "gpu":
+            dev = jax.devices()[0]
+            stats = dev.memory_stats() or {}
+            out["gpu"] = dev.device_kind
+            out["gpu_peak_memory_bytes"] = stats.get("peak_bytes_in_use")
+            out["gpu_peak_memory_note"] = "the process's peak (JAX cannot reset it)"
+        return out
+
+
+class _Torch:
+    """PyTorch's own: CUDA, TF32 flags, sync, the compiler torch.compile needs, threads."""
+
+    @staticmethod
+    def setup(tf32: bool) -> str:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        return "gpu" if torch.cuda.is_available() else "cpu"
+
+    @staticmethod
+    def prepare(recipe: Recipe, device: str, jit_compile: bool) -> None:
+        """``torch.compile`` (jit_compile=True) needs a C++ compiler for CPU code."""
+        if jit_compile and device == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
+            raise RecipeUnsupported("jit_compile=true (torch.compile) needs a C++ compiler (g++)")
+
+    @staticmethod
+    def adam_beta(beta: float, dtype: str) -> Any:
+        return float(beta)  # cast to the variable's dtype straight from the Python float
+
+    @staticmethod
+    def reset_peak_memory(device: str) -> None:
+        if device == "gpu":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+
+    @staticmethod
+    def synchronize(device: str, model: Any) -> None:
+        if device == "gpu":
+            import torch
+
+            torch.cuda.synchronize()
+
+    @staticmethod
+    def settings(device: str) -> dict[str, Any]:
+        import torch
+
+        out: dict[str, Any] = {
+            "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "torch": torch.__version__,
+        }
+        if device == "gpu":
+            out["gpu"] = torch.cuda.get_device_name()
+            out["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+            out["cudnn_tf32"] = bool(torch.backends.cudnn.allow_tf32)
+        return out
+
+
+# --- the backends ----------------------------------------------------------------------------
 
 
 class KerasMLP:
     """The Backend contract over ``keras.Sequential`` + ``model.fit`` (TensorFlow backend)."""
 
-    device = "cpu"  # replaced per instance: "gpu" when TensorFlow sees one
+    #: Keras' backend for this class, and the helper holding that framework's specifics.
+    KERAS_BACKEND: ClassVar[str] = "tensorflow"
+    FRAMEWORK: ClassVar[type] = _TensorFlow
+    DEFAULT_JIT_COMPILE: ClassVar[bool] = DEFAULT_JIT_COMPILE
+    #: Largest steps_per_execution Keras' trainer for this backend accepts (None: no limit).
+    MAX_STEPS_PER_EXECUTION: ClassVar[int | None] = None
+
+    device = "cpu"  # replaced per instance: "gpu" when the framework sees one
     OPTIONS: ClassVar[dict[str, str]] = {
         "jit_compile": f"compile the train step with XLA (default {DEFAULT_JIT_COMPILE})",
         "steps_per_execution": "optimizer steps per call of the compiled train function "
@@ -156,18 +370,30 @@ class KerasMLP:
         self.options = options or RunOptions()
         given = self.options.backend
         self.jit_compile = parse_bool(
-            "jit_compile", given.get("jit_compile", str(DEFAULT_JIT_COMPILE))
+            "jit_compile", given.get("jit_compile", str(self.DEFAULT_JIT_COMPILE))
         )
         self.steps_per_execution = parse_positive_int(
             "steps_per_execution", given.get("steps_per_execution", "1")
         )
-        tf = _import_tf()
-        self.device = "gpu" if _configure_gpus(tf) else "cpu"
-        tf.config.experimental.enable_tensor_float_32_execution(self.options.tf32)
+        limit = self.MAX_STEPS_PER_EXECUTION
+        if limit is not None and self.steps_per_execution > limit:
+            raise OptionError(
+                f"option steps_per_execution must be {limit} on Keras' {self.KERAS_BACKEND} "
+                f"backend, got {self.steps_per_execution}"
+            )
+        self.keras_backend_switched = False
+        self.keras = self._use_keras()
+        self.device = self.FRAMEWORK.setup(self.options.tf32)
+
+    def _use_keras(self) -> ModuleType:
+        """Keras on this class's backend (switching it if another one is loaded)."""
+        keras, switched = _use_keras_backend(self.KERAS_BACKEND)
+        self.keras_backend_switched = self.keras_backend_switched or switched
+        return keras
 
     @staticmethod
     def unavailable_reason() -> str | None:
-        if importlib.util.find_spec("tensorflow") is None:
+        if _missing("tensorflow"):
             return "tensorflow is not installed (pip install 'mlpbench[tf]')"
         return None
 
@@ -176,33 +402,44 @@ class KerasMLP:
 
         Nothing is traced or trained here: the optimizer's slots are created lazily by the first
         ``fit`` step (epoch 1), so ``get_weights()`` equals ``init_weights`` afterwards."""
-        import keras
-
+        keras = self.keras = self._use_keras()  # another instance may have switched since
         dtype = recipe.dtype
         self.recipe = recipe
+        self.FRAMEWORK.prepare(recipe, self.device, self.jit_compile)
         self.x_train = np.ascontiguousarray(data.x_train, dtype=dtype)
         self.y_train = np.ascontiguousarray(data.y_train, dtype=np.int64)
         self.x_test = np.ascontiguousarray(data.x_test, dtype=dtype)
         self.y_test = np.ascontiguousarray(data.y_test, dtype=np.int64)
         self.batch_size = recipe.batch_size
-        with _floatx(dtype):
+        lost = _float64_lost(keras) if dtype == "float64" else []
+        if lost:
+            raise RecipeUnsupported(
+                f"Keras {keras.__version__} on {self.KERAS_BACKEND} computes float64 "
+                f"{' and '.join(lost)} in float32 (use keras or keras-jax for float64)"
+            )
+        with _floatx(keras, dtype):
             self.model = _make_model(keras, recipe, data.n_features)
+            held = {keras.backend.standardize_dtype(w.value.dtype) for w in self.model.weights}
+            if held != {dtype}:
+                raise RecipeUnsupported(
+                    f"Keras on {self.KERAS_BACKEND} made {'/'.join(sorted(held))} weights for a "
+                    f"{dtype} recipe"
+                )
             self.set_weights(init_weights)
             self.model.compile(
-                optimizer=_make_optimizer(keras, recipe),
+                optimizer=_make_optimizer(keras, recipe, self.FRAMEWORK.adam_beta),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=False, dtype=dtype),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy", dtype=dtype)],
                 jit_compile=self.jit_compile,
                 steps_per_execution=self.steps_per_execution,
             )
-        if self.device == "gpu":
-            _import_tf().config.experimental.reset_memory_stats("GPU:0")  # peak = this run's
+        self.FRAMEWORK.reset_peak_memory(self.device)
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
         """One ``fit`` epoch over rows ``order`` in that order (``shuffle=False``): consecutive
         batches of the recipe's batch size. The row gather is part of the timed epoch. Keras'
         logged loss/accuracy are sample-weighted means of each batch before its update."""
-        with _floatx(self.recipe.dtype):  # Keras' input adapter casts float arrays to floatx
+        with _floatx(self.keras, self.recipe.dtype):  # the input adapter casts floats to floatx
             logs = self.model.fit(
                 self.x_train[order],
                 self.y_train[order],
@@ -214,7 +451,7 @@ class KerasMLP:
         return EpochMetrics(loss=float(logs["loss"][0]), accuracy=float(logs["accuracy"][0]))
 
     def evaluate(self) -> Evaluation:
-        with _floatx(self.recipe.dtype):
+        with _floatx(self.keras, self.recipe.dtype):
             logs = self.model.evaluate(
                 self.x_test, self.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
             )
@@ -228,28 +465,84 @@ class KerasMLP:
 
     def synchronize(self) -> None:
         """Block until queued device work is done. ``fit`` and ``evaluate`` already return host
-        floats, so this only matters on a GPU, where it waits on every device explicitly."""
-        if self.device == "gpu":
-            _import_tf().test.experimental.sync_devices()
+        floats, so this only matters on a GPU (TensorFlow, PyTorch) or for JAX's async dispatch."""
+        self.FRAMEWORK.synchronize(self.device, self.model)
 
     def settings(self) -> dict[str, Any]:
-        import keras
-
-        tf = _import_tf()
-        out = {
+        return {
             "dtype": self.recipe.dtype,
+            "keras_backend": self.keras.config.backend(),
+            "keras_backend_switched": self.keras_backend_switched,
             "jit_compile": self.jit_compile,
             "steps_per_execution": self.steps_per_execution,
-            "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
-            **_thread_settings(tf),
-            "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
+            "keras": self.keras.__version__,
             "device": self.device,
+            **self.FRAMEWORK.settings(self.device),
         }
-        if self.device == "gpu":
-            out.update(_gpu_settings(tf))
-        return out
+
+
+class KerasJaxMLP(KerasMLP):
+    """The same Keras model and ``fit`` on Keras' JAX backend."""
+
+    KERAS_BACKEND: ClassVar[str] = "jax"
+    FRAMEWORK: ClassVar[type] = _Jax
+    #: jax.jit of the train step: what Keras' own "auto" resolves to on JAX.
+    DEFAULT_JIT_COMPILE: ClassVar[bool] = True
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "jit_compile": "compile the train step with jax.jit (default True, Keras' own 'auto'; "
+        "false runs it op by op)",
+        "steps_per_execution": KerasMLP.OPTIONS["steps_per_execution"],
+    }
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        if _missing("keras", "jax"):
+            return "keras and jax are needed (pip install 'mlpbench[keras-jax]')"
+        return None
+
+
+class KerasTorchMLP(KerasMLP):
+    """The same Keras model and ``fit`` on Keras' PyTorch backend."""
+
+    KERAS_BACKEND: ClassVar[str] = "torch"
+    FRAMEWORK: ClassVar[type] = _Torch
+    #: Eager: what Keras' own "auto" resolves to on PyTorch; True means torch.compile.
+    DEFAULT_JIT_COMPILE: ClassVar[bool] = False
+    MAX_STEPS_PER_EXECUTION: ClassVar[int | None] = 1
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "jit_compile": "compile the train step with torch.compile (default False, Keras' own "
+        "'auto'; needs a C++ compiler on the CPU)",
+        "steps_per_execution": "optimizer steps per call of the train function (only 1: Keras' "
+        "PyTorch trainer supports no other)",
+    }
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        if _missing("keras", "torch"):
+            return "keras and torch are needed (pip install 'mlpbench[keras-torch]')"
+        return None
+
+
+# --- TensorFlow details ----------------------------------------------------------------------
+
+
+def _import_tf() -> ModuleType:
+    import tensorflow as tf
+
+    return tf
+
+
+def _configure_gpus(tf: ModuleType) -> list[Any]:
+    """The visible GPUs; on the first call, switch memory growth on for each (this must happen
+    before TensorFlow initializes them; if something already did, their setting is kept)."""
+    global _gpus_configured
+    gpus = tf.config.list_physical_devices("GPU")
+    if not _gpus_configured:
+        for gpu in gpus:
+            with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
+                tf.config.experimental.set_memory_growth(gpu, True)
+        _gpus_configured = True
+    return gpus
 
 
 def _thread_settings(tf: ModuleType) -> dict[str, Any]:

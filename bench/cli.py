@@ -172,10 +172,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--executor",
-        choices=["process", "inprocess"],
+        choices=["process", "inprocess", "slurm"],
         default="process",
         help="process: each cell in a fresh Python process (default); inprocess: all in this "
-        "one (for debugging: a backend's exception stops the run with its traceback)",
+        "one (for debugging: a backend's exception stops the run with its traceback); slurm: "
+        "each cell a Slurm job, all submitted at once (the slurm extra; see --slurm-*)",
+    )
+    slurm = run.add_argument_group("with --executor slurm (each job has its node alone)")
+    slurm.add_argument("--slurm-partition", metavar="NAME", help="sbatch --partition")
+    slurm.add_argument("--slurm-account", metavar="NAME", help="sbatch --account")
+    slurm.add_argument(
+        "--slurm-gpus", type=positive_int, metavar="N", help="GPUs per node (default: none)"
+    )
+    slurm.add_argument("--slurm-cpus", type=positive_int, metavar="N", help="CPUs per job")
+    slurm.add_argument(
+        "--slurm-timeout-min",
+        type=positive_int,
+        metavar="MIN",
+        help="each job's time limit in minutes (default 60)",
+    )
+    slurm.add_argument(
+        "--slurm-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other sbatch option, e.g. qos=high or constraint=a100 (repeatable)",
     )
     run.add_argument(
         "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"

@@ -30,7 +30,8 @@ class Result:
     False for an interrupted or failed run; ``failed`` is the one-line reason a run died (its
     process killed by a signal, an exception in the backend). ``pid`` is the process that trained
     it and ``peak_rss_bytes`` that process's peak resident memory (the whole process's peak when
-    cells share one)."""
+    cells share one). ``slurm_job_id`` and ``hostname``: the Slurm job and the host that trained
+    it (``--executor slurm``; None otherwise)."""
 
     backend: str
     scenario: Scenario
@@ -45,6 +46,8 @@ class Result:
     failed: str | None = None
     pid: int | None = None
     peak_rss_bytes: int | None = None
+    slurm_job_id: str | None = None
+    hostname: str | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:

@@ -67,6 +67,8 @@ def extra_info(result: Result) -> dict[str, Any]:
         "scenario": result.scenario.to_dict(),
         "pid": result.pid,
         "peak_rss_bytes": result.peak_rss_bytes,
+        "slurm_job_id": result.slurm_job_id,
+        "hostname": result.hostname,
         "failed": result.failed,
     }
 

