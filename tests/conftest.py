@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,6 +62,21 @@ def raw_mnist() -> RawMNIST:
 @pytest.fixture(scope="session")
 def bench_data(request: pytest.FixtureRequest, raw_mnist: RawMNIST) -> BenchData:
     return BenchData(raw_mnist, full=request.config.getoption("--bench-full"))
+
+
+def run_mlpbench(args: list[str], *paths: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ARGS`` in a fresh process, from the repository root, with ``paths``
+    (plug-in folders) ahead of it on PYTHONPATH; output captured as text."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(root)])}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
 
 
 def write_distribution(folder: Path, dist: str, backends: dict[str, str]) -> Path:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_distribution
+from conftest import run_mlpbench, write_distribution
 
 import scenarios
 from bench.results.record import Result
@@ -54,22 +52,10 @@ def crashing_plugins(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def mlpbench(args: list[str], path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(path), str(ROOT)])}
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-
-
 def test_each_cell_runs_in_its_own_process(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     args = ["run", "-b", "numpy", "-s", "baseline", "-s", "rmsprop", "--epochs", "1", *SLICE]
-    done = mlpbench([*args, "--out", str(out), "--no-tables"], tmp_path)
+    done = run_mlpbench([*args, "--out", str(out), "--no-tables"], tmp_path)
     assert done.returncode == 0, done.stderr
     entries = json.loads(out.read_text())["benchmarks"]
     pids = [e["extra_info"]["pid"] for e in entries]
@@ -81,7 +67,7 @@ def test_each_cell_runs_in_its_own_process(tmp_path: Path) -> None:
 def test_a_dying_cell_loses_only_itself(crashing_plugins: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     args = ["run", "-b", "aborting", "-b", "numpy", "-s", "baseline", "--epochs", "3", *SLICE]
-    done = mlpbench([*args, "--out", str(out)], crashing_plugins)
+    done = run_mlpbench([*args, "--out", str(out)], crashing_plugins)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     failure = "failed: aborting × baseline: its process was killed by SIGABRT (signal 6)"
@@ -103,7 +89,7 @@ def test_a_dying_cell_loses_only_itself(crashing_plugins: Path, tmp_path: Path) 
 def test_an_exception_in_a_backend_is_one_line_per_cell(crashing_plugins: Path) -> None:
     out = crashing_plugins / "r.json"
     args = ["run", "-b", "raising", "-b", "numpy", "-s", "baseline", "--epochs", "1", *SLICE]
-    done = mlpbench([*args, "--out", str(out), "--no-tables"], crashing_plugins)
+    done = run_mlpbench([*args, "--out", str(out), "--no-tables"], crashing_plugins)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "failed: raising × baseline: ZeroDivisionError: a bug in the backend\n" in done.stderr
     doc = json.loads(out.read_text())

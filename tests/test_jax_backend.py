@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from backends import conformance
 from backends.api import OptionError, Recipe, RunOptions, TrainData
 from backends.jax_mlp import DEFAULT_DONATE, DEFAULT_EPOCH, JaxMLP
 from backends.numpy_mlp import NumpyMLP
@@ -27,20 +28,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 N_TRAIN, N_TEST, BATCH = 1024, 500, 100  # 10 full batches and a partial one of 24
 ORDER = np.random.default_rng(7).permutation(N_TRAIN).astype(np.int64)
 SHAPES = [(784, 128), (128,), (128, 10), (10,)]
-BASE = Recipe(
-    scenario="test",
-    hidden=(128,),
-    optimizer="adam",
-    learning_rate=1e-3,
-    beta_1=0.9,
-    beta_2=0.999,
-    rho=0.9,
-    epsilon=1e-7,
-    batch_size=BATCH,
-    dropout=0.0,
-    dtype="float32",
-    seed=0,
-)
+BASE = replace(conformance.BASE, scenario="test", batch_size=BATCH)  # Keras' defaults
 #: (optimizer, learning rate, epsilon); ε = 1e-3 makes its placement (inside/outside the sqrt)
 #: change the updates far beyond the tolerances below.
 CASES = [

@@ -6,15 +6,12 @@ conformance kit catches a backend that breaks the contract."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import write_distribution
+from conftest import run_mlpbench, write_distribution
 
 from backends.api import RunOptions
 from backends.conformance import BackendConformance
@@ -75,16 +72,8 @@ def plugin_installed(plugin_path: Path, monkeypatch: pytest.MonkeyPatch):
     registry.refresh()
 
 
-def mlpbench(args: list[str], path: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m bench ARGS`` in a fresh process with ``path`` on PYTHONPATH."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(path), os.getcwd()])}
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 def test_installed_plugin_is_listed_run_and_tabled(plugin_path: Path, tmp_path: Path) -> None:
-    listed = mlpbench(["list"], plugin_path)
+    listed = run_mlpbench(["list"], plugin_path)
     assert listed.returncode == 0, listed.stderr
     lines = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("  ")}
     assert "available" in lines["tiny"] and "-O tiny.flavour" in listed.stdout
@@ -95,7 +84,7 @@ def test_installed_plugin_is_listed_run_and_tabled(plugin_path: Path, tmp_path: 
     out = tmp_path / "out" / "run.json"
     args = ["run", "-b", "tiny", "-b", "numpy", "-s", "baseline", "--epochs", "2"]
     args += ["-O", "tiny.flavour=salted", "--n-train", "512", "--n-test", "200"]
-    ran = mlpbench([*args, "--out", str(out)], plugin_path)
+    ran = run_mlpbench([*args, "--out", str(out)], plugin_path)
     assert ran.returncode == 0, ran.stderr
     doc = json.loads(out.read_text())
     entries = {e["params"]["backend"]: e for e in doc["benchmarks"]}
@@ -108,10 +97,10 @@ def test_installed_plugin_is_listed_run_and_tabled(plugin_path: Path, tmp_path: 
 
 
 def test_a_broken_plugin_never_stops_other_backends(plugin_path: Path) -> None:
-    refused = mlpbench(["run", "-b", "gone", "-s", "baseline"], plugin_path)
+    refused = run_mlpbench(["run", "-b", "gone", "-s", "baseline"], plugin_path)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "backend 'gone' is unavailable" in refused.stderr
-    bad_option = mlpbench(["run", "-b", "tiny", "-O", "tiny.flavour=sour"], plugin_path)
+    bad_option = run_mlpbench(["run", "-b", "tiny", "-O", "tiny.flavour=sour"], plugin_path)
     assert bad_option.returncode == 2
     assert bad_option.stderr.strip() == (
         "mlpbench: error: backend 'tiny': option flavour takes plain or salted, got 'sour'"

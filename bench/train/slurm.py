@@ -71,7 +71,7 @@ def train_job(cell_dict: dict[str, Any]) -> dict[str, Any]:
     import socket
 
     from bench.train.machine import machine_info
-    from bench.train.worker import report_epoch, send
+    from bench.train.worker import train_reporting
 
     reply: dict[str, Any] = {
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -79,21 +79,8 @@ def train_job(cell_dict: dict[str, Any]) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     try:
-        from bench.data import DataCache, load_raw
-        from bench.train.session import run
-
         reply["machine_info"] = machine_info()  # before training, as a local run measures it
-        cell = Cell.from_dict(cell_dict)
-        data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test)
-        sizes = data.get(cell.scenario.dtype)
-        send(
-            "data",
-            {"n_train": sizes.n_train, "n_test": sizes.n_test, "n_features": sizes.n_features},
-        )
-        # what bench.train.cell.train_here does, with the worker's epoch lines (the first one
-        # carries the settings, so a cell killed later still has them)
-        result = run(cell.backend, cell.scenario, sizes, report_epoch, cell.options)
-        reply["result"] = result.to_dict()
+        reply["result"] = train_reporting(Cell.from_dict(cell_dict)).to_dict()
     except BaseException as err:  # one line for the submitting side, never a traceback
         text = str(err).strip().splitlines()
         reply["failed"] = f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -28,20 +28,22 @@ def report_epoch(session: Any, record: Any) -> None:
     send("epoch", {**asdict(record), **first})
 
 
+def train_reporting(cell: Any) -> Any:
+    """Load the cell's data and train it in this process, sending ``data`` and ``epoch`` lines as
+    it goes (the first epoch's line carries the settings, so a cell killed later keeps them)."""
+    from bench.data import DataCache, load_raw
+    from bench.train.session import run
+
+    data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test).get(cell.scenario.dtype)
+    send("data", {"n_train": data.n_train, "n_test": data.n_test, "n_features": data.n_features})
+    return run(cell.backend, cell.scenario, data, report_epoch, cell.options)
+
+
 def main() -> int:
     try:
-        from bench.data import DataCache, load_raw
         from bench.train.cell import Cell
-        from bench.train.session import run
 
-        cell = Cell.from_dict(json.loads(sys.stdin.readline()))
-        data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test)
-        sizes = data.get(cell.scenario.dtype)
-        send(
-            "data",
-            {"n_train": sizes.n_train, "n_test": sizes.n_test, "n_features": sizes.n_features},
-        )
-        result = run(cell.backend, cell.scenario, sizes, report_epoch, cell.options)
+        result = train_reporting(Cell.from_dict(json.loads(sys.stdin.readline())))
     except KeyboardInterrupt:  # before the first epoch: nothing finished
         send("failed", {"reason": "interrupted before its first epoch finished"})
         return 130
