@@ -57,8 +57,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -95,13 +97,38 @@ def _missing(*modules: str) -> bool:
     return any(importlib.util.find_spec(m) is None for m in modules)
 
 
+#: What TensorFlow's C++ runtime prints to stderr while it loads, before absl logging is set up
+#: (so TF_CPP_MIN_LOG_LEVEL cannot silence it): absl's own notice and INFO/WARNING lines.
+NATIVE_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} )")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Run the block with file descriptor 2 captured, then pass on every captured line except
+    ``NATIVE_NOISE`` (errors and anything else still reach the terminal)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not NATIVE_NOISE.match(line):
+                    sys.stderr.write(line)
+
+
 def _use_keras_backend(name: str) -> tuple[ModuleType, bool]:
     """The ``keras`` module running on backend ``name``, and whether Keras had to be switched
     from another backend to get it (``keras.config.set_backend``: a re-import of Keras)."""
     loaded = sys.modules.get("keras")
     if loaded is None:
         os.environ["KERAS_BACKEND"] = name  # read once, by the import below
-        import keras
+        with _quiet_native_stderr():
+            import keras
 
         if keras.config.backend() == name:
             return keras, False
@@ -527,7 +554,8 @@ class KerasTorchMLP(KerasMLP):
 
 
 def _import_tf() -> ModuleType:
-    import tensorflow as tf
+    with _quiet_native_stderr():
+        import tensorflow as tf
 
     return tf
 

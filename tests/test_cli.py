@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_mlpbench
 
 import bench
 from bench.cli import main
@@ -201,3 +203,15 @@ def test_seed_ranges_give_one_entry_per_seed(tmp_path, capsys):
     assert [e["extra_info"]["scenario"]["seed"] for e in entries] == [0, 1, 2, 5]
     losses = [e["extra_info"]["history"][0]["train_loss"] for e in entries]
     assert len(set(losses)) == 4  # different weights and orders
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed"
+)
+def test_tensorflows_load_time_logs_do_not_flood_the_terminal():
+    """TensorFlow prints INFO lines (oneDNN, absl) to stderr while it loads, before any log
+    level applies; mlpbench keeps them off the terminal and lets everything else through."""
+    done = run_mlpbench(["list"])
+    assert done.returncode == 0
+    assert "keras" in done.stdout
+    assert "absl::InitializeLog" not in done.stderr and "I0000" not in done.stderr
