@@ -19,24 +19,28 @@ parameter list, as ``torch.optim``'s own foreach implementation does (``fused=lo
 parameter instead). This is not slower: ``torch.optim.Adam(foreach=True)`` in the same loop took
 2.23 CPU-s per batch-32 epoch against 1.63 (0.46 vs 0.44 at batch 1024).
 
-Figures below: CPU seconds per warm epoch (median of 5, interleaved), full MNIST, Adam, float32,
-ONE thread, on a 2-vCPU AMD EPYC (Zen 4) KVM guest, torch 2.13.0+cpu. The machine was saturated
-by other work at the time, so CPU time, not wall time, was measured; NumPy's backend: 0.73 s
-(batch 32) and 0.35 s (batch 1024) the same way. Choices that affect speed, recorded by
-``settings()``:
-- ``fused``: ``foreach`` (default; fewer dispatches) or ``loop``: 1.63 vs 1.65 s (batch 32),
-  0.44 vs 0.44 s (batch 1024) — equal within noise.
+Speed figures: full MNIST, Adam, float32, warm epochs, 2-vCPU AMD EPYC (Zen 4) KVM guest, torch
+2.13.0+cpu, a machine shared with other work. "CPU" = CPU seconds per epoch with ONE thread,
+median of 5 interleaved epochs while other processes saturated the CPUs; "wall" = range of 3
+interleaved epochs taken while other processes used < 5% of the CPUs, default threads (2). NumPy
+backend: 0.73 CPU-s / 0.64–0.81 s wall at batch 32; 0.35 CPU-s / 0.21–0.31 s at batch 1024. This
+backend's default: 1.63 CPU-s / 1.25–2.5 s wall at batch 32 (per-op dispatch and autograd cost
+at 32 rows); 0.44 CPU-s / 0.25–0.41 s at batch 1024. Choices, all recorded by ``settings()``:
+- ``fused``: ``foreach`` (default: fewer dispatches) or ``loop``: 1.63 vs 1.65 CPU-s at batch
+  32, 0.44 vs 0.44 at 1024; wall 1.7–2.3 s for ``loop``: no difference beyond the noise.
 - ``threads``: ``torch.set_num_threads`` during training and evaluation, restored afterwards;
-  default torch's own (one per core).
+  default torch's own (one per core, 2 here). One thread: 1.32–1.86 s wall at batch 32 (less
+  spread, not clearly faster); 0.41–0.57 s at batch 1024, where two threads win.
 - ``flush_denormals``: ``torch.set_flush_denormal(True)`` during training epochs, switched off
   again afterwards (torch's default). Adam's decaying moments pass through the denormal range;
-  here it made no measurable difference (1.63 vs 1.68 s at batch 32; this CPU handles denormals
-  cheaply, x86 CPUs that do not were ~2× slower for the NumPy backend). On by default, as the
-  NumPy backend's is. It acts on the calling thread only; torch's worker threads keep theirs.
+  here it made no measurable difference (1.63 vs 1.68 CPU-s at batch 32; this CPU handles
+  denormals cheaply, while on a Xeon they made the NumPy backend ~2× slower). On by default, as
+  the NumPy backend's is. It acts on the calling thread only; torch's worker threads keep theirs.
 - ``compile``: ``torch.compile`` of the whole step (dynamo breaks the graph at ``backward``;
   inductor, which on the CPU needs a C++ compiler, else ``build`` refuses the recipe). Off by
-  default: 1.53 vs 1.63 s at batch 32 and 0.42 vs 0.44 s at batch 1024 is no clear gain for
-  ~20–40 s of compilation in the cold epoch. Inductor draws its own dropout masks.
+  default: 1.53 vs 1.63 CPU-s at batch 32 (wall 1.28–2.37 s) and 0.42 vs 0.44 at batch 1024 is
+  no clear gain for 6–8 s of compilation in the cold epoch (30–50 s on a loaded machine).
+  Inductor draws its own dropout masks.
 - ``cuda_graphs`` (CUDA only, off by default): the full-batch step — gather, forward, backward,
   update, metrics — captured once into a ``torch.cuda.CUDAGraph`` in the first epoch and replayed
   per batch from static index and step-size buffers; the last, partial batch runs eagerly. NOT

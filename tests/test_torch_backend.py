@@ -315,8 +315,9 @@ def test_settings_record_every_option_in_force(data) -> None:
     assert default["fused"] == "foreach" and default["compile"] is False
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 28 s with an empty inductor cache (8 s warm) on an idle 2-core machine
 def test_compiled_step_agrees_with_eager(data) -> None:
+    """compile=true (a recompile for the partial last batch included) agrees with eager."""
     r = recipe("float32", "adam")
     eager = built(data, r)
     compiled = built(data, r, compile="true")
