@@ -215,3 +215,14 @@ def test_tensorflows_load_time_logs_do_not_flood_the_terminal():
     assert done.returncode == 0
     assert "keras" in done.stdout
     assert "absl::InitializeLog" not in done.stderr and "I0000" not in done.stderr
+
+
+def test_a_slice_larger_than_the_data_is_one_line_before_any_training(tmp_path, capsys):
+    out_file = tmp_path / "r.json"
+    code, out, err = run_cli(
+        ["run", "-b", "numpy", "-s", "baseline", "--n-train", "70000", "--out", str(out_file)],
+        capsys,
+    )
+    assert code == 2 and "baseline" not in out  # no cell started
+    assert err.strip() == "mlpbench: error: n_train=70000 is out of range; use 1..60000"
+    assert not out_file.exists()

@@ -147,11 +147,14 @@ def prepare(raw: RawMNIST, dtype: str = "float32") -> Dataset:
 
 class DataCache:
     """``raw`` prepared (and cut to the first ``n_train`` / ``n_test`` rows; None keeps all) once
-    per dtype, on first use."""
+    per dtype, on first use. ConfigError at construction when a slice exceeds the data."""
 
     def __init__(
         self, raw: RawMNIST, n_train: int | None = None, n_test: int | None = None
     ) -> None:
+        # the slice is checked against the data now (ConfigError), before any conversion
+        _subset_size("n_train", n_train, int(raw.x_train.shape[0]))
+        _subset_size("n_test", n_test, int(raw.x_test.shape[0]))
         self.raw, self.n_train, self.n_test = raw, n_train, n_test
         self._by_dtype: dict[str, Dataset] = {}
 

@@ -154,7 +154,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not names:
         raise ConfigError("no backend is available to run")
     raw = load_raw(args.data)
-    DataCache(raw, args.n_train, args.n_test).get("float32")  # --n-train/--n-test fit the data
+    DataCache(raw, args.n_train, args.n_test)  # checks --n-train/--n-test against the data
     print(f"data: {raw.source} ({'verified' if raw.verified else 'not verified'} MNIST)")
     machine, commit = machine_info(), results.commit_info()
 
