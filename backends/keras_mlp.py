@@ -211,6 +211,70 @@ def _float64_lost(keras: ModuleType) -> list[str]:
     return [name for name, out in probes.items() if float(ops.convert_to_numpy(out)[0, 0]) != x]
 
 
+# --- how fit is fed ---------------------------------------------------------------------------
+
+
+class _ArrayFeed:
+    """``fit`` fed from host arrays, as a Keras user's ``fit(x, y)`` is: each epoch hands ``fit``
+    the rows in the harness's order (one host gather, part of the timed epoch) with
+    ``shuffle=False``; Keras' array adapter then slices consecutive batches (what it does for
+    NumPy input on JAX and PyTorch, where the shuffled gather would happen per batch instead)."""
+
+    #: How ``settings()`` names this feed.
+    NAME = "host arrays in the epoch's order, per fit"
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def fit_args(self, order: np.ndarray) -> dict[str, Any]:
+        return {"x": self.x[order], "y": self.y[order], "batch_size": self.batch_size}
+
+
+class _TfFeed:
+    """One ``tf.data`` pipeline per run, built the way Keras' own array adapter feeds a
+    multi-epoch ``fit(x, y, shuffle=True)`` on TensorFlow: the arrays become tensors once (in
+    ``build``), each epoch's row order is split into batches of indices, a parallel ``map``
+    gathers each batch's rows, and batches are prefetched. The one difference: the order is the
+    harness's, written into a variable that the pipeline reads when an epoch's iteration starts,
+    where Keras would call ``tf.random.shuffle``. Handing ``fit`` fresh arrays every epoch instead
+    costs each epoch the host gather, the array-to-tensor conversion and a new pipeline (about
+    0.1 s a warm epoch on the 2-vCPU machine; figures: results/README.md)."""
+
+    NAME = "tf.data pipeline built once, order from the harness"
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        tf = _import_tf()
+        n = len(x)
+        full, rest = divmod(n, batch_size)
+        with tf.device("/cpu:0"):  # host memory, as Keras' adapter keeps NumPy input
+            self.order = tf.Variable(tf.range(n, dtype=tf.int64), trainable=False)
+            inputs = (tf.constant(x), tf.constant(y))
+
+        def batches_of(order: Any) -> Any:
+            head = tf.data.Dataset.from_tensor_slices(
+                tf.reshape(order[: full * batch_size], [full, batch_size])
+            )
+            if rest:
+                head = head.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size :]))
+            return head
+
+        indices = tf.data.Dataset.range(1).map(lambda _: self.order.read_value())
+        indices = indices.flat_map(batches_of)
+        rows = tf.data.Dataset.zip((indices, tf.data.Dataset.from_tensors(inputs).repeat()))
+        rows = rows.map(
+            lambda i, xy: (tf.gather(xy[0], i), tf.gather(xy[1], i)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        rows = rows.apply(tf.data.experimental.assert_cardinality(full + bool(rest)))
+        options = tf.data.Options()  # as Keras' adapter: no graph rewrites of the pipeline
+        options.experimental_optimization.apply_default_optimizations = False
+        self.dataset = rows.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def fit_args(self, order: np.ndarray) -> dict[str, Any]:
+        self.order.assign(order)
+        return {"x": self.dataset}
+
+
 # --- per-framework helpers -------------------------------------------------------------------
 
 
@@ -228,6 +292,11 @@ class _TensorFlow:
     @staticmethod
     def prepare(recipe: Recipe, device: str, jit_compile: bool) -> None:
         """Process-wide settings the recipe needs before its Keras objects exist: none."""
+
+    @staticmethod
+    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+        """TensorFlow's input pipeline, built once (see ``_TfFeed``)."""
+        return _TfFeed(x, y, batch_size)
 
     @staticmethod
     def adam_beta(beta: float, dtype: str) -> Any:
@@ -281,6 +350,10 @@ class _Jax:
             import jax
 
             jax.config.update("jax_enable_x64", True)
+
+    @staticmethod
+    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+        return _ArrayFeed(x, y, batch_size)
 
     @staticmethod
     def adam_beta(beta: float, dtype: str) -> Any:
@@ -337,6 +410,10 @@ class _Torch:
         """``torch.compile`` (jit_compile=True) needs a C++ compiler for CPU code."""
         if jit_compile and device == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
             raise RecipeUnsupported("jit_compile=true (torch.compile) needs a C++ compiler (g++)")
+
+    @staticmethod
+    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+        return _ArrayFeed(x, y, batch_size)
 
     @staticmethod
     def adam_beta(beta: float, dtype: str) -> Any:
@@ -433,11 +510,13 @@ class KerasMLP:
         dtype = recipe.dtype
         self.recipe = recipe
         self.FRAMEWORK.prepare(recipe, self.device, self.jit_compile)
-        self.x_train = np.ascontiguousarray(data.x_train, dtype=dtype)
-        self.y_train = np.ascontiguousarray(data.y_train, dtype=np.int64)
+        self.feed = self.FRAMEWORK.feed(
+            np.ascontiguousarray(data.x_train, dtype=dtype),
+            np.ascontiguousarray(data.y_train, dtype=np.int64),
+            recipe.batch_size,
+        )
         self.x_test = np.ascontiguousarray(data.x_test, dtype=dtype)
         self.y_test = np.ascontiguousarray(data.y_test, dtype=np.int64)
-        self.batch_size = recipe.batch_size
         lost = _float64_lost(keras) if dtype == "float64" else []
         if lost:
             raise RecipeUnsupported(
@@ -463,17 +542,13 @@ class KerasMLP:
         self.FRAMEWORK.reset_peak_memory(self.device)
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
-        """One ``fit`` epoch over rows ``order`` in that order (``shuffle=False``): consecutive
-        batches of the recipe's batch size. The row gather is part of the timed epoch. Keras'
-        logged loss/accuracy are sample-weighted means of each batch before its update."""
+        """One ``fit`` epoch over rows ``order`` in that order: consecutive batches of the
+        recipe's batch size, fed by the framework's feed (``_TfFeed`` on TensorFlow, else
+        ``_ArrayFeed``); feeding is part of the timed epoch. Keras' logged loss/accuracy are
+        sample-weighted means of each batch before its update."""
         with _floatx(self.keras, self.recipe.dtype):  # the input adapter casts floats to floatx
             logs = self.model.fit(
-                self.x_train[order],
-                self.y_train[order],
-                batch_size=self.batch_size,
-                epochs=1,
-                shuffle=False,
-                verbose=0,
+                **self.feed.fit_args(order), epochs=1, shuffle=False, verbose=0
             ).history
         return EpochMetrics(loss=float(logs["loss"][0]), accuracy=float(logs["accuracy"][0]))
 
@@ -502,6 +577,7 @@ class KerasMLP:
             "keras_backend_switched": self.keras_backend_switched,
             "jit_compile": self.jit_compile,
             "steps_per_execution": self.steps_per_execution,
+            "input_feed": self.feed.NAME,
             "keras": self.keras.__version__,
             "device": self.device,
             **self.FRAMEWORK.settings(self.device),

@@ -277,6 +277,7 @@ def test_settings_record_the_framework_and_explicit_choices(data, cls) -> None:
     assert settings["tf32"] is False
     assert settings["dtype"] == "float32" and settings["device"] == backend.device
     assert settings["keras"] == backend.keras.__version__
+    assert settings["input_feed"].startswith("tf.data" if cls is KerasMLP else "host arrays")
     tf_keys = [k for k in TF_ONLY_SETTINGS if k in settings]
     if cls is KerasMLP:
         assert tf_keys == list(TF_ONLY_SETTINGS) and settings["tensorflow"]
@@ -481,3 +482,26 @@ def test_baseline_epoch_at_batch_600_matches_numpy(raw_mnist: RawMNIST, cls) -> 
     mine, numpy = results
     assert mine.loss == pytest.approx(numpy.loss, rel=1e-3)
     assert abs(mine.accuracy - numpy.accuracy) < 0.005
+
+
+@available(KerasMLP)
+@pytest.mark.parametrize("batch_size", [32, 50])
+def test_tensorflow_feed_yields_the_harness_order_each_epoch(batch_size):
+    """TensorFlow's persistent pipeline, built once, yields each epoch's batches exactly as
+    slicing ``x[order]`` into consecutive batches does (oracle: NumPy indexing), the partial
+    last batch included, for a new order every epoch."""
+    from backends.keras_mlp import _TfFeed
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N_TRAIN, 3)).astype(np.float32)
+    y = rng.integers(0, 10, N_TRAIN)
+    feed = _TfFeed(x, y, batch_size)
+    for epoch in range(2):
+        order = rng.permutation(N_TRAIN)
+        batches = list(feed.fit_args(order)["x"].as_numpy_iterator())
+        starts = range(0, N_TRAIN, batch_size)
+        assert len(batches) == len(starts), epoch
+        for (xb, yb), start in zip(batches, starts, strict=True):
+            rows = order[start : start + batch_size]
+            np.testing.assert_array_equal(xb, x[rows])
+            np.testing.assert_array_equal(yb, y[rows])
