@@ -24,6 +24,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="benchmark suite: full MNIST and each scenario's own epochs "
         f"(default: a quick variant, {QUICK_TRAIN} training rows, {QUICK_EPOCHS} epochs)",
     )
+    group.addoption(
+        "--bench-seeds",
+        metavar="SEEDS",
+        type=_seeds,
+        default=None,
+        help="benchmark suite: run each backend × scenario once per seed, as mlpbench run's "
+        "--seed (3, 0-4 or 0,2,5-6; default: each scenario's own seed)",
+    )
+
+
+def _seeds(text: str) -> list[int]:
+    """``--bench-seeds`` parsed by ``mlpbench run``'s own ``--seed`` parser (one syntax)."""
+    import argparse
+
+    from bench.cli import seeds
+
+    try:
+        return seeds(text)
+    except argparse.ArgumentTypeError as err:
+        raise pytest.UsageError(f"--bench-seeds {err}") from None
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -4,9 +4,15 @@ One pytest-benchmark round = one warm training epoch, timed by the same ``Sessio
 same ``bench.timing.timed`` region) as ``mlpbench run``; epoch 1 (cold) runs before the rounds and
 is recorded in ``extra_info`` (``cold_seconds``), as are the history and settings, through the same
 ``bench.results.extra_info`` as ``mlpbench run``'s JSON. Plain ``pytest`` runs a quick variant (a
-data slice, 2 epochs) so the suite cannot rot; ``--bench-full`` runs the real thing:
+data slice, 2 epochs) so the suite cannot rot; ``--bench-full`` runs the real thing, and
+``--bench-seeds 0-4`` runs every cell once per seed (``params.seed`` in the JSON; without it, each
+scenario's own seed):
 
-    pytest tests/test_benchmarks.py --bench-full --benchmark-json=results/<machine>/benchmarks.json
+    pytest tests/test_benchmarks.py --bench-full --bench-seeds 0-4 \
+        --benchmark-json=results/<machine>/benchmarks.json
+
+A backend that refuses a scenario (``RecipeUnsupported``, e.g. no exact float64) is skipped with
+its reason; any other exception from a backend, ``NotImplementedError`` included, fails the test.
 """
 
 from __future__ import annotations
@@ -16,24 +22,33 @@ import math
 import pytest
 
 import scenarios
+from backends.api import RecipeUnsupported
 from bench import registry
 from bench.results import write as results
 from bench.train.session import Session
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``seed`` by ``--bench-seeds`` (one cell per seed), else [None]: the
+    scenario's own seed, with no seed in the test id."""
+    if "seed" in metafunc.fixturenames:
+        seeds = metafunc.config.getoption("--bench-seeds")
+        metafunc.parametrize("seed", seeds or [None], ids=[f"seed{s}" for s in seeds or []] or None)
+
+
 @pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
 @pytest.mark.parametrize("backend", registry.names())
-def test_train(benchmark, bench_data, backend: str, scenario: str) -> None:
+def test_train(benchmark, bench_data, backend: str, scenario: str, seed: int | None) -> None:
     backend_name, scenario_name = backend, scenario
     reason = registry.unavailable_reason(backend_name)
     if reason is not None:
         pytest.skip(reason)
     base = scenarios.get(scenario_name)
-    recipe = base.with_overrides(epochs=bench_data.epochs(base.epochs))
+    recipe = base.with_overrides(epochs=bench_data.epochs(base.epochs), seed=seed)
     session = Session(backend_name, recipe, bench_data.get(recipe.dtype))
     try:
         session.build()
-    except NotImplementedError as err:
+    except RecipeUnsupported as err:
         pytest.skip(f"{backend_name} cannot run {scenario_name}: {err}")
     benchmark.group = scenario_name
     if recipe.epochs > 1:
@@ -53,6 +68,7 @@ def test_train(benchmark, bench_data, backend: str, scenario: str) -> None:
     result = session.result(complete=True)
     benchmark.extra_info.update(results.extra_info(result))
 
+    assert result.scenario.seed == recipe.seed
     assert [r.epoch for r in result.history] == list(range(1, recipe.epochs + 1))
     assert all(math.isfinite(r.train_loss) and math.isfinite(r.test_loss) for r in result.history)
     assert all(0.0 <= r.test_accuracy <= 1.0 for r in result.history)

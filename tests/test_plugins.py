@@ -6,6 +6,9 @@ conformance kit catches a backend that breaks the contract."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +24,7 @@ from bench.errors import ConfigError
 
 PLUGIN_MODULE = '''
 """A plug-in backend: a separate module, known to mlpbench only through its entry point."""
-from backends.api import OptionError
+from backends.api import OptionError, RecipeUnsupported
 from backends.numpy_mlp import NumpyMLP
 
 
@@ -36,6 +39,20 @@ class TinyMLP(NumpyMLP):
 
     def settings(self):
         return {**super().settings(), "flavour": self.flavour}
+
+
+class Refuser(NumpyMLP):
+    """Refuses every recipe, as the contract says a backend may."""
+
+    def build(self, recipe, data, init_weights):
+        raise RecipeUnsupported("refuses everything on purpose")
+
+
+class Buggy(NumpyMLP):
+    """A programming error that happens to be a NotImplementedError: a failure, not a skip."""
+
+    def build(self, recipe, data, init_weights):
+        raise NotImplementedError("build was never written")
 
 
 class Incomplete:
@@ -56,6 +73,8 @@ def plugin_path(tmp_path: Path) -> Path:
         "tiny-plugin",
         {
             "tiny": "tiny_plugin:TinyMLP",
+            "refuser": "tiny_plugin:Refuser",
+            "buggy": "tiny_plugin:Buggy",
             "half-done": "tiny_plugin:Incomplete",
             "gone": "no_such_module_anywhere:Missing",
         },
@@ -94,6 +113,36 @@ def test_installed_plugin_is_listed_run_and_tabled(plugin_path: Path, tmp_path: 
     assert [h["test_loss"] for h in history[0]] == [h["test_loss"] for h in history[1]]
     results_md = (out.parent / "results.md").read_text()
     assert "tiny final %" in results_md
+
+
+def test_benchmark_suite_runs_a_plugin_per_seed_and_fails_a_bug_it_does_not_skip(
+    plugin_path: Path, tmp_path: Path
+) -> None:
+    """The pytest-benchmark suite, in a fresh process with the plug-in installed: ``tiny`` runs
+    once per ``--bench-seeds`` seed (params.seed in the JSON), a RecipeUnsupported refusal is a
+    skip with its reason, and a NotImplementedError from build is a failure."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "suite.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_path), str(root)])}
+    args = ["tests/test_benchmarks.py", "-k", "baseline and (tiny or refuser or buggy)", "-rsf"]
+    args += ["--bench-seeds", "1-2", f"--benchmark-json={out}", "-p", "no:cacheprovider"]
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
+    assert "2 failed, 2 passed, 2 skipped" in ran.stdout, ran.stdout[-2000:]
+    assert "SKIPPED [2]" in ran.stdout and "refuses everything on purpose" in ran.stdout
+    assert "FAILED" in ran.stdout and "build was never written" in ran.stdout
+    entries = json.loads(out.read_text())["benchmarks"]
+    assert sorted((e["params"]["backend"], e["params"]["seed"]) for e in entries) == [
+        ("tiny", 1),
+        ("tiny", 2),
+    ]
+    assert [e["extra_info"]["scenario"]["seed"] for e in entries] == [1, 2]
 
 
 def test_a_broken_plugin_never_stops_other_backends(plugin_path: Path) -> None:
