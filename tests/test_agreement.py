@@ -65,10 +65,25 @@ class Tolerance:
 FLOAT32_WEIGHTS = {"sgd": 1e-5, "rmsprop": 1e-4, "adam": 3e-3}
 
 
-def tolerance(dtype: str, optimizer: str) -> Tolerance:
+#: A float32 backend may take either branch of a ReLU whose float64 pre-activation z lies this
+#: close to zero relative to S = Σ|x·w| + |b|, the size of what was summed (a few float32 ulps of
+#: S: different summation orders round z by that much). When the reference's trajectory has such
+#: a decision, weights after it are compared with FLIPPED_RELU_WEIGHTS instead: Keras on PyTorch
+#: flipped two (margins ~1e-8, float32 SGD, 20 steps) and its weights moved by 1.6e-2 of the
+#: reference's move; a convention slip moves them by ≥ 0.3. The loss tolerance stays as it is.
+AMBIGUOUS_RELU_MARGIN = 2.0**-22
+FLIPPED_RELU_WEIGHTS = 5e-2
+
+
+def tolerance(dtype: str, optimizer: str, relu_margin: float = 1.0) -> Tolerance:
+    """The tolerance for a case; ``relu_margin`` is the reference trajectory's smallest
+    |z| / S (``relu_margins``)."""
     if dtype == "float64":
         return Tolerance(weights=1e-11, loss=1e-13)
-    return Tolerance(weights=FLOAT32_WEIGHTS[optimizer], loss=2e-5)
+    weights = FLOAT32_WEIGHTS[optimizer]
+    if relu_margin < AMBIGUOUS_RELU_MARGIN:
+        weights = max(weights, FLIPPED_RELU_WEIGHTS)
+    return Tolerance(weights=weights, loss=2e-5)
 
 
 #: One start for everyone: float32 Glorot weights (exactly representable in both dtypes).
@@ -124,6 +139,28 @@ def reference(config: str, test: str) -> list[Run]:
     return train("numpy", scenario(config, EPOCH_BATCH, "float64"), ORDER)
 
 
+@functools.cache
+def relu_margins(config: str, test: str) -> list[float]:
+    """Per checkpoint of ``reference(config, test)``: the smallest |z| / S over every hidden
+    pre-activation z = x·W1 + b1 of every batch trained so far, S = |x|·|W1| + |b1|, along the
+    float64 reference's trajectory (trained batch by batch to see the weights each batch met)."""
+    batch, orders = (STEPS_BATCH, STEPS_ORDERS) if test == "steps" else (EPOCH_BATCH, (ORDER,))
+    s = scenario(config, batch, "float64")
+    data = slices()["float64"]
+    backend = registry.create("numpy")
+    backend.build(s.recipe(data.n_train), data, [w.astype("float64") for w in START])
+    margins, smallest = [], np.inf
+    for order in orders:
+        for start in range(0, len(order), batch):
+            rows = data.x_train[order[start : start + batch]]
+            w1, b1 = backend.get_weights()[:2]
+            size = np.abs(rows) @ np.abs(w1) + np.abs(b1)
+            smallest = min(smallest, float(np.min(np.abs(rows @ w1 + b1) / size)))
+            backend.train_epoch(order[start : start + batch])
+        margins.append(smallest)
+    return margins
+
+
 def relative_errors(weights: list[np.ndarray], ref: list[np.ndarray]) -> list[float]:
     """Per array: max|w − ref| / max|ref − w0| (error as a fraction of the reference's move)."""
     return [
@@ -146,9 +183,9 @@ def test_steps_match_reference(backend_name: str, dtype: str, config: str) -> No
     """One step, then 19 more, at batch 32 (cases a and b)."""
     s = scenario(config, STEPS_BATCH, dtype)
     got = train(backend_name, s, *STEPS_ORDERS)
-    tol = tolerance(dtype, s.optimizer)
-    for what, g, r in zip(("1 step", "20 steps"), got, reference(config, "steps"), strict=True):
-        assert_agrees(g, r, tol, dtype, what)
+    ref, margins = reference(config, "steps"), relu_margins(config, "steps")
+    for what, g, r, margin in zip(("1 step", "20 steps"), got, ref, margins, strict=True):
+        assert_agrees(g, r, tolerance(dtype, s.optimizer, margin), dtype, what)
 
 
 @pytest.mark.parametrize(("dtype", "config"), EPOCH_CASES)
@@ -158,7 +195,8 @@ def test_epoch_matches_reference(backend_name: str, dtype: str, config: str) -> 
     s = scenario(config, EPOCH_BATCH, dtype)
     (got,) = train(backend_name, s, ORDER)
     (ref,) = reference(config, "epoch")
-    assert_agrees(got, ref, tolerance(dtype, s.optimizer), dtype, "epoch")
+    (margin,) = relu_margins(config, "epoch")
+    assert_agrees(got, ref, tolerance(dtype, s.optimizer, margin), dtype, "epoch")
 
 
 # --------------------------------------------------------------------------------- dropout
@@ -201,6 +239,17 @@ def test_dropout_agrees_statistically(backend_name: str) -> None:
     )
     # Masks must really vary with the seed, about as much as the reference's do.
     assert np.all((sd > ref_sd / 5) & (sd < ref_sd * 5)), f"seed spread {sd} vs {ref_sd}"
+
+
+def test_relu_margins_find_the_ambiguous_decisions() -> None:
+    """The margins are what their definition says: float32 SGD over 20 steps meets a ReLU
+    decision closer to zero than float32 resolves (the one Keras on PyTorch flipped), its first
+    step does not, and Adam's 20 steps (which every backend matches to 3e-3) do not either."""
+    first, twenty = relu_margins("sgd", "steps")
+    assert twenty < AMBIGUOUS_RELU_MARGIN < first
+    assert min(relu_margins("adam", "steps")) > AMBIGUOUS_RELU_MARGIN
+    assert tolerance("float32", "sgd", twenty).weights == FLIPPED_RELU_WEIGHTS
+    assert tolerance("float64", "sgd", twenty).weights == 1e-11
 
 
 def test_dropout_band_is_tight_enough_to_see_dropout() -> None:
