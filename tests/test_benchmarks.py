@@ -28,12 +28,17 @@ from bench.results import write as results
 from bench.train.session import Session
 
 
+@pytest.fixture
+def seed() -> int | None:
+    """Without ``--bench-seeds``: None, each scenario's own seed (and no seed in the test id)."""
+    return None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``seed`` by ``--bench-seeds`` (one cell per seed), else [None]: the
-    scenario's own seed, with no seed in the test id."""
-    if "seed" in metafunc.fixturenames:
-        seeds = metafunc.config.getoption("--bench-seeds")
-        metafunc.parametrize("seed", seeds or [None], ids=[f"seed{s}" for s in seeds or []] or None)
+    """With ``--bench-seeds``: one cell per seed (test ids ``seedN-backend-scenario``)."""
+    seeds = metafunc.config.getoption("--bench-seeds")
+    if seeds and "seed" in metafunc.fixturenames:
+        metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])
 
 
 @pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
