@@ -8,8 +8,9 @@ data slice, 2 epochs) so the suite cannot rot; ``--bench-full`` runs the real th
 ``--bench-seeds 0-4`` runs every cell once per seed (``params.seed`` in the JSON; without it, each
 scenario's own seed):
 
-    pytest tests/test_benchmarks.py --bench-full --bench-seeds 0-4 \
-        --benchmark-json=results/<machine>/benchmarks.json
+    pytest tests/test_benchmarks.py --bench-full --bench-seeds 0-4 --benchmark-json=out.json
+
+``scripts/publish-results.sh`` (``tox -e bench-cpu``) publishes it, one run per seed.
 
 A backend that refuses a scenario (``RecipeUnsupported``, e.g. no exact float64) is skipped with
 its reason; any other exception from a backend, ``NotImplementedError`` included, fails the test.

@@ -104,11 +104,13 @@ def test_runs_the_readme_test_command_with_the_peer_backends() -> None:
 def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
     tox = TOX.read_text(encoding="utf-8")
     lines = run_lines(workflow())
-    suite = "python -m pytest tests/test_benchmarks.py --bench-full"
-    assert suite in tox and any(x.startswith(suite) for x in lines)
-    assert 'python -m bench table "$d/benchmarks.json" --out "$d"' in lines
+    publish = "bash scripts/publish-results.sh"
+    assert publish in tox and publish in lines
+    script = (TOX.parent / "scripts" / "publish-results.sh").read_text(encoding="utf-8")
+    assert "python -m pytest tests/test_benchmarks.py --bench-full --bench-seeds" in script
+    assert 'python -m bench table "$out"/seed*.json --out "$out"' in script
     assert "[testenv:bench-gpu]" in tox and ".tox-runner/bin/tox -e bench-gpu" in lines
-    assert "mlpbench table results/*/benchmarks.json --out report/" in lines
+    assert "mlpbench table results/*/seed*.json --out report/" in lines
     text = workflow()
     assert "runs-on: [self-hosted, gpu]" in text
     for python in ("3.11", "3.12"):
