@@ -22,7 +22,7 @@ import pytest
 import scenarios
 from bench import cli
 from bench.data import load_dataset
-from bench.report.caveats import AGREEMENT
+from bench.report.caveats import AGREEMENT, FIT_OVERHEAD
 from bench.report.plots import MISSING
 from bench.report.tables import headline_markdown
 from bench.report.write import results_markdown, write_tables
@@ -372,6 +372,16 @@ def test_agreement_paragraph_only_where_it_was_measured(tmp_path: Path) -> None:
     assert AGREEMENT not in markdown_of(save(tmp_path, "gpu.json", on_gpu))
     other = doc(entry("numpy", "baseline", [1.0]), entry("torch", "baseline", [2.0]))
     assert AGREEMENT not in markdown_of(save(tmp_path, "torch.json", other))
+
+
+def test_keras_fit_overhead_is_stated_for_the_keras_backends_tabled_on_a_cpu(tmp_path) -> None:
+    """Each Keras backend's measured harness overhead appears only where it is tabled (CPU)."""
+    pair = doc(entry("numpy", "baseline", [1.0]), entry("keras-jax", "baseline", [2.0]))
+    markdown = markdown_of(save(tmp_path, "cpu.json", pair))
+    assert FIT_OVERHEAD["keras-jax"] in markdown and FIT_OVERHEAD["keras"] not in markdown
+    on_gpu = copy.deepcopy(pair)
+    on_gpu["machine_info"]["mlpbench"]["gpus"] = [{"name": "NVIDIA H200"}]
+    assert FIT_OVERHEAD["keras-jax"] not in markdown_of(save(tmp_path, "gpu.json", on_gpu))
 
 
 def test_tf32_is_implied_off_only_on_the_cpu(tmp_path: Path) -> None:

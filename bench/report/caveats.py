@@ -26,6 +26,21 @@ AGREEMENT = (
     "Measured on a 2-core x86 CPU (seed 0, one baseline epoch, same weights and batches): the "
     "NumPy and Keras test losses differed by 5e-5 relative at batch 600 and by 2.5e-3 at batch 32."
 )
+#: Measured: a Keras backend's warm epoch under the harness (one ``fit`` call per epoch, in the
+#: harness's order) against a plain multi-epoch ``fit`` of the same model, by
+#: ``scripts/keras_fit_overhead.py`` (2-vCPU AMD EPYC, baseline at batch 32, 9 warm epochs each,
+#: interleaved in one process). Shown for the backends in a table with CPU results.
+FIT_OVERHEAD = {
+    "keras": "keras: 0.994× (3.128 s vs 3.145 s per warm epoch; one tf.data pipeline per run "
+    "fed with the harness's order — handing fit fresh arrays each epoch took 1.246×)",
+    "keras-jax": "keras-jax: 1.05× (0.749 s vs 0.712 s; fit is handed the epoch's rows as "
+    "fresh arrays, one host gather, ~40 ms, and a fit call's fixed cost each epoch)",
+}
+FIT_OVERHEAD_LEAD = (
+    "Keras under the harness against a plain `model.fit(x, y, epochs=4, batch_size=32, "
+    "shuffle=True)` of the same model, warm epochs, measured on a 2-vCPU CPU by "
+    "`python scripts/keras_fit_overhead.py --backend NAME`: "
+)
 #: Settings that name a library's version: per-backend by nature, listed under Machines instead.
 VERSION_KEYS = frozenset(
     {"numpy", "tensorflow", "tensorflow-cpu", "keras", "cupy", "cuda", "torch", "jax", "jaxlib"}
@@ -90,12 +105,20 @@ def _setting_caveats(ran: pd.DataFrame) -> list[str]:
 
 
 def agreement(frame: pd.DataFrame, machines: dict[str, dict[str, Any]]) -> list[str]:
-    """[AGREEMENT] when some CPU-only machine in ``frame`` has both NumPy and Keras results."""
+    """The measured paragraphs that apply to ``frame``'s CPU-only machines: [AGREEMENT] when one
+    has both NumPy and Keras results; the FIT_OVERHEAD of the Keras backends tabled there."""
+    on_cpu: set[str] = set()
+    paragraphs = []
     for machine, rows in frame[frame["status"] != "skipped"].groupby("machine_id"):
         facts = machines.get(machine, {}).get("mlpbench") or {}
-        if {"numpy", "keras"} <= set(rows["backend"]) and not facts.get("gpus"):
-            return [AGREEMENT]
-    return []
+        if not facts.get("gpus"):
+            on_cpu |= set(rows["backend"])
+    if {"numpy", "keras"} <= on_cpu:
+        paragraphs.append(AGREEMENT)
+    overheads = [line for name, line in FIT_OVERHEAD.items() if name in on_cpu]
+    if overheads:
+        paragraphs.append(FIT_OVERHEAD_LEAD + "; ".join(overheads) + ".")
+    return paragraphs
 
 
 def differing_settings(group: pd.DataFrame) -> dict[str, str]:
