@@ -85,12 +85,17 @@ def bench_data(request: pytest.FixtureRequest, raw_mnist: RawMNIST) -> BenchData
 
 
 def run_mlpbench(args: list[str], *paths: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m bench ARGS`` in a fresh process, from the repository root, with ``paths``
+    """``python -m bench ARGS`` in a fresh process (see ``run_module``)."""
+    return run_module("bench", args, *paths)
+
+
+def run_module(module: str, args: list[str], *paths: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` in a fresh process, from the repository root, with ``paths``
     (plug-in folders) ahead of it on PYTHONPATH; output captured as text."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(root)])}
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -6,15 +6,12 @@ conformance kit catches a backend that breaks the contract."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import run_mlpbench, write_distribution
+from conftest import run_mlpbench, run_module, write_distribution
 
 from backends.api import RunOptions
 from backends.conformance import BackendConformance
@@ -121,19 +118,10 @@ def test_benchmark_suite_runs_a_plugin_per_seed_and_fails_a_bug_it_does_not_skip
     """The pytest-benchmark suite, in a fresh process with the plug-in installed: ``tiny`` runs
     once per ``--bench-seeds`` seed (params.seed in the JSON), a RecipeUnsupported refusal is a
     skip with its reason, and a NotImplementedError from build is a failure."""
-    root = Path(__file__).resolve().parent.parent
     out = tmp_path / "suite.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_path), str(root)])}
     args = ["tests/test_benchmarks.py", "-k", "baseline and (tiny or refuser or buggy)", "-rsf"]
     args += ["--bench-seeds", "1-2", f"--benchmark-json={out}", "-p", "no:cacheprovider"]
-    ran = subprocess.run(
-        [sys.executable, "-m", "pytest", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=300,
-    )
+    ran = run_module("pytest", args, plugin_path)
     assert "2 failed, 2 passed, 2 skipped" in ran.stdout, ran.stdout[-2000:]
     assert "SKIPPED [2]" in ran.stdout and "refuses everything on purpose" in ran.stdout
     assert "FAILED" in ran.stdout and "build was never written" in ran.stdout
