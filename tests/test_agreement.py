@@ -67,7 +67,10 @@ FLOAT32_WEIGHTS = {"sgd": 1e-5, "rmsprop": 1e-4, "adam": 3e-3}
 
 #: A float32 backend may take either branch of a ReLU whose float64 pre-activation z lies this
 #: close to zero relative to S = Σ|x·w| + |b|, the size of what was summed (a few float32 ulps of
-#: S: different summation orders round z by that much). When the reference's trajectory has such
+#: S: different summation orders round z by that much). The threshold is calibrated on what was
+#: seen, not a bound: a 784-term float32 sum can be off by more, so a backend could still flip a
+#: decision above it on other hardware; such a failure shows up as one or two hidden units'
+#: weights off by ~1e-2 while the loss agrees. When the reference's trajectory has such
 #: a decision, weights after it are compared with FLIPPED_RELU_WEIGHTS instead: Keras on PyTorch
 #: flipped two (margins ~1e-8, float32 SGD, 20 steps) and its weights moved by 1.6e-2 of the
 #: reference's move; a convention slip moves them by ≥ 0.3. The loss tolerance stays as it is.
@@ -248,8 +251,6 @@ def test_relu_margins_find_the_ambiguous_decisions() -> None:
     first, twenty = relu_margins("sgd", "steps")
     assert twenty < AMBIGUOUS_RELU_MARGIN < first
     assert min(relu_margins("adam", "steps")) > AMBIGUOUS_RELU_MARGIN
-    assert tolerance("float32", "sgd", twenty).weights == FLIPPED_RELU_WEIGHTS
-    assert tolerance("float64", "sgd", twenty).weights == 1e-11
 
 
 def test_dropout_band_is_tight_enough_to_see_dropout() -> None:

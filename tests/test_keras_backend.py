@@ -487,20 +487,20 @@ def test_baseline_epoch_at_batch_600_matches_numpy(raw_mnist: RawMNIST, cls) -> 
 @available(KerasMLP)
 @pytest.mark.parametrize("batch_size", [32, 50])
 def test_tensorflow_feed_yields_the_harness_order_each_epoch(batch_size):
-    """TensorFlow's persistent pipeline, built once, yields each epoch's batches exactly as
-    slicing ``x[order]`` into consecutive batches does (oracle: NumPy indexing), the partial
-    last batch included, for a new order every epoch."""
+    """TensorFlow's persistent pipelines yield each epoch's batches exactly as slicing
+    ``x[order]`` into consecutive batches does (oracle: NumPy indexing), the partial last batch
+    included, for a new order every epoch and for orders shorter than the data."""
     from backends.keras_mlp import _TfFeed
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((N_TRAIN, 3)).astype(np.float32)
     y = rng.integers(0, 10, N_TRAIN)
     feed = _TfFeed(x, y, batch_size)
-    for epoch in range(2):
-        order = rng.permutation(N_TRAIN)
+    # full-length orders, as the harness gives; shorter ones (a few steps), as tests give
+    for order in (rng.permutation(N_TRAIN), rng.permutation(N_TRAIN), rng.permutation(70)):
         batches = list(feed.fit_args(order)["x"].as_numpy_iterator())
-        starts = range(0, N_TRAIN, batch_size)
-        assert len(batches) == len(starts), epoch
+        starts = range(0, len(order), batch_size)
+        assert len(batches) == len(starts)
         for (xb, yb), start in zip(batches, starts, strict=True):
             rows = order[start : start + batch_size]
             np.testing.assert_array_equal(xb, x[rows])

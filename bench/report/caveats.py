@@ -111,10 +111,11 @@ def agreement(frame: pd.DataFrame, machines: dict[str, dict[str, Any]]) -> list[
     paragraphs = []
     for machine, rows in frame[frame["status"] != "skipped"].groupby("machine_id"):
         facts = machines.get(machine, {}).get("mlpbench") or {}
-        if not facts.get("gpus"):
-            on_cpu |= set(rows["backend"])
-    if {"numpy", "keras"} <= on_cpu:
-        paragraphs.append(AGREEMENT)
+        if facts.get("gpus"):
+            continue
+        if {"numpy", "keras"} <= set(rows["backend"]) and AGREEMENT not in paragraphs:
+            paragraphs.append(AGREEMENT)
+        on_cpu |= set(rows["backend"])
     overheads = [line for name, line in FIT_OVERHEAD.items() if name in on_cpu]
     if overheads:
         paragraphs.append(FIT_OVERHEAD_LEAD + "; ".join(overheads) + ".")
