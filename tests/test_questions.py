@@ -77,6 +77,18 @@ def test_one_seed_cannot_tell(tmp_path: Path) -> None:
     )
 
 
+def test_a_tie_on_every_seed_is_no_verdict(tmp_path: Path) -> None:
+    """Accuracies move in steps of one test image, so two seeds can give the very same
+    difference: a zero-width interval, which must not read as a certain difference."""
+    md = markdown(
+        tmp_path,
+        *[result("numpy", "baseline", s, [0.90 + s / 100] * 5) for s in (0, 1)],
+        *[result("numpy", "dropout", s, [0.9002 + s / 100] * 10, base="baseline") for s in (0, 1)],
+    )
+    row = questions(md)["does dropout beat baseline? (test accuracy after 5 epochs)", "numpy"]
+    assert row["verdict"] == "the same difference on all 2 seeds: its spread is unknown, cannot tell"
+
+
 def test_gap_ladder_gains_and_shares(tmp_path: Path) -> None:
     entries = []
     for seed in range(3):

@@ -38,6 +38,8 @@ def accuracy_verdict(d: Estimate, better: str = "better", worse: str = "worse") 
     """Plain words for a paired difference in percentage points."""
     if d.n < 2:
         return "one seed: cannot tell"
+    if not d.spread_known:
+        return f"the same difference on all {d.n} seeds: its spread is unknown, cannot tell"
     if not d.excludes_zero:
         return f"no difference detected at n = {d.n}"
     return f"{better if d.mean > 0 else worse} by {abs(d.mean):.2f} ± {d.half_width:.2f} pt"

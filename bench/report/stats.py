@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 CONFIDENCE = 0.95
+#: Values whose standard deviation is below this, relative to their size, are equal: what is
+#: left is float rounding (differences of accuracies computed from different pairs).
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,15 @@ class Estimate:
         return (self.high - self.low) / 2
 
     @property
+    def spread_known(self) -> bool:
+        """Whether the values varied at all: with n ≥ 2 identical values (accuracies move in
+        steps of one test image, so two seeds can tie) the interval has zero width, which says
+        nothing about the spread."""
+        return self.n >= 2 and self.high > self.low
+
+    @property
     def excludes_zero(self) -> bool:
-        return self.n >= 2 and (self.low > 0 or self.high < 0)
+        return self.spread_known and (self.low > 0 or self.high < 0)
 
 
 def mean_ci(values: Sequence[float]) -> Estimate:
@@ -46,6 +56,8 @@ def mean_ci(values: Sequence[float]) -> Estimate:
     if n < 2:
         return Estimate(mean, math.nan, math.nan, n)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1))
+    if sd <= TIE * max(1.0, *map(abs, finite)):
+        sd = 0.0  # equal up to float rounding (e.g. the same difference in accuracy on each seed)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
     return Estimate(mean, mean - half, mean + half, n)
 

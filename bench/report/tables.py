@@ -120,8 +120,11 @@ def wide_table(frame: pd.DataFrame, columns: dict[str, Formatter]) -> pd.DataFra
 
 
 def metric_tables(frame: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
-    """{title: (legend, wide table)} for accuracy, speed and cold start (one machine's rows)."""
+    """{title: (legend, wide table)} for accuracy, speed, cold start and, where some cell
+    measured it, memory (one machine's rows)."""
     tables = {title: (legend, wide_table(frame, cols)) for title, (legend, cols) in TABLES.items()}
+    if frame[["host_peak_mib", "gpu_peak_mib"]].isna().all(axis=None):
+        del tables["Memory"]  # nothing measured (the pytest-benchmark suite records no memory)
     accuracy = tables["Accuracy"][1]
     for column in ("epochs_run", "n_seeds"):
         counts = frame.groupby("scenario", sort=False)[column].agg(_distinct)
