@@ -96,7 +96,11 @@ def test_gap_ladder_gains_and_shares(tmp_path: Path) -> None:
             name = ["report_recipe", "gap_1_init", "baseline"][rung]
             entries.append(result("numpy", name, seed, [0.1, accuracy + 0.01 * (seed - 1)],
                                   ladder=rung))  # fmt: skip
+    for seed in range(3):  # torch ran only the ladder's ends: no ladder of its own
+        entries += [result("torch", "report_recipe", seed, [0.1, 0.3], ladder=0)]
+        entries += [result("torch", "baseline", seed, [0.1, 0.9], ladder=2)]
     rows = table_rows(markdown(tmp_path, *entries), "### The report's gap, factor by factor")
+    assert not any(column.startswith("torch") for column in rows["0. report_recipe"])
     assert list(rows) == ["0. report_recipe", "1. gap_1_init", "2. baseline"]
     assert rows["1. gap_1_init"]["numpy gain pt"] == "+30.00"
     assert rows["2. baseline"]["numpy share"] == "50 %"

@@ -25,12 +25,17 @@ LEGEND = (
 
 def ladder_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """One machine's runs → rows (backend, rung, scenario, change, accuracy, ±, gain, share) for
-    every backend that ran at least two rungs; empty when none did."""
+    every backend that ran every rung run on this machine (at least two); empty when none did.
+    A backend that ran only some rungs (e.g. the two ends, which are ordinary scenarios too) is
+    left out: its steps would each merge several changes."""
     ran = runs[runs["status"] != "skipped"].copy()
     ran["rung"] = [r.get("ladder") if isinstance(r, dict) else None for r in ran["recipe"]]
     ran = ran[ran["rung"].notna()]
+    every_rung = set(ran["rung"])
     rows = []
     for backend, group in ran.groupby("backend", sort=False):
+        if set(group["rung"]) != every_rung:
+            continue
         rungs, before = [], None
         for rung, runs_at in sorted(group.groupby("rung"), key=lambda kv: kv[0]):
             estimate = mean_ci(runs_at["final_test_accuracy_pct"].tolist())
