@@ -268,7 +268,9 @@ class _TfFeed:
             variable = tf.Variable(tf.zeros([length], dtype=tf.int64), trainable=False)
 
         def batches_of(order: Any) -> Any:
-            head = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * size], [full, size]))
+            head = tf.data.Dataset.from_tensor_slices(
+                tf.reshape(order[: full * size], [full, size])
+            )
             if rest:
                 head = head.concatenate(tf.data.Dataset.from_tensors(order[full * size :]))
             return head

@@ -12,7 +12,7 @@
 #   - baseline on keras-torch (Keras' PyTorch trainer runs eagerly on the CPU, ~5 s an epoch at
 #     batch 32 here: every scenario would add ~6 min per seed).
 # And once more, report_recipe at its own seed (42: the student report's np.random.seed(42)),
-# on every backend (seed-own.json), so the published tables hold the report's exact run.
+# on every backend (seed_own.json), so the published tables hold the report's exact run.
 #
 # Everything is written to results/<machine>/.staging first, tables included, and replaces the
 # published files only when every run has finished: an interrupted or failed run never destroys
@@ -35,7 +35,7 @@ suite() {  # suite JSON-NAME PYTEST-ARGS...
 for seed in "${seeds[@]}"; do
   suite "seed$seed" --bench-seeds "$seed" -k "$CELLS"
 done
-suite seed-own -k "report_recipe"
+suite seed_own -k "report_recipe"
 python -m bench table "$stage"/seed*.json --out "$stage"
 old=("$out"/seed*.json)
 rm -f "${old[@]}"

@@ -35,11 +35,13 @@ FIT_OVERHEAD = {
     "fed with the harness's order — handing fit fresh arrays each epoch took 1.246×)",
     "keras-jax": "keras-jax: 1.05× (0.749 s vs 0.712 s; fit is handed the epoch's rows as "
     "fresh arrays, one host gather, ~40 ms, and a fit call's fixed cost each epoch)",
+    "keras-torch": "keras-torch: 1.03× (5.779 s vs 5.611 s, 6 warm epochs each; fed as keras-jax)",
 }
 FIT_OVERHEAD_LEAD = (
     "Keras under the harness against a plain `model.fit(x, y, epochs=4, batch_size=32, "
-    "shuffle=True)` of the same model, warm epochs, measured on a 2-vCPU CPU by "
-    "`python scripts/keras_fit_overhead.py --backend NAME`: "
+    "shuffle=True)` of the same model, warm epochs, measured on a 2-vCPU AMD EPYC VM by "
+    "`python scripts/keras_fit_overhead.py --backend NAME` (a ratio from one machine; "
+    "re-measure on yours): "
 )
 #: Settings that name a library's version: per-backend by nature, listed under Machines instead.
 VERSION_KEYS = frozenset(

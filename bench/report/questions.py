@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.frame import REFERENCE
-from bench.report.stats import Estimate, mean_ci, paired_difference
+from bench.report.stats import TIE, Estimate, mean_ci, paired_difference
 
 BEST = "best_config"
 COLUMNS = ["question", "backend", "n", "difference", "verdict"]
@@ -39,6 +39,8 @@ def accuracy_verdict(d: Estimate, better: str = "better", worse: str = "worse") 
     if d.n < 2:
         return "one seed: cannot tell"
     if not d.spread_known:
+        if abs(d.mean) <= TIE:
+            return f"identical on all {d.n} seeds"
         return f"the same difference on all {d.n} seeds: its spread is unknown, cannot tell"
     if not d.excludes_zero:
         return f"no difference detected at n = {d.n}"
@@ -135,11 +137,12 @@ def _speed(
     else:
         low, high = math.exp(logs.low), math.exp(logs.high)
         shown = f"×{factor:.2f} [{low:.2f}, {high:.2f}]"
-        verdict = (
-            f"{'faster' if factor > 1 else 'slower'} than numpy: ×{factor:.2f}"
-            if logs.excludes_zero
-            else f"no speed difference detected at n = {logs.n}"
-        )
+        if not logs.spread_known:
+            verdict = f"×{factor:.2f} on all {logs.n} seeds: its spread is unknown, cannot tell"
+        elif logs.excludes_zero:
+            verdict = f"{'faster' if factor > 1 else 'slower'} than numpy: ×{factor:.2f}"
+        else:
+            verdict = f"no speed difference detected at n = {logs.n}"
     question = f"as fast as numpy on {scenario}? (numpy's time / this)"
     return [
         {
