@@ -291,7 +291,20 @@ class _TfFeed:
 # --- per-framework helpers -------------------------------------------------------------------
 
 
-class _TensorFlow:
+class _Framework:
+    """Keras' own behaviour where a framework needs nothing special: ``fit`` fed from host arrays
+    (``_ArrayFeed``), Adam's β as a Python float (cast straight to the variable's dtype)."""
+
+    @staticmethod
+    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+        return _ArrayFeed(x, y, batch_size)
+
+    @staticmethod
+    def adam_beta(beta: float, dtype: str) -> Any:
+        return float(beta)
+
+
+class _TensorFlow(_Framework):
     """What is TensorFlow's own: GPUs with memory growth, TF32, sync, βᵗ, threads, versions."""
 
     @staticmethod
@@ -345,7 +358,7 @@ class _TensorFlow:
         return out
 
 
-class _Jax:
+class _Jax(_Framework):
     """JAX's own: matmul precision (TF32), ``jax_enable_x64`` for float64, sync, versions."""
 
     @staticmethod
@@ -363,14 +376,6 @@ class _Jax:
             import jax
 
             jax.config.update("jax_enable_x64", True)
-
-    @staticmethod
-    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
-        return _ArrayFeed(x, y, batch_size)
-
-    @staticmethod
-    def adam_beta(beta: float, dtype: str) -> Any:
-        return float(beta)  # cast to the variable's dtype straight from the Python float
 
     @staticmethod
     def reset_peak_memory(device: str) -> None:
@@ -407,7 +412,7 @@ class _Jax:
         return out
 
 
-class _Torch:
+class _Torch(_Framework):
     """PyTorch's own: CUDA, TF32 flags, sync, the compiler torch.compile needs, threads."""
 
     @staticmethod
@@ -423,14 +428,6 @@ class _Torch:
         """``torch.compile`` (jit_compile=True) needs a C++ compiler for CPU code."""
         if jit_compile and device == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
             raise RecipeUnsupported("jit_compile=true (torch.compile) needs a C++ compiler (g++)")
-
-    @staticmethod
-    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
-        return _ArrayFeed(x, y, batch_size)
-
-    @staticmethod
-    def adam_beta(beta: float, dtype: str) -> Any:
-        return float(beta)  # cast to the variable's dtype straight from the Python float
 
     @staticmethod
     def reset_peak_memory(device: str) -> None:
