@@ -116,12 +116,15 @@ class EpochMetrics:
     ``loss`` and ``accuracy`` may be 0-d device arrays: the harness reads them with ``float()``
     only after the clock stops, so a GPU backend need not synchronize inside an epoch.
     ``device_seconds``: optional device-side time of the epoch (e.g. CUDA events), also read with
-    ``float()`` after the clock stops.
+    ``float()`` after the clock stops. ``device_step_seconds``: optional device-side time of each
+    training step (one per batch, in order), an iterable of seconds read only after the clock
+    stops (``backends.device_time`` makes both from CUDA events).
     """
 
     loss: Any
     accuracy: Any
     device_seconds: Any = None
+    device_step_seconds: Any = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
 """The CuPy backend: the shared manual-backprop engine bound to ``xp = cupy`` on an NVIDIA GPU.
 
 The whole dataset is uploaded in ``build`` (untimed). Inside an epoch nothing synchronizes the host:
-loss and accuracy accumulate in device scalars (see ``XpMLP.train_epoch``). Each epoch is also timed
-with CUDA events (device time, reported beside the harness's wall time). TF32 is off unless
+loss and accuracy accumulate in device scalars (see ``XpMLP.train_epoch``), and a CUDA event is
+recorded before the first step and after each one (``backends.device_time``), read only after the
+harness's clock stops: the epoch's device time and every step's. TF32 is off unless
 ``RunOptions.tf32``; the setting is applied before the first float32 matmul and read back.
+
+``machine_facts`` measures the current GPU's own GEMM peak (float32, TF32, float64) with CUDA
+events, so a speed's "% of peak" is against the device it ran on, never the host CPU.
 
 This backend runs the plain ``xp`` path: no fused CUDA kernels yet, because no GPU was available to
 test them when it was written (untested GPU kernels are worse than none).
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backends.api import EpochMetrics
+from backends.device_time import StepMarks, best_gflops
 from backends.xp.backend import XpBackend
 
 if TYPE_CHECKING:
@@ -25,10 +30,14 @@ if TYPE_CHECKING:
 
     from backends.api import Recipe, TrainData
 
+#: Square GEMM size and repeats for the GPU's peak: ~1.1 TFLOP a call, milliseconds on an H100.
+PEAK_SIZE, PEAK_REPEATS = 8192, 10
+INSTALL = "pip install 'mlpbench[cuda12]' or 'mlpbench[cuda13]', the CuPy build for your CUDA"
+
 
 def _cupy_problem() -> str | None:
     if importlib.util.find_spec("cupy") is None:
-        return "cupy is not installed (pip install 'mlpbench[gpu]' on a machine with CUDA 12)"
+        return f"cupy is not installed ({INSTALL})"
     try:
         import cupy
 
@@ -40,8 +49,9 @@ def _cupy_problem() -> str | None:
     return None if count > 0 else "no CUDA device (cupy sees 0 GPUs)"
 
 
-def cuda_devices() -> list[dict[str, Any]]:
-    """Name, compute capability, memory (bytes), driver and CUDA runtime version of each GPU."""
+def cuda_devices(peaks: bool = False) -> list[dict[str, Any]]:
+    """Name, compute capability, memory (bytes), driver and CUDA runtime version of each GPU;
+    with ``peaks``, the current device's measured GEMM peak too (``gemm_peak_gflops``)."""
     import cupy
 
     runtime = cupy.cuda.runtime
@@ -60,7 +70,44 @@ def cuda_devices() -> list[dict[str, Any]]:
                 "cupy": cupy.__version__,
             }
         )
+    if peaks and devices:
+        devices[runtime.getDevice()]["gemm_peak_gflops"] = gemm_peaks()
     return devices
+
+
+def gemm_peaks(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str, float]:
+    """{"float32", "tf32", "float64": GFLOP/s} of cuBLAS on (size × size) @ (size × size) on the
+    current GPU, best of ``repeats`` timed by CUDA events; TF32 is put back as it was."""
+    import cupy
+
+    marks = cupy_marks()
+    a = cupy.random.default_rng(0).random((size, size), dtype=np.float64)
+    out: dict[str, float] = {}
+    tf32_before = _tf32_in_effect()
+    try:
+        for name, dtype, tf32 in (
+            ("float32", np.float32, False),
+            ("tf32", np.float32, True),
+            ("float64", np.float64, False),
+        ):
+            set_tf32(tf32)
+            x = a.astype(dtype)
+            result = cupy.empty_like(x)
+            gflops = best_gflops(
+                lambda x=x, r=result: cupy.matmul(x, x, out=r), 2.0 * size**3, marks, repeats
+            )
+            out[name] = round(gflops, 1)
+            del x, result
+    finally:
+        set_tf32(tf32_before)
+    return out
+
+
+def cupy_marks() -> StepMarks:
+    """CUDA events through CuPy (``backends.device_time.StepMarks``)."""
+    import cupy
+
+    return StepMarks(cupy.cuda.Event, lambda e: e.record(), cupy.cuda.get_elapsed_time)
 
 
 def set_tf32(enabled: bool) -> bool:
@@ -74,19 +121,13 @@ def set_tf32(enabled: bool) -> bool:
 
     wanted = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
     linalg.set_compute_type(np.float32, wanted)
+    return _tf32_in_effect()
+
+
+def _tf32_in_effect() -> bool:
+    from cupy._core import _routines_linalg as linalg
+
     return linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
-
-
-class _EventSeconds:
-    """Device time between two CUDA events, read (with a sync on the end event) only by float()."""
-
-    def __init__(self, start: Any, end: Any) -> None:
-        self.start, self.end = start, end
-
-    def __float__(self) -> float:
-        import cupy
-
-        return cupy.cuda.get_elapsed_time(self.start, self.end) / 1000.0
 
 
 class CupyMLP(XpBackend):
@@ -98,9 +139,9 @@ class CupyMLP(XpBackend):
 
     @staticmethod
     def machine_facts() -> dict[str, Any]:
-        """The CUDA devices CuPy sees (name, compute capability, memory, driver and runtime);
-        nothing when it sees none."""
-        return {"gpus": cuda_devices()} if _cupy_problem() is None else {}
+        """The CUDA devices CuPy sees (name, compute capability, memory, driver and runtime) and
+        the current one's GEMM peak (about a second); nothing when it sees none."""
+        return {"gpus": cuda_devices(peaks=True)} if _cupy_problem() is None else {}
 
     def array_module(self) -> ModuleType:
         import cupy
@@ -108,22 +149,25 @@ class CupyMLP(XpBackend):
         return cupy
 
     def build(self, recipe: Recipe, data: TrainData, init_weights: list[np.ndarray]) -> None:
+        """Upload the data and weights; the memory pool's cached blocks are freed first, so its
+        peak (``peak_pool_bytes``) is this run's."""
         import cupy
 
         self.tf32 = set_tf32(self.options.tf32)
-        super().build(recipe, data, init_weights)
         self.pool = cupy.get_default_memory_pool()
+        self.pool.free_all_blocks()
+        super().build(recipe, data, init_weights)
+        self.marks = cupy_marks()
         self.peak_pool_bytes = self.pool.total_bytes()
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
-        import cupy
-
-        start, end = cupy.cuda.Event(), cupy.cuda.Event()
-        start.record()
-        metrics = super().train_epoch(order)
-        end.record()
+        """The engine's epoch with a CUDA event before the first step and after each one;
+        nothing waits for the device (the events are read after the clock stops)."""
+        steps = -(-len(order) // self.batch_size)
+        events = self.marks.start_epoch(steps)
+        loss, accuracy = self._train(order, self.marks.mark)
         self.peak_pool_bytes = max(self.peak_pool_bytes, self.pool.total_bytes())
-        return EpochMetrics(metrics.loss, metrics.accuracy, _EventSeconds(start, end))
+        return EpochMetrics(loss, accuracy, events.epoch_seconds, events.step_seconds)
 
     def synchronize(self) -> None:
         import cupy
@@ -139,5 +183,6 @@ class CupyMLP(XpBackend):
             "cupy": cupy.__version__,
             "gpu": cuda_devices()[cupy.cuda.runtime.getDevice()],
             "peak_pool_bytes": int(self.peak_pool_bytes),
+            "device_time": "CUDA events before the first step and after each step",
             "fused_kernels": False,
         }

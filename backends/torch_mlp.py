@@ -49,7 +49,9 @@ at 32 rows); 0.44 CPU-s / 0.25–0.41 s at batch 1024. Choices, all recorded by 
   (process-wide torch flags, off by default).
 
 Per-epoch loss and accuracy are accumulated in device tensors (nothing synchronizes the host
-inside an epoch) and returned as 0-d tensors; the harness reads them with ``float()``.
+inside an epoch) and returned as 0-d tensors; the harness reads them with ``float()``. On CUDA a
+timing event is recorded before the first step and after each (``backends.device_time``): the
+epoch's and every step's device time, read after the clock stops.
 Dropout masks are PyTorch's own: its default generator as ``torch.manual_seed(recipe.seed)``
 leaves it, swapped in for this instance's epochs and out again (instances never share a stream).
 """
@@ -79,8 +81,11 @@ from backends.api import (
     parse_choice,
     parse_positive_int,
 )
+from backends.device_time import StepMarks, best_gflops
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import torch
 
 #: Defaults chosen from the figures in the module docstring.
@@ -221,14 +226,28 @@ class TorchMLP:
 
     @staticmethod
     def machine_facts() -> dict[str, Any]:
-        """The CUDA devices torch sees ({} without torch or without CUDA)."""
+        """The CUDA devices torch sees (name, compute capability, memory) and the current one's
+        GEMM peak measured with torch ({} without torch or without CUDA)."""
         if importlib.util.find_spec("torch") is None:
             return {}
         import torch
 
         if not torch.cuda.is_available():
             return {}
-        return {"gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append(
+                {
+                    "index": i,
+                    "name": props.name,
+                    "compute_capability": f"{props.major}.{props.minor}",
+                    "memory_bytes": int(props.total_memory),
+                    "torch_cuda": torch.version.cuda,
+                }
+            )
+        gpus[torch.cuda.current_device()]["gemm_peak_gflops"] = _gemm_peaks(torch)
+        return {"gpus": gpus}
 
     # --- build ------------------------------------------------------------------------------
 
@@ -279,8 +298,15 @@ class TorchMLP:
         self.alpha = torch.zeros((), dtype=dtype, device=dev)
         self._step_fn = torch.compile(self._step) if self.compile else self._step
         self._graph: Any = None
+        self._marks: StepMarks | None = None
         if self.device == "gpu":
             torch.cuda.reset_peak_memory_stats(dev)
+            # a CUDA event before the first step and after each, read after the clock stops
+            self._marks = StepMarks(
+                lambda: torch.cuda.Event(enable_timing=True),
+                lambda e: e.record(),
+                lambda a, b: a.elapsed_time(b),
+            )
 
     # --- training ---------------------------------------------------------------------------
 
@@ -314,9 +340,12 @@ class TorchMLP:
         self.loss_sum.zero_()
         self.correct.zero_()
         tensor_alpha = self.compile or self.cuda_graphs
+        events = self._marks.start_epoch(len(batches)) if self._marks is not None else None
         with self._cpu_tuning(train=True), self._own_rng():
             if self.cuda_graphs and self._graph is None and len(batches[0]) == self.batch_size:
                 self._capture()
+            if self._marks is not None:
+                self._marks.mark()
             for batch in batches:
                 alpha = self.optimizer.next_alpha()
                 if self._graph is not None and len(batch) == self.batch_size:
@@ -328,8 +357,13 @@ class TorchMLP:
                     self._step_fn(batch, self.alpha)
                 else:
                     self._step_fn(batch, alpha)
+                if self._marks is not None:
+                    self._marks.mark()
         n = len(order)
-        return EpochMetrics(loss=self.loss_sum[0] / n, accuracy=self.correct[0].double() / n)
+        loss, accuracy = self.loss_sum[0] / n, self.correct[0].double() / n
+        if events is None:
+            return EpochMetrics(loss=loss, accuracy=accuracy)
+        return EpochMetrics(loss, accuracy, events.epoch_seconds, events.step_seconds)
 
     def _capture(self) -> None:
         """Capture one full-batch ``_step`` into a CUDA graph (static index and α buffers).
@@ -496,6 +530,34 @@ class TorchMLP:
             out["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(self.torch_device))
             out["cudnn_tf32"] = bool(torch.backends.cudnn.allow_tf32)
         return out
+
+
+def _gemm_peaks(torch: ModuleType, size: int = 8192, repeats: int = 10) -> dict[str, float]:
+    """{"float32", "tf32", "float64": GFLOP/s} of torch.matmul on (size × size) squares on the
+    current GPU, best of ``repeats`` timed by CUDA events; the TF32 flag is put back after."""
+    marks = StepMarks(
+        lambda: torch.cuda.Event(enable_timing=True),
+        lambda e: e.record(),
+        lambda a, b: a.elapsed_time(b),
+    )
+    base = torch.rand((size, size), dtype=torch.float64, device="cuda")
+    before = torch.backends.cuda.matmul.allow_tf32
+    out: dict[str, float] = {}
+    try:
+        for name, dtype, tf32 in (
+            ("float32", torch.float32, False),
+            ("tf32", torch.float32, True),
+            ("float64", torch.float64, False),
+        ):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            x = base.to(dtype)
+            result = torch.empty_like(x)
+            run = lambda x=x, r=result: torch.matmul(x, x, out=r)  # noqa: E731
+            out[name] = round(best_gflops(run, 2.0 * size**3, marks, repeats), 1)
+            del x, result
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+    return out
 
 
 def _check_compiler(device_type: str) -> None:

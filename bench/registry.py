@@ -148,7 +148,9 @@ def create(name: str, options: RunOptions | None = None) -> Backend:
 def machine_facts() -> dict[str, Any]:
     """Facts about this machine that only backends know (NumPy's BLAS pools, the GPUs), merged
     from every available backend's optional ``machine_facts()``; the first backend to give a key
-    wins (the reference first). A backend whose facts fail adds ``{name}_error`` instead."""
+    wins (the reference first), inside objects and lists of objects too: the GPUs that CuPy,
+    JAX and torch each describe (a list in device order) become one list, each device's object
+    holding every key some backend gave. A backend whose facts fail adds ``{name}_error``."""
     facts: dict[str, Any] = {}
     for name in names():
         cls, _ = _load(name)
@@ -158,9 +160,24 @@ def machine_facts() -> dict[str, Any]:
             given = cls.machine_facts()
         except Exception as err:  # a broken driver must not stop a CPU benchmark
             given = {f"{name}_error": _line(err)}
-        for key, value in given.items():
-            facts.setdefault(key, value)
+        facts = _merged(facts, given)
     return facts
+
+
+def _merged(first: Any, later: Any) -> Any:
+    """``first`` with what only ``later`` has: objects key by key, equally long lists of objects
+    item by item (recursively); anything else keeps ``first``."""
+    if isinstance(first, dict) and isinstance(later, dict):
+        merged = {k: _merged(v, later[k]) if k in later else v for k, v in first.items()}
+        return {**merged, **{k: v for k, v in later.items() if k not in first}}
+    if (
+        isinstance(first, list)
+        and isinstance(later, list)
+        and len(first) == len(later)
+        and all(isinstance(v, dict) for v in (*first, *later))
+    ):
+        return [_merged(a, b) for a, b in zip(first, later, strict=True)]
+    return first
 
 
 def _line(value: object) -> str:

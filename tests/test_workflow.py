@@ -110,8 +110,9 @@ def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
     assert "python -m pytest tests/test_benchmarks.py --bench-full" in script
     assert 'suite "seed$seed" --bench-seeds "$seed"' in script
     assert 'python -m bench table "$stage"/seed*.json --out "$stage"' in script
-    assert "[testenv:bench-gpu]" in tox
-    assert any(x.startswith(".tox-runner/bin/tox -e bench-gpu") for x in lines)
+    assert "[testenv:bench-gpu-{cuda12,cuda13}]" in tox
+    assert any(x.startswith('.tox-runner/bin/tox -e "$TOX_ENV"') for x in lines)
+    assert "TOX_ENV: bench-gpu-cuda${{ inputs.cuda }}" in workflow()
     assert "mlpbench table results/*/seed*.json --out report/" in lines
     text = workflow()
     assert "runs-on: [self-hosted, gpu]" in text

@@ -3,6 +3,7 @@ and supply only the array module, synchronization and their own settings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -45,13 +46,18 @@ class XpBackend:
         )
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
+        loss, accuracy = self._train(order)
+        return EpochMetrics(loss=loss, accuracy=accuracy)
+
+    def _train(self, order: np.ndarray, mark: Callable[[], None] | None = None) -> tuple[Any, Any]:
+        """The engine's epoch over ``order`` (host int64, uploaded here); ``mark`` is called
+        before the first step and after each (see ``XpMLP.train_epoch``)."""
         n = int(self.x_train.shape[0])
         if order.size and not (int(order.min()) >= 0 and int(order.max()) < n):
             # the engine's gather does not bounds-check (mode="clip"), so refuse here
             raise IndexError(f"row order holds indices outside [0, {n}): the harness's bug")
         idx = self.array_module().asarray(order)
-        loss, accuracy = self.engine.train_epoch(self.x_train, self.y_train, idx, self.batch_size)
-        return EpochMetrics(loss=loss, accuracy=accuracy)
+        return self.engine.train_epoch(self.x_train, self.y_train, idx, self.batch_size, mark)
 
     def evaluate(self) -> Evaluation:
         loss, accuracy = self.engine.evaluate(self.x_test, self.y_test)

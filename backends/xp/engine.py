@@ -18,7 +18,7 @@ Speed without obscuring the math:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -211,16 +211,27 @@ class XpMLP:
         self._backward(ws, training)
         return float(loss_sum) / x.shape[0]
 
-    def train_epoch(self, x: Any, y: Any, order: Any, batch_size: int) -> tuple[Any, Any]:
+    def train_epoch(
+        self,
+        x: Any,
+        y: Any,
+        order: Any,
+        batch_size: int,
+        mark: Callable[[], None] | None = None,
+    ) -> tuple[Any, Any]:
         """One pass over rows ``order`` of (x, y) in consecutive batches; one update per batch.
 
         Returns (mean training loss, accuracy) over the epoch's samples as 0-d device arrays,
         each batch measured by its forward pass before its update (as Keras reports them).
+        ``mark``, if given, is called before the first step and after each step (a GPU backend
+        records timing events there; it must not synchronize).
         """
         xp = self.xp
         n = int(order.shape[0])
         loss_sum = xp.zeros((), dtype=xp.float64)
         correct = xp.zeros((), dtype=xp.int64)
+        if mark is not None:
+            mark()
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             ws = self._workspace(int(idx.shape[0]))
@@ -231,6 +242,8 @@ class XpMLP:
             correct += batch_correct
             self._backward(ws, True)
             self.optimizer.step()
+            if mark is not None:
+                mark()
         return loss_sum / n, correct / n
 
     def evaluate(self, x: Any, y: Any, chunk: int = 10_000) -> tuple[float, float]:

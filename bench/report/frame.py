@@ -27,7 +27,8 @@ CSV_COLUMNS = {
                      "test_accuracy_epoch5_pct", "n_train", "n_test", "reason", "source"],
     "speed.csv": [*KEY_COLUMNS, "median_s_per_epoch", "n_seeds", "speed_ci95_low",
                   "speed_ci95_high", "samples_per_s", "relative_to_numpy", "gflops",
-                  "gemm_peak_pct", "stats_over", "n_train", "source"],
+                  "gemm_peak_pct", "peak_of", "device_s_per_epoch", "device_step_median_us",
+                  "device_step_iqr_us", "stats_over", "n_train", "source"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
     "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "pid", "source"],
@@ -60,7 +61,12 @@ def runs_frame(
     Seconds are wall clock; ``relative_to_numpy`` = numpy's median / this median on the same
     machine, scenario and seed, NaN unless both medians are over warm epochs; ``gflops`` = the
     epoch's matrix-product GFLOP / median seconds; ``gemm_peak_pct`` = gflops as a percentage of
-    the NumPy GEMM peak measured on that machine (``machines``' facts) for the run's dtype."""
+    the GEMM peak of the device the cell ran on, measured on that machine in the same run
+    (``machines``' facts): NumPy's on the host CPU for a CPU cell, the GPU's own (its float32,
+    TF32 when the cell allowed TF32, or float64 rate) for a GPU cell; ``peak_of`` names which.
+    ``device_s_per_epoch`` and ``device_step_*_us`` are the backend's device-side (CUDA event)
+    times over the same warm epochs: the median epoch, and the median over epochs of each
+    epoch's per-step median and interquartile range, in microseconds."""
     rows = [{**_row(c), **_peak_share(c, machines or {})} for c in cells]
     frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS + NESTED_COLUMNS)
     frame = frame.astype(
@@ -119,6 +125,7 @@ def _row(cell: Cell) -> dict[str, Any]:
         "history": history,
         "recipe": as_dict(extra.get("scenario")),
         **_timing(cell.entry),
+        **_device_time(history),
         **_memory(extra, settings),
     }
 
@@ -148,15 +155,57 @@ def _memory(extra: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _peak_share(cell: Cell, machines: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Achieved GFLOP/s and its share (%) of the machine's measured GEMM peak in the run's dtype."""
+def _peak_share(cell: Cell, machines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Achieved GFLOP/s and its share (%) of the GEMM peak of the device the cell ran on."""
     if cell.entry is None or not cell.entry["extra_info"].get("epoch_gflop"):
-        return {"gflops": math.nan, "gemm_peak_pct": math.nan}
+        return {"gflops": math.nan, "gemm_peak_pct": math.nan, "peak_of": None}
     extra = cell.entry["extra_info"]
     gflops = extra["epoch_gflop"] / _timing(cell.entry)["median_s_per_epoch"]
     facts = as_dict(as_dict(machines.get(cell.machine_id)).get("mlpbench"))
-    peak = as_dict(facts.get("gemm_peak_gflops")).get(as_dict(extra.get("settings")).get("dtype"))
-    return {"gflops": gflops, "gemm_peak_pct": 100 * gflops / peak if peak else math.nan}
+    peak, peak_of = device_peak(facts, as_dict(extra.get("settings")))
+    share = 100 * gflops / peak if peak else math.nan
+    return {"gflops": gflops, "gemm_peak_pct": share, "peak_of": peak_of if peak else None}
+
+
+def device_peak(facts: dict[str, Any], settings: dict[str, Any]) -> tuple[float | None, str]:
+    """(GEMM peak GFLOP/s, what it is) for a cell's settings on a machine's facts: the GPU's
+    own rate for a GPU cell (TF32 when the cell allowed it and ran float32), never the host's;
+    NumPy's host rate for a CPU cell. None when that device's peak was not measured."""
+    dtype = settings.get("dtype")
+    if settings.get("device") != "gpu":
+        return as_dict(facts.get("gemm_peak_gflops")).get(dtype), f"host CPU {dtype}"
+    kind = "tf32" if dtype == "float32" and settings.get("tf32") is True else dtype
+    gpu = _gpu_of(facts.get("gpus"), settings.get("gpu"))
+    return as_dict(gpu.get("gemm_peak_gflops")).get(kind), f"{gpu.get('name', 'GPU')} {kind}"
+
+
+def _gpu_of(gpus: Any, used: Any) -> dict[str, Any]:
+    """The machine's facts about the GPU a cell used (``settings["gpu"]``: CuPy's device object
+    or a name): matched by index, else by name, else the only GPU; {} when it is ambiguous."""
+    gpus = [g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else []
+    if isinstance(used, dict) and "index" in used:
+        found = [g for g in gpus if g.get("index") == used["index"]]
+    else:
+        name = used.get("name") if isinstance(used, dict) else used
+        found = [g for g in gpus if g.get("name") == name and "gemm_peak_gflops" in g]
+    found = found or (gpus if len(gpus) == 1 else [])
+    return found[0] if found else {}
+
+
+def _device_time(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Median device seconds per warm epoch (epochs 2.., or epoch 1 alone), and the median over
+    those epochs of each one's per-step median and IQR (µs); NaN where not measured."""
+    warm = history[1:] or history
+
+    def median_of(key: str, scale: float = 1.0) -> float:
+        values = [h[key] for h in warm if isinstance(h.get(key), int | float)]
+        return scale * statistics.median(values) if values else math.nan
+
+    return {
+        "device_s_per_epoch": median_of("device_seconds"),
+        "device_step_median_us": median_of("device_step_median_s", 1e6),
+        "device_step_iqr_us": median_of("device_step_iqr_s", 1e6),
+    }
 
 
 def _timing(entry: dict[str, Any]) -> dict[str, Any]:

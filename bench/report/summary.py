@@ -23,12 +23,15 @@ MEANS = [
     "test_accuracy_epoch5_pct",
     "gflops",
     "gemm_peak_pct",
+    "device_s_per_epoch",
+    "device_step_median_us",
+    "device_step_iqr_us",
     "epoch1_s",
     "build_s",
     "cold_overhead_s",
 ]
 MAXIMA = ["host_peak_mib", "gpu_peak_mib"]
-FIRST = ["epochs", "n_train", "n_test", "stats_over", "settings", "history", "pid"]
+FIRST = ["epochs", "n_train", "n_test", "stats_over", "peak_of", "settings", "history", "pid"]
 STATUS_ORDER = ("failed", "incomplete", "ok")
 COLUMNS = [
     *KEYS,

@@ -55,6 +55,18 @@ _overhead = _unless_nan(
 )
 
 
+def _device_step(r: pd.Series) -> str:
+    """Median device µs per step and the interquartile range of the step times ('—' if none)."""
+    median, iqr = r["device_step_median_us"], r["device_step_iqr_us"]
+    if math.isnan(median):
+        return "—"
+    return f"{median:,.1f}" + ("" if math.isnan(iqr) else f" (IQR {iqr:,.1f})")
+
+
+#: Columns shown only where some cell of the machine measured them (label → frame column).
+MEASURED_ONLY = {"device s/epoch": "device_s_per_epoch", "device µs/step": "device_step_median_us"}
+
+
 def _headline_cell(r: pd.Series) -> str:
     return f"{_final(r)} % · {_median(r, ' s')} · {_relative(r)}"
 
@@ -72,14 +84,21 @@ TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
         "seeds the mean of each seed's median, ± its 95 % interval), samples per "
         "second (= n_train / median), speed relative to NumPy on this machine (NumPy's median "
         "/ this one; ×2.00 = twice as fast), achieved GFLOP/s (the epoch's matrix products only) "
-        "and its share of the NumPy GEMM peak measured on this machine in the same run (the "
-        "FLOP floor: 100 % would mean nothing but peak-rate matrix products).",
+        "and its share of the GEMM peak of the device the cell ran on, measured on this machine "
+        "in the same run: NumPy's on the host CPU for CPU cells, the GPU's own float32 (TF32 "
+        "where the cell allowed it, float64 for float64 runs) for GPU cells (the FLOP floor: "
+        "100 % would mean nothing but peak-rate matrix products). Where a backend measures it "
+        "(CUDA events before the first step and after each): device s/epoch, the median device "
+        "time of a warm epoch beside its wall time, and device µs/step, the median over warm "
+        "epochs of each epoch's median step (± its interquartile range).",
         {
             "s/epoch": _median,
             "samples/s": lambda r: f"{r['samples_per_s']:,.0f}",
             "vs numpy": _relative,
             "GFLOP/s": _unless_nan("gflops", lambda v: f"{v:.1f}"),
             "% GEMM peak": _unless_nan("gemm_peak_pct", lambda v: f"{v:.0f} %"),
+            "device s/epoch": _unless_nan("device_s_per_epoch", format_seconds),
+            "device µs/step": _device_step,
         },
     ),
     "Cold start": (
@@ -122,7 +141,10 @@ def wide_table(frame: pd.DataFrame, columns: dict[str, Formatter]) -> pd.DataFra
 def metric_tables(frame: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
     """{title: (legend, wide table)} for accuracy, speed, cold start and, where some cell
     measured it, memory (one machine's rows)."""
-    tables = {title: (legend, wide_table(frame, cols)) for title, (legend, cols) in TABLES.items()}
+    tables = {
+        title: (legend, wide_table(frame, _measured(frame, cols)))
+        for title, (legend, cols) in TABLES.items()
+    }
     if frame[["host_peak_mib", "gpu_peak_mib"]].isna().all(axis=None):
         del tables["Memory"]  # nothing measured (the pytest-benchmark suite records no memory)
     accuracy = tables["Accuracy"][1]
@@ -130,6 +152,15 @@ def metric_tables(frame: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
         counts = frame.groupby("scenario", sort=False)[column].agg(_distinct)
         accuracy.insert(0, "epochs" if column == "epochs_run" else "seeds", counts)
     return tables
+
+
+def _measured(frame: pd.DataFrame, columns: dict[str, Formatter]) -> dict[str, Formatter]:
+    """``columns`` less those in MEASURED_ONLY that no row of ``frame`` measured."""
+    return {
+        label: fmt
+        for label, fmt in columns.items()
+        if label not in MEASURED_ONLY or frame[MEASURED_ONLY[label]].notna().any()
+    }
 
 
 def _distinct(values: pd.Series) -> str:

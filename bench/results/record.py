@@ -21,6 +21,10 @@ class EpochRecord:
     test_loss: float
     test_accuracy: float
     device_seconds: float | None = None  # device-side epoch time where the backend measures it
+    # the median and interquartile range (seconds) of the epoch's per-step device times, where
+    # the backend measures them (CUDA events around each step)
+    device_step_median_s: float | None = None
+    device_step_iqr_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,18 @@ def scenario_weights(scenario: Scenario, data: Dataset) -> list[np.ndarray]:
     )
 
 
+def _median_iqr(seconds: Any) -> tuple[float | None, float | None]:
+    """(median, interquartile range) of per-step device seconds; (None, None) when the backend
+    gave none. Read here, after the clock stopped (reading CUDA events waits for them)."""
+    if seconds is None:
+        return None, None
+    values = np.fromiter(seconds, dtype=np.float64)
+    if values.size == 0:
+        return None, None
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return float(median), float(q3 - q1)
+
+
 class Session:
     """One scenario × backend run, an epoch at a time (the pytest-benchmark suite drives it through
     ``next_order`` / ``train`` / ``evaluate``; ``run`` below drives it in a loop)."""
@@ -103,6 +115,7 @@ class Session:
         metrics, seconds = self._pending
         self._pending = None
         test = self.backend.evaluate()
+        step_median, step_iqr = _median_iqr(metrics.device_step_seconds)
         record = EpochRecord(
             epoch=len(self.history) + 1,
             seconds=seconds,
@@ -113,6 +126,8 @@ class Session:
             device_seconds=None
             if metrics.device_seconds is None
             else float(metrics.device_seconds),
+            device_step_median_s=step_median,
+            device_step_iqr_s=step_iqr,
         )
         self.history.append(record)
         if self.progress is not None:
