@@ -5,10 +5,11 @@ A GPU backend records one event before its first step and one after every step o
 for it (a host synchronization). The harness reads ``epoch_seconds`` and ``step_seconds`` only
 after its clock has stopped (see ``backends.api.EpochMetrics``).
 
-Events are created once per step count and reused, alternating between two sets: the times of an
-epoch stay readable until the epoch after next re-records its set, and reading them later is an
-error, never a wrong number. Library-neutral: the caller passes how to make, record and time
-events (CuPy's ``cuda.Event`` / ``cuda.get_elapsed_time``, torch's ``cuda.Event``).
+Events are created once per step count (both sets in the first, cold, epoch of that count) and
+reused, alternating between two sets: the times of an epoch stay readable until the epoch after
+next re-records its set, and reading them later is an error, never a wrong number.
+Library-neutral: the caller passes how to make, record and time events (CuPy's ``cuda.Event`` /
+``cuda.get_elapsed_time``, torch's ``cuda.Event``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ class StepMarks:
         """Begin an epoch of ``n_steps`` steps: ``n_steps + 1`` calls to ``mark`` follow."""
         key = (n_steps, self._epochs % 2)
         self._epochs += 1
-        if key not in self._sets:
-            self._sets[key] = [self._new_event() for _ in range(n_steps + 1)]
-        self._uses[key] = self._uses.get(key, 0) + 1
+        if key not in self._sets:  # both sets at once: the next epoch (warm) creates none
+            for parity in (0, 1):
+                self._sets[(n_steps, parity)] = [self._new_event() for _ in range(n_steps + 1)]
+                self._uses[(n_steps, parity)] = 0
+        self._uses[key] += 1
         self._events, self._next = self._sets[key], 0
         return EpochEvents(self, key, self._uses[key])
 

@@ -17,29 +17,80 @@
 # Everything is written to results/<machine>/.staging first, tables included, and replaces the
 # published files only when every run has finished: an interrupted or failed run never destroys
 # published results.
+#
+# Environment (scripts/gpu-proof.sh sets them; the defaults are the CPU publication's):
+#   CELLS      the pytest -k expression above
+#   BENCH_SIZE full (default: full MNIST, each scenario's epochs) or quick (the suite's quick
+#              variant: 1024 training rows, 2 epochs; for dry runs)
+#   RESULTS    the folder to publish into (default: results/<machine>)
+#   BACKENDS   backend names: one pytest run and JSON file per seed and backend, in this order
+#              (seedN-BACKEND.json), so a backend that fails or is cut short by DEADLINE leaves the
+#              others' results (default: one run per seed over every installed backend)
+#   DEADLINE   seconds since the epoch: a run that would start later is not started, and a run
+#              still going then is interrupted (Ctrl-C: pytest-benchmark saves the cells done);
+#              both are listed in not-run.txt beside the results
 set -euo pipefail
 shopt -s nullglob
 seeds=("${@}")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2 3 4)
 CELLS="${CELLS:-(not gap_ and not keras-torch) or (gap_ and numpy) or (baseline and keras-torch)}"
-out="results/$(python -m bench.train.machine)"
+read -r -a backends <<<"${BACKENDS:-}"
+size=()
+case "${BENCH_SIZE:-full}" in
+  full) size=(--bench-full) ;;
+  quick) ;;
+  *) echo "publish-results.sh: BENCH_SIZE must be full or quick, not '$BENCH_SIZE'" >&2; exit 2 ;;
+esac
+out="${RESULTS:-results/$(python -m bench.train.machine)}"
 stage="$out/.staging"
 rm -rf "$stage"
 mkdir -p "$stage"
 suite() {  # suite JSON-NAME PYTEST-ARGS...
-  local name="$1"
+  local name="$1" left=()
   shift
-  python -m pytest tests/test_benchmarks.py --bench-full -p no:cacheprovider "$@" \
-    --benchmark-json="$stage/$name.json"
+  if [ -n "${DEADLINE:-}" ]; then
+    local seconds=$((DEADLINE - $(date +%s)))
+    if [ "$seconds" -le 0 ]; then
+      echo "publish-results.sh: past the deadline, not run: $name" | tee -a "$stage/not-run.txt" >&2
+      return 0
+    fi
+    left=(timeout --signal=INT --kill-after=20 "$seconds")
+  fi
+  local code=0
+  "${left[@]}" python -m pytest tests/test_benchmarks.py "${size[@]}" -p no:cacheprovider "$@" \
+    --benchmark-json="$stage/$name.json" || code=$?
+  if [ "$code" -eq 5 ]; then  # CELLS selects none of this run's cells
+    rm -f "$stage/$name.json"
+    return 0
+  fi
+  if [ -n "${BACKENDS:-}" ] && [ "$code" -ne 0 ]; then  # one backend's failure: go on, say so
+    echo "publish-results.sh: $name exited with $code" | tee -a "$stage/not-run.txt" >&2
+    failures=$((failures + 1))
+    return 0
+  fi
+  return "$code"
 }
+failures=0
 for seed in "${seeds[@]}"; do
-  suite "seed$seed" --bench-seeds "$seed" -k "$CELLS"
+  if [ ${#backends[@]} -eq 0 ]; then
+    suite "seed$seed" --bench-seeds "$seed" -k "$CELLS"
+  fi
+  for backend in "${backends[@]}"; do
+    suite "seed$seed-$backend" --bench-seeds "$seed" -k "$CELLS" --bench-backends "$backend"
+  done
 done
-suite seed_own -k "report_recipe"
-python -m bench table "$stage"/seed*.json --out "$stage"
-old=("$out"/seed*.json)
+if [ ${#backends[@]} -eq 0 ]; then
+  suite seed_own -k "report_recipe"
+else
+  suite seed_own -k "report_recipe" --bench-backends "$(IFS=,; echo "${backends[*]}")"
+fi
+jsons=("$stage"/seed*.json)
+[ ${#jsons[@]} -gt 0 ] || { echo "publish-results.sh: no run finished" >&2; exit 1; }
+python -m bench table "${jsons[@]}" --out "$stage"
+old=("$out"/seed*.json "$out"/not-run.txt)
 rm -f "${old[@]}"
 for f in "$stage"/*; do mv -f "$f" "$out"/; done
 rmdir "$stage"
 # the tables name the files they read: say where they are published, not where they were staged
 sed -i "s#$stage/#$out/#g" "$out/results.md"
+[ "$failures" -eq 0 ]

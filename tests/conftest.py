@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,6 +34,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="benchmark suite: run each backend × scenario once per seed, as mlpbench run's "
         "--seed (3, 0-4 or 0,2,5-6; default: each scenario's own seed)",
     )
+    group.addoption(
+        "--bench-backends",
+        metavar="NAMES",
+        type=_backends,
+        default=None,
+        help="benchmark suite: only these backends, comma-separated exact names (default: every "
+        "installed backend; -k cannot tell keras from keras-jax)",
+    )
 
 
 def _seeds(text: str) -> list[int]:
@@ -44,6 +54,18 @@ def _seeds(text: str) -> list[int]:
         return seeds(text)
     except argparse.ArgumentTypeError as err:
         raise pytest.UsageError(f"--bench-seeds {err}") from None
+
+
+def _backends(text: str) -> list[str]:
+    """``--bench-backends``: installed backend names, checked (one line naming the choices)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in registry.names()]
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"--bench-backends: unknown backend {unknown[0] if unknown else text!r}; "
+            f"choose from {', '.join(registry.names())}"
+        )
+    return names
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -72,6 +94,32 @@ class BenchData(DataCache):
 
     def epochs(self, scenario_epochs: int) -> int:
         return scenario_epochs if self.full else QUICK_EPOCHS
+
+
+def array_modules() -> list:
+    """The ``xp`` fixture's parameters: NumPy always; CuPy where it can run (a CUDA device), else
+    skipped, its id and skip reason saying why (the registry's one line)."""
+    reason = registry.unavailable_reason("cupy")
+    if reason is None:
+        cupy = pytest.param("cupy", id="cupy", marks=pytest.mark.gpu)
+    else:
+        why = (
+            "not-installed"
+            if "not installed" in reason
+            else "no-cuda-device"
+            if "no CUDA device" in reason
+            else "unavailable"
+        )
+        marks = [pytest.mark.gpu, pytest.mark.skip(reason=f"cupy: {reason}")]
+        cupy = pytest.param("cupy", id=f"cupy-{why}", marks=marks)
+    return [pytest.param("numpy", id="numpy"), cupy]
+
+
+@pytest.fixture(params=array_modules())
+def xp(request: pytest.FixtureRequest) -> ModuleType:
+    """Each array module present, for the engine's math tests: one test body on every module
+    (the tests' oracles stay float64 NumPy; ``reference.to_numpy`` brings results back)."""
+    return importlib.import_module(request.param)
 
 
 @pytest.fixture(scope="session")

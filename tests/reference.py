@@ -1,5 +1,6 @@
 """The tests' independent oracle: the MLP's forward pass and loss in plain float64 NumPy, written
-as the equations read (no buffers, no tricks), shared by every test that needs it."""
+as the equations read (no buffers, no tricks), shared by every test that needs it; and
+``to_numpy``, which brings an engine's arrays (NumPy or CuPy) to the host to meet it."""
 
 from __future__ import annotations
 
@@ -44,3 +45,10 @@ def loss(
 def accuracy(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
     """Fraction of rows whose largest logit is the true class."""
     return float(np.mean(preactivations(params, x)[-1].argmax(axis=1) == y))
+
+
+def to_numpy(a) -> np.ndarray:
+    """A host (NumPy) copy of ``a``: a NumPy array or scalar, or a CuPy array (``.get()``)."""
+    if isinstance(a, np.ndarray | np.generic | float | int):
+        return np.array(a)
+    return a.get()

@@ -36,14 +36,18 @@ def seed() -> int | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """With ``--bench-seeds``: one cell per seed (test ids ``seedN-backend-scenario``)."""
+    """With ``--bench-seeds``: one cell per seed (test ids ``seedN-backend-scenario``); the
+    backends are every installed one, or those of ``--bench-backends`` in its order."""
     seeds = metafunc.config.getoption("--bench-seeds")
     if seeds and "seed" in metafunc.fixturenames:
         metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "backend", metafunc.config.getoption("--bench-backends") or registry.names()
+        )
 
 
 @pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
-@pytest.mark.parametrize("backend", registry.names())
 def test_train(benchmark, bench_data, backend: str, scenario: str, seed: int | None) -> None:
     backend_name, scenario_name = backend, scenario
     reason = registry.unavailable_reason(backend_name)

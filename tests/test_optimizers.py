@@ -1,7 +1,9 @@
 """The flat-buffer optimizers against Keras 3's published golden values and float64 references.
 
 Golden values are typed in from Keras 3.15.1's own tests (keras/src/optimizers/adam_test.py,
-rmsprop_test.py, sgd_test.py), with Keras' tolerances; keras itself is never imported here.
+rmsprop_test.py, sgd_test.py), with Keras' tolerances; keras itself is never imported here. The
+optimizers run on every array module present (the ``xp`` fixture: NumPy, and CuPy where a CUDA
+device is); the golden values and references stay host NumPy.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from reference import to_numpy
 
 from backends.xp.engine import XpMLP
 from backends.xp.optimizers import SGD, Adam, RMSprop, make_optimizer
@@ -23,16 +26,17 @@ KERAS_DEFAULTS = {  # Keras 3's documented defaults; the scenarios pass these ex
 }
 
 
-def run_steps(make, theta0, grads, dtype=np.float32) -> list[np.ndarray]:
-    """Apply ``make(xp, theta, grad)``'s step once per gradient; theta after each step."""
-    theta = np.array(theta0, dtype=dtype)
-    grad = np.zeros_like(theta)
-    opt = make(np, theta, grad)
+def run_steps(make, theta0, grads, dtype=np.float32, xp=np) -> list[np.ndarray]:
+    """Apply ``make(xp, theta, grad)``'s step once per gradient on ``xp``; host copies of theta
+    after each step."""
+    theta = xp.asarray(np.array(theta0, dtype=dtype))
+    grad = xp.zeros_like(theta)
+    opt = make(xp, theta, grad)
     history = []
     for g in grads:
-        grad[...] = g
+        grad[...] = xp.asarray(np.asarray(g, dtype=dtype))
         opt.step()
-        history.append(theta.copy())
+        history.append(to_numpy(theta))
     return history
 
 
@@ -41,22 +45,23 @@ W0 = [1.0, 2.0, 3.0, 4.0]
 G0 = [1.0, 6.0, 7.0, 2.0]
 
 
-def test_rmsprop_single_step_keras_golden():
+def test_rmsprop_single_step_keras_golden(xp):
     # keras/src/optimizers/rmsprop_test.py::test_single_step (RMSprop(learning_rate=0.5))
-    (got,) = run_steps(lambda xp, t, g: RMSprop(xp, t, g, 0.5, rho=0.9, epsilon=1e-7), W0, [G0])
+    make = lambda xp, t, g: RMSprop(xp, t, g, 0.5, rho=0.9, epsilon=1e-7)  # noqa: E731
+    (got,) = run_steps(make, W0, [G0], xp=xp)
     np.testing.assert_allclose(got, [-0.5811, 0.4189, 1.4189, 2.4189], rtol=1e-4, atol=1e-4)
 
 
-def test_adam_single_step_keras_golden():
+def test_adam_single_step_keras_golden(xp):
     # keras/src/optimizers/adam_test.py::test_single_step (Adam(learning_rate=0.5))
     make = lambda xp, t, g: Adam(xp, t, g, 0.5, beta_1=0.9, beta_2=0.999, epsilon=1e-7)  # noqa: E731
-    (got,) = run_steps(make, W0, [G0])
+    (got,) = run_steps(make, W0, [G0], xp=xp)
     np.testing.assert_allclose(got, [0.5, 1.5, 2.5, 3.5], rtol=1e-4, atol=1e-4)
 
 
-def test_sgd_single_step_keras_golden():
+def test_sgd_single_step_keras_golden(xp):
     # keras/src/optimizers/sgd_test.py::test_single_step (SGD(learning_rate=0.5))
-    (got,) = run_steps(lambda xp, t, g: SGD(xp, t, g, 0.5), W0, [G0])
+    (got,) = run_steps(lambda xp, t, g: SGD(xp, t, g, 0.5), W0, [G0], xp=xp)
     np.testing.assert_allclose(got, [0.5, -1.0, -0.5, 3.0], rtol=1e-4, atol=1e-4)
 
 
@@ -66,28 +71,29 @@ FIRST_GRAD = np.full(10, 0.01)
 GRADS = np.arange(0.1, 1.1, 0.1)
 
 
-def test_adam_correctness_with_keras_golden():
+def test_adam_correctness_with_keras_golden(xp):
     # keras/src/optimizers/adam_test.py::test_correctness_with_golden, Adam(amsgrad=True) with
     # default hyperparameters. AMSGrad divides by max(v_hat, v); for this gradient sequence v
     # only grows, so that max is v and plain Adam must follow the same path (asserted below).
     golden = np.tile([[0.999], [0.9982], [0.9974], [0.9965], [0.9955]], (1, 10))
-    theta = np.ones(10, dtype=np.float32)
-    grad = np.zeros_like(theta)
-    opt = make_optimizer(np, "adam", theta, grad, KERAS_DEFAULTS)
-    grad[...] = FIRST_GRAD
+    theta = xp.ones(10, dtype=np.float32)
+    grad = xp.zeros_like(theta)
+    opt = make_optimizer(xp, "adam", theta, grad, KERAS_DEFAULTS)
+    grad[...] = xp.asarray(FIRST_GRAD)
     opt.step()
     for i in range(5):
-        np.testing.assert_allclose(theta, golden[i], rtol=5e-4, atol=5e-4)  # Keras' tolerance
-        v_before = opt.v.copy()
-        grad[...] = GRADS
+        np.testing.assert_allclose(to_numpy(theta), golden[i], rtol=5e-4, atol=5e-4)  # Keras'
+        v_before = to_numpy(opt.v)
+        grad[...] = xp.asarray(GRADS)
         opt.step()
-        assert (opt.v >= v_before).all()  # so AMSGrad's max(v_hat, v) is v
+        assert (to_numpy(opt.v) >= v_before).all()  # so AMSGrad's max(v_hat, v) is v
     # The first step, where ε is comparable to √v, is also within the golden value's own
     # rounding (0.999 ± 5e-5); with ε inside the sqrt it would land at ≈ 0.99929.
-    np.testing.assert_allclose(run_steps(Adam, np.ones(10), [FIRST_GRAD])[0], 0.999, atol=5e-5)
+    (first,) = run_steps(Adam, np.ones(10), [FIRST_GRAD], xp=xp)
+    np.testing.assert_allclose(first, 0.999, atol=5e-5)
 
 
-def test_sgd_correctness_with_keras_golden():
+def test_sgd_correctness_with_keras_golden(xp):
     # keras/src/optimizers/sgd_test.py::test_correctness_with_golden, SGD(nesterov=True) with the
     # default learning rate 0.01 and momentum 0 (so Nesterov changes nothing: plain SGD).
     golden = np.array(
@@ -100,7 +106,7 @@ def test_sgd_correctness_with_keras_golden():
         ]
     )
     history = run_steps(
-        lambda xp, t, g: SGD(xp, t, g, 0.01), np.ones(10), [FIRST_GRAD, *[GRADS] * 4]
+        lambda xp, t, g: SGD(xp, t, g, 0.01), np.ones(10), [FIRST_GRAD, *[GRADS] * 4], xp=xp
     )
     np.testing.assert_allclose(np.array(history), golden, rtol=5e-4, atol=5e-4)
 
@@ -149,11 +155,11 @@ CUSTOM = {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.99, "rho": 0.7, "eps
 
 @pytest.mark.parametrize("hyper", [KERAS_DEFAULTS, CUSTOM], ids=["keras-defaults", "custom"])
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
-def test_matches_float64_reference(name, hyper):
+def test_matches_float64_reference(name, hyper, xp):
     grads = random_gradients(max(CHECK_STEPS))
     theta0 = np.linspace(-1.0, 1.0, grads.shape[1])
     got = run_steps(
-        lambda xp, t, g: make_optimizer(xp, name, t, g, hyper), theta0, grads, np.float64
+        lambda xp, t, g: make_optimizer(xp, name, t, g, hyper), theta0, grads, np.float64, xp
     )
     lr = hyper["learning_rate"]
     if name == "adam":
@@ -185,24 +191,25 @@ def test_make_optimizer_rejects_unknown_name():
 
 # ------------------------------------------------------------------- dtype and in-place
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
-def test_float32_buffers_stay_float32_and_are_updated_in_place(name):
+def test_float32_buffers_stay_float32_and_are_updated_in_place(name, xp):
     grads = random_gradients(50, seed=1).astype(np.float32)
     theta0 = np.linspace(-1.0, 1.0, grads.shape[1], dtype=np.float32)
-    theta = theta0.copy()
-    grad = np.zeros_like(theta)
-    opt = make_optimizer(np, name, theta, grad, KERAS_DEFAULTS)
+    theta = xp.asarray(theta0.copy())
+    grad = xp.zeros_like(theta)
+    opt = make_optimizer(xp, name, theta, grad, KERAS_DEFAULTS)
     for g in grads:
-        grad[...] = g
+        grad[...] = xp.asarray(g)
         opt.step()
     assert opt.theta is theta and theta.dtype == np.float32
     state = [getattr(opt, a) for a in ("m", "v", "_tmp", "_tmp2") if hasattr(opt, a)]
     assert all(s.dtype == np.float32 for s in state)
-    assert not np.array_equal(theta, theta0)  # the caller's buffer moved: updates are in place
-    # and float32 arithmetic tracks the float64 reference to float32 accuracy
+    # the caller's buffer moved: updates are in place
+    assert not np.array_equal(to_numpy(theta), theta0)
+    # and float32 arithmetic tracks the float64 reference (on NumPy) to float32 accuracy
     want = run_steps(
         lambda xp, t, g: make_optimizer(xp, name, t, g, KERAS_DEFAULTS), theta0, grads, np.float64
     )[-1]
-    np.testing.assert_allclose(theta, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(theta), want, rtol=1e-5, atol=1e-6)
 
 
 def tiny_weights(rng) -> list[np.ndarray]:
@@ -214,15 +221,15 @@ def tiny_weights(rng) -> list[np.ndarray]:
     ]
 
 
-def test_engine_step_updates_every_layer_view():
+def test_engine_step_updates_every_layer_view(xp):
     """SGD through the engine: each layer's W and b (views into the flat buffer) become
     W − lr·dW; also checks the flat gradient reaches the optimizer."""
     rng = np.random.default_rng(2)
     weights = tiny_weights(rng)
-    engine = XpMLP(np, weights, dtype="float64", optimizer="sgd", hyper={"learning_rate": 0.5})
+    engine = XpMLP(xp, weights, dtype="float64", optimizer="sgd", hyper={"learning_rate": 0.5})
     x, y = rng.normal(size=(4, 6)), np.array([0, 1, 2, 1])
-    engine.loss_and_grad(x, y)
-    grads = [g.copy() for g in engine.grads]
+    engine.loss_and_grad(xp.asarray(x), xp.asarray(y))
+    grads = [to_numpy(g) for g in engine.grads]
     engine.optimizer.step()
     for got, w, g in zip(engine.get_weights(), weights, grads, strict=True):
         assert np.abs(g).max() > 0
@@ -230,16 +237,16 @@ def test_engine_step_updates_every_layer_view():
 
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
-def test_engine_training_keeps_float32_everywhere(name):
+def test_engine_training_keeps_float32_everywhere(name, xp):
     rng = np.random.default_rng(3)
     weights = [w.astype(np.float32) for w in tiny_weights(rng)]
-    engine = XpMLP(np, weights, dtype="float32", optimizer=name, hyper=KERAS_DEFAULTS)
+    engine = XpMLP(xp, weights, dtype="float32", optimizer=name, hyper=KERAS_DEFAULTS)
     x = rng.normal(size=(10, 6)).astype(np.float32)
     y = rng.integers(0, 3, 10)
-    engine.train_epoch(x, y, np.arange(10), batch_size=4)
+    engine.train_epoch(xp.asarray(x), xp.asarray(y), xp.arange(10), batch_size=4)
     buffers = [engine.theta, engine.grad, *engine.params, *engine.grads]
     buffers += [getattr(engine.optimizer, a) for a in ("m", "v") if hasattr(engine.optimizer, a)]
     assert all(b.dtype == np.float32 for b in buffers)
-    assert all(np.shares_memory(p, engine.theta) for p in engine.params)
+    assert all(xp.shares_memory(p, engine.theta) for p in engine.params)
     assert all(w.dtype == np.float32 for w in engine.get_weights())
     assert not np.array_equal(engine.get_weights()[0], weights[0])

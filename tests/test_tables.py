@@ -255,6 +255,49 @@ def test_achieved_gflops_and_share_of_the_measured_gemm_peak(tmp_path: Path) -> 
     assert row["keras % GEMM peak"] == "31 %"  # of the float64 peak, 40 GFLOP/s
 
 
+def test_gpu_cells_are_measured_against_their_gpus_own_peak_with_device_times(
+    tmp_path: Path,
+) -> None:
+    gpu = {"index": 0, "name": "Test GPU", "gemm_peak_gflops": {"float32": 500.0, "tf32": 4000.0}}
+    document = doc(
+        entry("numpy", "baseline", [0.5, 0.5], epoch_gflop=25.0),
+        entry("cupy", "baseline", [0.1, 0.1], epoch_gflop=25.0, device="gpu", gpu=gpu),
+        entry(
+            "torch",
+            "baseline",
+            [0.05, 0.05],
+            epoch_gflop=25.0,
+            device="gpu",
+            tf32=True,
+            gpu="Test GPU",
+        ),
+        entry(
+            "jax",
+            "baseline",
+            [0.2, 0.2],
+            epoch_gflop=25.0,
+            device="gpu",
+            dtype="float64",
+            gpu="Test GPU",
+        ),
+    )
+    document["machine_info"]["mlpbench"]["gpus"] = [gpu]
+    # CUDA-event times on cupy's warm epochs: epoch 2 then 3 (epoch 1, cold, is left out)
+    cupy_history = document["benchmarks"][1]["extra_info"]["history"]
+    for record, (epoch_s, step_s, iqr_s) in zip(
+        cupy_history, [(9.0, 9e-3, 9e-3), (0.08, 40e-6, 2e-6), (0.09, 44e-6, 4e-6)], strict=True
+    ):
+        record.update(device_seconds=epoch_s, device_step_median_s=step_s, device_step_iqr_s=iqr_s)
+    row = table_rows(markdown_of(save(tmp_path, "g.json", document)), "### Speed")["baseline"]
+    assert row["numpy % GEMM peak"] == "50 %"  # the host's float32 peak, 100 GFLOP/s
+    assert row["cupy % GEMM peak"] == "50 %"  # 250 GFLOP/s of the GPU's float32 500
+    assert row["torch % GEMM peak"] == "12 %"  # 500 GFLOP/s of its TF32 4000, not the host's
+    assert row["jax % GEMM peak"] == "—"  # no float64 peak measured on the GPU: never the host's
+    assert row["cupy device s/epoch"] == "0.0850"  # median of 0.08 and 0.09
+    assert row["cupy device µs/step"] == "42.0 (IQR 3.0)"
+    assert row["torch device s/epoch"] == row["numpy device µs/step"] == "—"
+
+
 def test_seeds_are_summarized_with_t_intervals(tmp_path: Path) -> None:
     """Three seeds: final accuracies 90, 92, 94 % (sd 2) → 92.00 ± t(0.975, 2)·2/√3 = ± 4.97;
     warm medians 1.0, 2.0, 3.0 s → 2.00 ± 4.303·1/√3 = ± 2.48. A single-seed cell has no ±."""

@@ -107,9 +107,11 @@ def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
     publish = "bash scripts/publish-results.sh"
     assert publish in tox and any(x.startswith(publish) for x in lines)
     script = (TOX.parent / "scripts" / "publish-results.sh").read_text(encoding="utf-8")
-    assert "python -m pytest tests/test_benchmarks.py --bench-full" in script
+    assert 'python -m pytest tests/test_benchmarks.py "${size[@]}"' in script
+    assert "full) size=(--bench-full) ;;" in script and 'case "${BENCH_SIZE:-full}" in' in script
     assert 'suite "seed$seed" --bench-seeds "$seed"' in script
-    assert 'python -m bench table "$stage"/seed*.json --out "$stage"' in script
+    assert 'jsons=("$stage"/seed*.json)' in script
+    assert 'python -m bench table "${jsons[@]}" --out "$stage"' in script
     assert "[testenv:bench-gpu-{cuda12,cuda13}]" in tox
     assert any(x.startswith('.tox-runner/bin/tox -e "$TOX_ENV"') for x in lines)
     assert "TOX_ENV: bench-gpu-cuda${{ inputs.cuda }}" in workflow()

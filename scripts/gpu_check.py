@@ -1,0 +1,66 @@
+"""What each GPU backend will run on here, and whether that is a GPU (gpu-proof.sh's first step).
+
+    python scripts/gpu_check.py [--dry-run]
+
+Prints one line per backend (CuPy, PyTorch, JAX, Keras on JAX/PyTorch): the device it would use,
+or why it cannot run, and the GPUs as the harness records them (name, memory, measured GEMM
+peaks). Exits 2 with one line when no backend sees a usable NVIDIA GPU, unless ``--dry-run`` (a
+CPU machine rehearsing the GPU run: the GPU backends then run on the CPU or are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bench import registry
+from bench.errors import MlpbenchError
+
+GPU_BACKENDS = ("cupy", "torch", "jax", "keras-jax", "keras-torch")
+#: Keras runs on its framework's device (creating a Keras backend here would fix Keras' backend
+#: for the whole process).
+FRAMEWORK = {"keras-jax": "jax", "keras-torch": "torch"}
+
+
+def device_of(name: str) -> str:
+    """'gpu', 'cpu', or 'unavailable: <reason>' for backend ``name``."""
+    if name not in registry.names():
+        return "unavailable: not installed"
+    reason = registry.unavailable_reason(name)
+    if reason is not None:
+        return f"unavailable: {reason}"
+    if name in FRAMEWORK:
+        return device_of(FRAMEWORK[name])
+    try:
+        backend = registry.create(name)
+    except MlpbenchError as err:
+        return f"unavailable: {err}"
+    return getattr(backend, "device", "cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="a CPU machine: no GPU needed")
+    args = parser.parse_args(argv)
+    devices = {name: device_of(name) for name in GPU_BACKENDS}
+    for name, device in devices.items():
+        print(f"gpu_check: {name:<12} {device}")
+    gpus = registry.machine_facts().get("gpus", [])
+    for gpu in gpus:
+        print(f"gpu_check: GPU {json.dumps(gpu, sort_keys=True)}")
+    if "gpu" in devices.values():
+        return 0
+    if args.dry_run:
+        print("gpu_check: dry run: no GPU here, the GPU backends run on the CPU or are skipped")
+        return 0
+    print(
+        "gpu_check: no backend sees a usable NVIDIA GPU (see the lines above); on a machine "
+        "without one, rehearse with scripts/gpu-proof.sh --dry-run",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
