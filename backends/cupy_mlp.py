@@ -3,7 +3,8 @@
 The whole dataset is uploaded in ``build`` (untimed). Inside an epoch nothing synchronizes the host:
 loss and accuracy accumulate in device scalars (see ``XpMLP.train_epoch``), and a CUDA event is
 recorded before the first step and after each one (``backends.device_time``), read only after the
-harness's clock stops: the epoch's device time and every step's. TF32 is off unless
+harness's clock stops: the epoch's device time and every step's (the row order's upload, before
+the first event, counts in the wall time only). TF32 is off unless
 ``RunOptions.tf32``; the setting is applied before the first float32 matmul and read back.
 
 ``machine_facts`` measures the current GPU's own GEMM peak (float32, TF32, float64) with CUDA
@@ -107,7 +108,9 @@ def cupy_marks() -> StepMarks:
     """CUDA events through CuPy (``backends.device_time.StepMarks``)."""
     import cupy
 
-    return StepMarks(cupy.cuda.Event, lambda e: e.record(), cupy.cuda.get_elapsed_time)
+    return StepMarks(
+        cupy.cuda.Event, lambda e: e.record(), lambda e: e.synchronize(), cupy.cuda.get_elapsed_time
+    )
 
 
 def set_tf32(enabled: bool) -> bool:

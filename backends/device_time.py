@@ -23,16 +23,20 @@ class StepMarks:
     """Events around the steps of successive epochs.
 
     ``new_event()`` makes one timing event; ``record(event)`` records it on the current stream;
-    ``elapsed_ms(a, b)`` is the device time from a to b in milliseconds (it may wait for b).
+    ``wait(event)`` blocks the host until the event has happened; ``elapsed_ms(a, b)`` is the
+    device time from a to b in milliseconds, for events that have happened (CUDA's elapsed-time
+    call does not wait: on an unfinished event it fails with "not ready").
     """
 
     def __init__(
         self,
         new_event: Callable[[], Any],
         record: Callable[[Any], None],
+        wait: Callable[[Any], None],
         elapsed_ms: Callable[[Any, Any], float],
     ) -> None:
-        self._new_event, self._record, self._elapsed_ms = new_event, record, elapsed_ms
+        self._new_event, self._record, self._wait = new_event, record, wait
+        self._elapsed_ms = elapsed_ms
         self._sets: dict[tuple[int, int], list[Any]] = {}
         self._uses: dict[tuple[int, int], int] = {}
         self._epochs = 0
@@ -57,12 +61,16 @@ class StepMarks:
         self._next += 1
 
     def _read(self, key: tuple[int, int], use: int) -> list[Any]:
+        """The epoch's events, once its last one has happened (waits for it: call this only
+        after the clock stops, when the harness's synchronize has already drained the work)."""
         if self._uses[key] != use:
             raise RuntimeError(
                 "this epoch's device times were overwritten by a later epoch: read them "
                 "before the epoch after next starts"
             )
-        return self._sets[key]
+        events = self._sets[key]
+        self._wait(events[-1])
+        return events
 
 
 class EpochEvents:

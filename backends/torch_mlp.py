@@ -302,11 +302,7 @@ class TorchMLP:
         if self.device == "gpu":
             torch.cuda.reset_peak_memory_stats(dev)
             # a CUDA event before the first step and after each, read after the clock stops
-            self._marks = StepMarks(
-                lambda: torch.cuda.Event(enable_timing=True),
-                lambda e: e.record(),
-                lambda a, b: a.elapsed_time(b),
-            )
+            self._marks = _cuda_marks(torch)
 
     # --- training ---------------------------------------------------------------------------
 
@@ -532,14 +528,20 @@ class TorchMLP:
         return out
 
 
+def _cuda_marks(torch: ModuleType) -> StepMarks:
+    """Timing CUDA events through torch (``backends.device_time.StepMarks``)."""
+    return StepMarks(
+        lambda: torch.cuda.Event(enable_timing=True),
+        lambda e: e.record(),
+        lambda e: e.synchronize(),
+        lambda a, b: a.elapsed_time(b),
+    )
+
+
 def _gemm_peaks(torch: ModuleType, size: int = 8192, repeats: int = 10) -> dict[str, float]:
     """{"float32", "tf32", "float64": GFLOP/s} of torch.matmul on (size × size) squares on the
     current GPU, best of ``repeats`` timed by CUDA events; the TF32 flag is put back after."""
-    marks = StepMarks(
-        lambda: torch.cuda.Event(enable_timing=True),
-        lambda e: e.record(),
-        lambda a, b: a.elapsed_time(b),
-    )
+    marks = _cuda_marks(torch)
     base = torch.rand((size, size), dtype=torch.float64, device="cuda")
     before = torch.backends.cuda.matmul.allow_tf32
     out: dict[str, float] = {}

@@ -46,10 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     devices = {name: device_of(name) for name in GPU_BACKENDS}
     for name, device in devices.items():
         print(f"gpu_check: {name:<12} {device}")
-    gpus = registry.machine_facts().get("gpus", [])
-    for gpu in gpus:
+    facts = registry.machine_facts()
+    for gpu in facts.get("gpus", []):
         print(f"gpu_check: GPU {json.dumps(gpu, sort_keys=True)}")
+    for key, problem in facts.items():
+        if key.endswith("_error"):  # a backend whose facts failed (e.g. its GEMM peak)
+            print(f"gpu_check: WARNING {key}: {problem}")
     if "gpu" in devices.values():
+        if not any("gemm_peak_gflops" in g for g in facts.get("gpus", [])):
+            print("gpu_check: WARNING no GPU GEMM peak measured: GPU cells get no % of peak")
         return 0
     if args.dry_run:
         print("gpu_check: dry run: no GPU here, the GPU backends run on the CPU or are skipped")

@@ -26,9 +26,10 @@
 #   BACKENDS   backend names: one pytest run and JSON file per seed and backend, in this order
 #              (seedN-BACKEND.json), so a backend that fails or is cut short by DEADLINE leaves the
 #              others' results (default: one run per seed over every installed backend)
-#   DEADLINE   seconds since the epoch: a run that would start later is not started, and a run
-#              still going then is interrupted (Ctrl-C: pytest-benchmark saves the cells done);
-#              both are listed in not-run.txt beside the results
+#   DEADLINE   seconds since the epoch: a run that would start with under 30 s left is not
+#              started, and a run still going then is stopped (SIGTERM, which the suite takes as
+#              Ctrl-C: pytest-benchmark saves the cells done); both are listed in not-run.txt
+#              beside the results, and the script then exits 3 (1 when a run failed)
 set -euo pipefail
 shopt -s nullglob
 seeds=("${@}")
@@ -50,17 +51,24 @@ suite() {  # suite JSON-NAME PYTEST-ARGS...
   shift
   if [ -n "${DEADLINE:-}" ]; then
     local seconds=$((DEADLINE - $(date +%s)))
-    if [ "$seconds" -le 0 ]; then
+    if [ "$seconds" -lt 30 ]; then
       echo "publish-results.sh: past the deadline, not run: $name" | tee -a "$stage/not-run.txt" >&2
+      cut=1
       return 0
     fi
-    left=(timeout --signal=INT --kill-after=20 "$seconds")
+    left=(timeout --signal=TERM --kill-after=20 "$seconds")
   fi
   local code=0
   "${left[@]}" python -m pytest tests/test_benchmarks.py "${size[@]}" -p no:cacheprovider "$@" \
     --benchmark-json="$stage/$name.json" || code=$?
   if [ "$code" -eq 5 ]; then  # CELLS selects none of this run's cells
     rm -f "$stage/$name.json"
+    return 0
+  fi
+  if [ "${#left[@]}" -gt 0 ] && [ "$code" -eq 124 ]; then
+    echo "publish-results.sh: stopped at the deadline, cells not done: $name" \
+      | tee -a "$stage/not-run.txt" >&2
+    cut=1
     return 0
   fi
   if [ -n "${BACKENDS:-}" ] && [ "$code" -ne 0 ]; then  # one backend's failure: go on, say so
@@ -71,6 +79,7 @@ suite() {  # suite JSON-NAME PYTEST-ARGS...
   return "$code"
 }
 failures=0
+cut=0
 for seed in "${seeds[@]}"; do
   if [ ${#backends[@]} -eq 0 ]; then
     suite "seed$seed" --bench-seeds "$seed" -k "$CELLS"
@@ -93,4 +102,5 @@ for f in "$stage"/*; do mv -f "$f" "$out"/; done
 rmdir "$stage"
 # the tables name the files they read: say where they are published, not where they were staged
 sed -i "s#$stage/#$out/#g" "$out/results.md"
-[ "$failures" -eq 0 ]
+[ "$failures" -eq 0 ] || exit 1
+[ "$cut" -eq 0 ] || exit 3

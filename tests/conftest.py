@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -66,6 +68,19 @@ def _backends(text: str) -> list[str]:
             f"choose from {', '.join(registry.names())}"
         )
     return names
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (``timeout``'s, a scheduler's) ends the run as Ctrl-C does: the test in progress
+    stops and pytest-benchmark still writes the cells already done to ``--benchmark-json``.
+    Installed explicitly because a shell's background job starts with SIGINT ignored, and
+    Python would keep ignoring it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -163,6 +163,9 @@ class Device:
 
     discipline: Discipline = field(default_factory=Discipline)
     ticks: int = 0  # kernels and event records so far
+    # the device work known to the host as finished: a stream or event synchronize advances it;
+    # queued work is not finished until then (an event's elapsed time is "not ready" before)
+    completed: int = 0
     pool: MemoryPool = field(default_factory=lambda: MemoryPool())
     compute_types: dict[str, int] = field(default_factory=dict)  # dtype char → compute type
 
@@ -547,26 +550,37 @@ class Event:
         self._tick = device.ticks
 
     def synchronize(self) -> None:
-        _device().discipline.wait("cupy.cuda.Event.synchronize()")
+        device = _device()
+        device.discipline.wait("cupy.cuda.Event.synchronize()")
+        if self._tick is not None:
+            device.completed = max(device.completed, self._tick)
 
     @property
     def done(self) -> bool:
-        _device().discipline.wait("cupy.cuda.Event.done")
-        return True
+        device = _device()
+        device.discipline.wait("cupy.cuda.Event.done")
+        return self._tick is None or self._tick <= device.completed
 
 
 def get_elapsed_time(start_event: Event, end_event: Event) -> float:
-    """Milliseconds from ``start_event`` to ``end_event`` (waits for the end event)."""
-    _device().discipline.wait("cupy.cuda.get_elapsed_time (reading CUDA events)")
+    """Milliseconds from ``start_event`` to ``end_event``. Like CuPy's (a bare
+    ``cudaEventElapsedTime``) it does not wait: an end event the host has not seen finish (no
+    stream or event synchronize since it was recorded) is ``cudaErrorNotReady``."""
+    device = _device()
+    device.discipline.wait("cupy.cuda.get_elapsed_time (reading CUDA events)")
     for event in (start_event, end_event):
         if event._tick is None or not event._timing:
             raise RuntimeError("cudaErrorInvalidResourceHandle: an event not recorded with timing")
+    if end_event._tick > device.completed:
+        raise RuntimeError("cudaErrorNotReady: the end event has not completed (synchronize it)")
     return (end_event._tick - start_event._tick) * TICK_MS
 
 
 class Stream:
     def synchronize(self) -> None:
-        _device().discipline.stream_synchronize("cupy.cuda.Stream.synchronize()")
+        device = _device()
+        device.discipline.stream_synchronize("cupy.cuda.Stream.synchronize()")
+        device.completed = device.ticks
 
 
 _STREAM = Stream()

@@ -70,11 +70,31 @@ def test_tf32_is_off_by_default_and_on_when_asked(small):
 
 @pytest.mark.gpu
 @needs_gpu
+def test_the_gpus_own_gemm_peak_is_measured_and_tf32_left_as_it_was():
+    from backends.cupy_mlp import CupyMLP, _tf32_in_effect
+
+    before = _tf32_in_effect()
+    (gpu, *_) = [g for g in CupyMLP.machine_facts()["gpus"] if "gemm_peak_gflops" in g]
+    peak = gpu["gemm_peak_gflops"]
+    # every CUDA GPU of the last decade does float32 GEMM at > 1 TFLOP/s, and below 1 PFLOP/s
+    # (float64 may match float32: H100/H200 run DGEMM on FP64 tensor cores at the FP32 rate)
+    assert 1e3 < peak["float32"] < 1e6 and 0 < peak["float64"] < 1e6
+    assert peak["tf32"] >= peak["float32"] * 0.9  # TF32 is never much slower than float32
+    assert _tf32_in_effect() == before
+
+
+@pytest.mark.gpu
+@needs_gpu
 def test_epoch_records_device_time_memory_and_gpu_facts(small):
     session = gpu_session(small)
+    session.run_epoch()  # cold
     record = session.run_epoch()
     assert record.device_seconds is not None
     assert 0 < record.device_seconds <= record.seconds * 1.05  # device time within wall time
+    steps = -(-small.n_train // session.scenario.batch_size)
+    # per-step times: the median step is about the epoch's share, and the IQR is non-negative
+    assert 0 < record.device_step_median_s <= 2 * record.device_seconds / steps
+    assert record.device_step_iqr_s >= 0
     settings = session.settings()
     assert settings["peak_pool_bytes"] >= small.x_train.nbytes  # the data lives on the device
     assert settings["gpu"]["name"] and settings["gpu"]["compute_capability"]

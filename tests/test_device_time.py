@@ -7,6 +7,8 @@ the CuPy stand-in (tests/test_cupy_standin.py) on the CPU.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from backends.device_time import StepMarks, best_gflops
@@ -20,20 +22,32 @@ class SimulatedDevice:
         self.now_ms = 0.0
         self.created = 0
         self.reads = 0
+        self.waits = 0
+        self.recorded = 0  # events recorded so far, in stream order
+        self.finished = 0  # how many of them the host knows have happened
 
-    def new_event(self) -> dict[str, float]:
+    def new_event(self) -> dict[str, Any]:
         self.created += 1
         return {}
 
-    def record(self, event: dict[str, float]) -> None:
-        event["t"] = self.now_ms
+    def record(self, event: dict[str, Any]) -> None:
+        self.recorded += 1
+        event.update(t=self.now_ms, seq=self.recorded)
 
-    def elapsed_ms(self, a: dict[str, float], b: dict[str, float]) -> float:
+    def wait(self, event: dict[str, Any]) -> None:
+        """The host waits for ``event``: it and everything recorded before it have happened."""
+        self.waits += 1
+        self.finished = max(self.finished, event["seq"])
+
+    def elapsed_ms(self, a: dict[str, Any], b: dict[str, Any]) -> float:
+        """As cudaEventElapsedTime: no waiting, "not ready" until the end event has happened."""
+        if b["seq"] > self.finished:
+            raise RuntimeError("cudaErrorNotReady")
         self.reads += 1
         return b["t"] - a["t"]
 
     def marks(self) -> StepMarks:
-        return StepMarks(self.new_event, self.record, self.elapsed_ms)
+        return StepMarks(self.new_event, self.record, self.wait, self.elapsed_ms)
 
 
 def run_epoch(device: SimulatedDevice, marks: StepMarks, steps_ms: list[float]):
@@ -49,7 +63,7 @@ def test_step_and_epoch_seconds_are_the_device_times_between_marks():
     device = SimulatedDevice()
     marks = device.marks()
     events = run_epoch(device, marks, [2.0, 3.0, 5.0])
-    assert device.reads == 0  # nothing read while the epoch ran
+    assert device.reads == device.waits == 0  # nothing read or waited for while the epoch ran
     assert list(events.step_seconds) == pytest.approx([0.002, 0.003, 0.005])
     assert float(events.epoch_seconds) == pytest.approx(0.010)
 

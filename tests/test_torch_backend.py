@@ -282,6 +282,24 @@ def test_cuda_only_options_are_refused_on_the_cpu() -> None:
     assert TorchMLP(RunOptions(backend={"device": "cpu", "cuda_graphs": "false"})).device == "cpu"
 
 
+@pytest.mark.gpu
+def test_on_cuda_epochs_record_device_and_step_times_and_facts_hold_the_gpus_peak(data) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
+    backend = built(data, recipe(), device="cuda")
+    metrics = backend.train_epoch(ORDER)
+    backend.synchronize()  # the harness's closing synchronize: then the events may be read
+    steps = list(metrics.device_step_seconds)
+    assert len(steps) == -(-len(ORDER) // backend.batch_size)
+    assert sum(steps) == pytest.approx(float(metrics.device_seconds), rel=1e-3, abs=1e-5)
+    gpus = TorchMLP.machine_facts()["gpus"]
+    peak = gpus[torch.cuda.current_device()]["gemm_peak_gflops"]
+    assert 1e3 < peak["float32"] < 1e6 and peak["tf32"] >= 0.9 * peak["float32"]
+    assert backend.settings()["gpu_peak_memory_bytes"] > 0
+
+
 def test_unsupported_recipes_are_refused(data) -> None:
     for r in (recipe(optimizer="adagrad"), recipe(dtype="float16")):
         with pytest.raises(RecipeUnsupported):
