@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backends.api import EpochMetrics
-from backends.device_time import StepMarks, best_gflops
+from backends.device_time import GPU_PEAK_REPEATS, GPU_PEAK_SIZE, StepMarks, gpu_gemm_peaks
 from backends.xp.backend import XpBackend
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
     from backends.api import Recipe, TrainData
 
-#: Square GEMM size and repeats for the GPU's peak: ~1.1 TFLOP a call, milliseconds on an H100.
-PEAK_SIZE, PEAK_REPEATS = 8192, 10
 INSTALL = "pip install 'mlpbench[cuda12]' or 'mlpbench[cuda13]', the CuPy build for your CUDA"
 
 
@@ -76,32 +75,19 @@ def cuda_devices(peaks: bool = False) -> list[dict[str, Any]]:
     return devices
 
 
-def gemm_peaks(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str, float]:
+def gemm_peaks(size: int = GPU_PEAK_SIZE, repeats: int = GPU_PEAK_REPEATS) -> dict[str, float]:
     """{"float32", "tf32", "float64": GFLOP/s} of cuBLAS on (size × size) @ (size × size) on the
     current GPU, best of ``repeats`` timed by CUDA events; TF32 is put back as it was."""
     import cupy
 
-    marks = cupy_marks()
-    a = cupy.random.default_rng(0).random((size, size), dtype=np.float64)
-    out: dict[str, float] = {}
-    tf32_before = _tf32_in_effect()
-    try:
-        for name, dtype, tf32 in (
-            ("float32", np.float32, False),
-            ("tf32", np.float32, True),
-            ("float64", np.float64, False),
-        ):
-            set_tf32(tf32)
-            x = a.astype(dtype)
-            result = cupy.empty_like(x)
-            gflops = best_gflops(
-                lambda x=x, r=result: cupy.matmul(x, x, out=r), 2.0 * size**3, marks, repeats
-            )
-            out[name] = round(gflops, 1)
-            del x, result
-    finally:
-        set_tf32(tf32_before)
-    return out
+    base = cupy.random.default_rng(0).random((size, size), dtype=np.float64)
+
+    def square_matmul(dtype: str) -> Callable[[], None]:
+        x = base.astype(dtype)
+        result = cupy.empty_like(x)
+        return lambda: cupy.matmul(x, x, out=result)
+
+    return gpu_gemm_peaks(square_matmul, (_tf32_in_effect, set_tf32), cupy_marks(), size, repeats)
 
 
 def cupy_marks() -> StepMarks:

@@ -122,6 +122,40 @@ class _StepSeconds:
         return iter(self._events.steps())
 
 
+#: Square GEMM size and repeats for a GPU's peak: ~1.1 TFLOP a call, milliseconds on an H100.
+GPU_PEAK_SIZE, GPU_PEAK_REPEATS = 8192, 10
+#: The GPU GEMM peaks measured: name → (dtype, TF32 allowed).
+GPU_PEAK_KINDS = {
+    "float32": ("float32", False),
+    "tf32": ("float32", True),
+    "float64": ("float64", False),
+}
+
+
+def gpu_gemm_peaks(
+    square_matmul: Callable[[str], Callable[[], None]],
+    tf32: tuple[Callable[[], bool], Callable[[bool], object]],
+    marks: StepMarks,
+    size: int,
+    repeats: int,
+) -> dict[str, float]:
+    """{"float32", "tf32", "float64": GFLOP/s} of one library's GEMM on the current GPU, best of
+    ``repeats`` timed by ``marks``' events. ``square_matmul(dtype)`` allocates (size × size)
+    operands in ``dtype`` and returns the call that queues their product; ``tf32`` is the
+    library's (get, set) of its TF32 switch, put back as it was found."""
+    get_tf32, set_tf32 = tf32
+    before = get_tf32()
+    out: dict[str, float] = {}
+    try:
+        for name, (dtype, allow_tf32) in GPU_PEAK_KINDS.items():
+            set_tf32(allow_tf32)
+            gflops = best_gflops(square_matmul(dtype), 2.0 * size**3, marks, repeats)
+            out[name] = round(gflops, 1)
+    finally:
+        set_tf32(before)
+    return out
+
+
 def best_gflops(run_once: Callable[[], None], flop: float, marks: StepMarks, repeats: int) -> float:
     """Best GFLOP/s of ``run_once`` (queues ``flop`` floating-point operations on the device),
     timed by events around each of ``repeats`` calls after one untimed warm-up call."""

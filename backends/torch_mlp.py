@@ -63,7 +63,7 @@ import importlib.util
 import math
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -81,7 +81,7 @@ from backends.api import (
     parse_choice,
     parse_positive_int,
 )
-from backends.device_time import StepMarks, best_gflops
+from backends.device_time import GPU_PEAK_REPEATS, GPU_PEAK_SIZE, StepMarks, gpu_gemm_peaks
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -538,28 +538,24 @@ def _cuda_marks(torch: ModuleType) -> StepMarks:
     )
 
 
-def _gemm_peaks(torch: ModuleType, size: int = 8192, repeats: int = 10) -> dict[str, float]:
+def _gemm_peaks(
+    torch: ModuleType, size: int = GPU_PEAK_SIZE, repeats: int = GPU_PEAK_REPEATS
+) -> dict[str, float]:
     """{"float32", "tf32", "float64": GFLOP/s} of torch.matmul on (size × size) squares on the
     current GPU, best of ``repeats`` timed by CUDA events; the TF32 flag is put back after."""
-    marks = _cuda_marks(torch)
     base = torch.rand((size, size), dtype=torch.float64, device="cuda")
-    before = torch.backends.cuda.matmul.allow_tf32
-    out: dict[str, float] = {}
-    try:
-        for name, dtype, tf32 in (
-            ("float32", torch.float32, False),
-            ("tf32", torch.float32, True),
-            ("float64", torch.float64, False),
-        ):
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            x = base.to(dtype)
-            result = torch.empty_like(x)
-            run = lambda x=x, r=result: torch.matmul(x, x, out=r)  # noqa: E731
-            out[name] = round(best_gflops(run, 2.0 * size**3, marks, repeats), 1)
-            del x, result
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
-    return out
+    matmul = torch.backends.cuda.matmul
+
+    def square_matmul(dtype: str) -> Callable[[], None]:
+        x = base.to(getattr(torch, dtype))
+        result = torch.empty_like(x)
+        return lambda: torch.matmul(x, x, out=result)
+
+    def set_tf32(allowed: bool) -> None:
+        matmul.allow_tf32 = allowed
+
+    tf32 = (lambda: matmul.allow_tf32, set_tf32)
+    return gpu_gemm_peaks(square_matmul, tf32, _cuda_marks(torch), size, repeats)
 
 
 def _check_compiler(device_type: str) -> None:

@@ -206,7 +206,7 @@ def test_settings_record_the_gpu_the_pool_peak_and_tf32(cupy, small):
 
 def test_machine_facts_time_the_gemm_peak_with_cuda_events(cupy, discipline, monkeypatch):
     size, repeats = 64, 3
-    # gemm_peaks binds PEAK_SIZE and PEAK_REPEATS as default arguments: replace those
+    # gemm_peaks binds GPU_PEAK_SIZE and GPU_PEAK_REPEATS as default arguments: replace those
     monkeypatch.setattr(cupy_mlp.gemm_peaks, "__defaults__", (size, repeats))
     linalg = cupy._core._routines_linalg
     before = linalg.get_compute_type(np.float32)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backends.device_time import StepMarks, best_gflops
+from backends.device_time import GPU_PEAK_KINDS, StepMarks, best_gflops, gpu_gemm_peaks
 from bench.registry import _merged
 
 
@@ -93,6 +93,33 @@ def test_best_gflops_is_the_fastest_call_after_a_warm_up():
         device.now_ms += next(durations)
 
     assert best_gflops(run_once, 2e9, device.marks(), repeats=3) == pytest.approx(1000.0)
+
+
+def test_gpu_gemm_peaks_time_each_kind_with_its_tf32_switch_and_put_the_switch_back():
+    device = SimulatedDevice()
+    switch = {"tf32": True}  # the library's TF32 switch, found on
+    ms_per_call = {("float32", False): 4.0, ("float32", True): 1.0, ("float64", False): 8.0}
+    seen = []
+
+    def square_matmul(dtype: str):
+        seen.append((dtype, switch["tf32"]))
+        ms = ms_per_call[(dtype, switch["tf32"])]
+
+        def run_once() -> None:
+            device.now_ms += ms
+
+        return run_once
+
+    def set_tf32(on: bool) -> None:
+        switch["tf32"] = on
+
+    peaks = gpu_gemm_peaks(
+        square_matmul, (lambda: switch["tf32"], set_tf32), device.marks(), size=1000, repeats=2
+    )
+    # 2·1000³ FLOP in 4 ms, 1 ms, 8 ms
+    assert peaks == {"float32": 500.0, "tf32": 2000.0, "float64": 250.0}
+    assert seen == list(GPU_PEAK_KINDS.values())
+    assert switch["tf32"] is True
 
 
 def test_gpu_facts_from_several_backends_merge_device_by_device():
