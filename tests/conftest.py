@@ -113,21 +113,10 @@ class BenchData(DataCache):
 
 def array_modules() -> list:
     """The ``xp`` fixture's parameters: NumPy always; CuPy where it can run (a CUDA device), else
-    skipped, its id and skip reason saying why (the registry's one line)."""
+    skipped with the registry's one-line reason."""
     reason = registry.unavailable_reason("cupy")
-    if reason is None:
-        cupy = pytest.param("cupy", id="cupy", marks=pytest.mark.gpu)
-    else:
-        why = (
-            "not-installed"
-            if "not installed" in reason
-            else "no-cuda-device"
-            if "no CUDA device" in reason
-            else "unavailable"
-        )
-        marks = [pytest.mark.gpu, pytest.mark.skip(reason=f"cupy: {reason}")]
-        cupy = pytest.param("cupy", id=f"cupy-{why}", marks=marks)
-    return [pytest.param("numpy", id="numpy"), cupy]
+    skip = [] if reason is None else [pytest.mark.skip(reason=f"cupy: {reason}")]
+    return [pytest.param("numpy", id="numpy"), pytest.param("cupy", marks=[pytest.mark.gpu, *skip])]
 
 
 @pytest.fixture(params=array_modules())
