@@ -252,19 +252,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Backends with the device an instance would train on (instances are made: a framework may
-    only know its device once loaded), their options, and the scenarios."""
+    """Backends with the device an instance would train on (each asked in its own process, as
+    an instance there: a framework may only know its device once loaded, and two frameworks in
+    one process can crash it), their options, and the scenarios."""
     print("backends:")
-    for name in registry.names():
-        reason = registry.unavailable_reason(name)
-        device = "-"
-        if reason is None:
-            try:
-                device = registry.create(name).device
-            except Exception as err:  # a backend that cannot even start is unavailable here
-                reason = f"it failed to start ({type(err).__name__}: {err})".splitlines()[0]
+    for name, found in registry.probe_all(registry.names()).items():
+        reason = found.reason
         state = "available" if reason is None else f"unavailable: {reason}"
-        print(f"  {name:<11} {device:<4} {state}")
+        print(f"  {name:<11} {found.device or '-':<4} {state}", flush=True)
         for option, text in registry.options_of(name).items() if reason is None else ():
             print(f"  {'':<11} {'':<4} -O {name}.{option}=…  {text}")
     print("\nscenarios:")

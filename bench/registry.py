@@ -5,13 +5,30 @@ own backends are declared the same way, in ``pyproject.toml``). Classes are impo
 asked for. A plug-in that fails to import, or whose class lacks part of the contract in
 ``backends.api``, is *unavailable* with a one-line reason: it never breaks ``mlpbench list`` or a
 run of other backends. Two distributions declaring the same name is a ConfigError naming both.
+
+One framework per process. Importing a backend's module and reading its ``OPTIONS`` imports no
+framework; everything else a parent process needs to know — whether a backend can run here, its
+device, its machine facts — it learns from ``probe``: a short ``python -m bench.probe`` in a fresh
+process per backend (in parallel), cached for the process. Frameworks can crash each other in one
+process (TensorFlow beside PyTorch's triton dies with SIGSEGV), so ``mlpbench list``, the parent
+of ``mlpbench run`` and the machine facts never import one; a probe that dies reports its backend
+unavailable in one line, and the others carry on. ``unavailable_reason`` and ``create`` work in
+the calling process: for a cell's own process, where its one framework belongs.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
-from dataclasses import dataclass
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from backends.api import OptionError, RunOptions
@@ -65,10 +82,11 @@ def entries() -> dict[str, Entry]:
 
 
 def refresh() -> None:
-    """Forget what was discovered and loaded: the next call looks at the installed
+    """Forget what was discovered, loaded and probed: the next call looks at the installed
     distributions again (after installing a plug-in into a running process, or in tests)."""
     entries.cache_clear()
     _load.cache_clear()
+    _probe.cache_clear()
 
 
 def names() -> list[str]:
@@ -94,7 +112,7 @@ def _load(name: str) -> tuple[type | None, str | None]:
         for part in attr.split(".") if attr else ():
             obj = getattr(obj, part)
     except Exception as err:  # a plug-in's import error must not break other backends
-        return None, f"{entry.target} from {entry.distribution} failed to import: {_line(err)}"
+        return None, f"{entry.target} from {entry.distribution} failed to import: {one_line(err)}"
     missing = [m for m in CONTRACT if not callable(getattr(obj, m, None))]
     if not isinstance(obj, type) or missing:
         what = f"lacks {', '.join(missing)}" if missing else "is not a class"
@@ -118,8 +136,8 @@ def unavailable_reason(name: str) -> str | None:
     try:
         reason = cls.unavailable_reason()
     except Exception as err:
-        return f"its unavailable_reason() raised {_line(err)}"
-    return None if reason is None else _line(reason)
+        return f"its unavailable_reason() raised {one_line(err)}"
+    return None if reason is None else one_line(reason)
 
 
 def options_of(name: str) -> dict[str, str]:
@@ -145,22 +163,110 @@ def create(name: str, options: RunOptions | None = None) -> Backend:
         raise ConfigError(f"backend {name!r}: {err}") from None
 
 
-def machine_facts() -> dict[str, Any]:
-    """Facts about this machine that only backends know (NumPy's BLAS pools, the GPUs), merged
-    from every available backend's optional ``machine_facts()``; the first backend to give a key
-    wins (the reference first), inside objects and lists of objects too: the GPUs that CuPy,
-    JAX and torch each describe (a list in device order) become one list, each device's object
-    holding every key some backend gave. A backend whose facts fail adds ``{name}_error``."""
-    facts: dict[str, Any] = {}
-    for name in names():
-        cls, _ = _load(name)
-        if cls is None or not hasattr(cls, "machine_facts") or unavailable_reason(name):
-            continue
+#: Seconds a probe may take (importing a framework, and with facts its GEMM peaks on a GPU).
+PROBE_TIMEOUT = 300
+#: What a probe that died of SIGSEGV most likely met (see the module's docstring).
+SEGFAULT_HINT = (
+    "TensorFlow and triton in one process? (PyTorch's default Linux wheel brings triton; the "
+    "CPU build, pip install 'torch==2.13.*', has none)"
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What backend ``name`` said of this machine from its own process: ``reason`` (None: it can
+    run here), ``device`` ("cpu" or "gpu" when it can), ``option_error`` (the one-line
+    ConfigError its options gave, if any), ``facts`` (its ``machine_facts()`` when asked for),
+    ``seconds`` (the probe's wall time)."""
+
+    name: str
+    reason: str | None
+    device: str | None = None
+    option_error: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def probe(name: str, facts: bool = False, options: RunOptions | None = None) -> Probe:
+    """Ask backend ``name`` in a fresh process (``python -m bench.probe``) whether it can run
+    here, its device as made with ``options`` (and whether they are valid) and, with ``facts``,
+    its machine facts; cached for this process. A probe that crashes, hangs or answers nonsense
+    makes the backend unavailable with a one-line reason. The child sees this process's
+    ``sys.path`` (plug-ins installed at run time too)."""
+    options = options or RunOptions()
+    return _probe(check_name(name), facts, options.tf32, tuple(sorted(options.backend.items())))
+
+
+@functools.cache
+def _probe(name: str, facts: bool, tf32: bool, backend: tuple[tuple[str, str], ...]) -> Probe:
+    cls, problem = _load(name)
+    if cls is None:
+        return Probe(name, problem)
+    args = [sys.executable, "-m", "bench.probe", name, *(["--facts"] if facts else [])]
+    args += [*(["--tf32"] if tf32 else []), *(f"-O{k}={v}" for k, v in backend)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            args, capture_output=True, text=True, env=env, timeout=PROBE_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return Probe(name, f"probe did not answer in {PROBE_TIMEOUT} s", seconds=PROBE_TIMEOUT)
+    seconds = time.perf_counter() - started
+    if done.returncode < 0:
+        signame = signal.Signals(-done.returncode).name
+        hint = f" — {SEGFAULT_HINT}" if signame == "SIGSEGV" else ""
+        return Probe(name, f"probe died with {signame}{hint}", seconds=seconds)
+    answer = _last_json_line(done.stdout)
+    if done.returncode != 0 or answer is None:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return Probe(name, f"probe failed (exit {done.returncode}): {last}", seconds=seconds)
+    return Probe(
+        name,
+        answer["reason"],
+        answer["device"],
+        answer.get("option_error"),
+        answer["facts"] or {},
+        seconds,
+    )
+
+
+def _last_json_line(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.strip().splitlines()):
         try:
-            given = cls.machine_facts()
-        except Exception as err:  # a broken driver must not stop a CPU benchmark
-            given = {f"{name}_error": _line(err)}
-        facts = _merged(facts, given)
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and {"reason", "device", "facts"} <= set(value):
+            return value
+    return None
+
+
+def probe_all(
+    names: Iterable[str], facts: bool = False, options: Mapping[str, RunOptions] | None = None
+) -> dict[str, Probe]:
+    """``probe`` of each backend in ``names`` (with its ``options``), side by side; name →
+    Probe, in that order."""
+    names = list(names)
+    options = options or {}
+    workers = max(1, min(len(names), os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        probes = list(pool.map(lambda n: probe(n, facts, options.get(n)), names))
+    return dict(zip(names, probes, strict=True))
+
+
+def machine_facts() -> dict[str, Any]:
+    """Facts about this machine that only backends know (NumPy's BLAS pools, the GPUs), each
+    backend asked in its own process (``probe``), merged from every available backend's
+    optional ``machine_facts()``; the first backend to give a key wins (the reference first),
+    inside objects and lists of objects too: the GPUs that CuPy, JAX and torch each describe (a
+    list in device order) become one list, each device's object holding every key some backend
+    gave. A backend whose facts fail adds ``{name}_error``."""
+    with_facts = [n for n in names() if hasattr(_load(n)[0], "machine_facts")]
+    # probe(n, True) is the probe ``mlpbench run`` made to choose its backends (cached)
+    facts: dict[str, Any] = {}
+    for found in probe_all(with_facts, facts=True).values():
+        facts = _merged(facts, found.facts)
     return facts
 
 
@@ -180,7 +286,7 @@ def _merged(first: Any, later: Any) -> Any:
     return first
 
 
-def _line(value: object) -> str:
+def one_line(value: object) -> str:
     """The first line of an exception or message, with the exception's type."""
     text = str(value).strip().splitlines()[0] if str(value).strip() else ""
     if isinstance(value, BaseException):

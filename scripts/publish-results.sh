@@ -12,7 +12,7 @@
 #   - baseline on keras-torch (Keras' PyTorch trainer runs eagerly on the CPU, ~5 s an epoch at
 #     batch 32 here: every scenario would add ~6 min per seed).
 # And once more, report_recipe at its own seed (42: the student report's np.random.seed(42)),
-# on every backend (seed_own.json), so the published tables hold the report's exact run.
+# on every backend (seed_own-BACKEND.json), so the published tables hold the report's exact run.
 #
 # Everything is written to results/<machine>/.staging first, tables included, and replaces the
 # published files only when every run has finished: an interrupted or failed run never destroys
@@ -25,7 +25,7 @@
 #   RESULTS    the folder to publish into (default: results/<machine>)
 #   BACKENDS   backend names: one pytest run and JSON file per seed and backend, in this order
 #              (seedN-BACKEND.json), so a backend that fails or is cut short by DEADLINE leaves the
-#              others' results (default: one run per seed over every installed backend)
+#              others' results (default: every installed backend)
 #   DEADLINE   seconds since the epoch: a run that would start with under 30 s left is not
 #              started, and a run still going then is stopped (SIGTERM, which the suite takes as
 #              Ctrl-C: pytest-benchmark saves the cells done); both are listed in not-run.txt
@@ -35,7 +35,9 @@ shopt -s nullglob
 seeds=("${@}")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2 3 4)
 CELLS="${CELLS:-(not gap_ and not keras-torch) or (gap_ and numpy) or (baseline and keras-torch)}"
-read -r -a backends <<<"${BACKENDS:-}"
+# one pytest process per backend and seed: frameworks never share a process (TensorFlow and
+# PyTorch's triton crash together), and a crash costs one backend's file
+read -r -a backends <<<"${BACKENDS:-$(python -c 'from bench import registry; print(*registry.names())')}"
 size=()
 case "${BENCH_SIZE:-full}" in
   full) size=(--bench-full) ;;
@@ -71,7 +73,7 @@ suite() {  # suite JSON-NAME PYTEST-ARGS...
     cut=1
     return 0
   fi
-  if [ -n "${BACKENDS:-}" ] && [ "$code" -ne 0 ]; then  # one backend's failure: go on, say so
+  if [ "$code" -ne 0 ]; then  # one backend's failure: go on, say so
     echo "publish-results.sh: $name exited with $code" | tee -a "$stage/not-run.txt" >&2
     failures=$((failures + 1))
     return 0
@@ -81,18 +83,13 @@ suite() {  # suite JSON-NAME PYTEST-ARGS...
 failures=0
 cut=0
 for seed in "${seeds[@]}"; do
-  if [ ${#backends[@]} -eq 0 ]; then
-    suite "seed$seed" --bench-seeds "$seed" -k "$CELLS"
-  fi
   for backend in "${backends[@]}"; do
     suite "seed$seed-$backend" --bench-seeds "$seed" -k "$CELLS" --bench-backends "$backend"
   done
 done
-if [ ${#backends[@]} -eq 0 ]; then
-  suite seed_own -k "report_recipe"
-else
-  suite seed_own -k "report_recipe" --bench-backends "$(IFS=,; echo "${backends[*]}")"
-fi
+for backend in "${backends[@]}"; do
+  suite "seed_own-$backend" -k "report_recipe" --bench-backends "$backend"
+done
 jsons=("$stage"/seed*.json)
 [ ${#jsons[@]} -gt 0 ] || { echo "publish-results.sh: no run finished" >&2; exit 1; }
 python -m bench table "${jsons[@]}" --out "$stage"

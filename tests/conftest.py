@@ -70,6 +70,95 @@ def _backends(text: str) -> list[str]:
     return names
 
 
+# --- one framework per process -----------------------------------------------------------------
+#: The environment variable that makes a pytest process run only the tests of one group.
+GROUP_ENV = "MLPBENCH_TEST_GROUP"
+#: Backends whose framework imports PyTorch's compiler stack (torch._dynamo, which loads triton):
+#: in one process with TensorFlow loaded first, that import dies with SIGSEGV (PyTorch's default
+#: Linux wheel; its CPU build has no triton). Tests of these, and tests marked ``dynamo``
+#: (torch.compile), run in a pytest process of their own: ``pytest_sessionfinish`` starts it.
+DYNAMO_BACKENDS = frozenset({"keras-torch"})
+
+
+def needs_dynamo(item: pytest.Item) -> bool:
+    """Whether ``item`` imports torch._dynamo: marked ``dynamo``, or parametrized with (or a
+    conformance class of) a backend in DYNAMO_BACKENDS, by name or by its Keras class."""
+    if item.get_closest_marker("dynamo"):
+        return True
+    callspec = getattr(item, "callspec", None)
+    values = list(callspec.params.values()) if callspec else []
+    values += [getattr(getattr(item, "cls", None), "backend", None)]
+    flat = [v for value in values for v in (value if isinstance(value, tuple) else (value,))]
+    return any(
+        (isinstance(v, str) and v in DYNAMO_BACKENDS)
+        or getattr(v, "KERAS_BACKEND", None) == "torch"
+        for v in flat
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they do
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Split the selected tests by framework group: in a child started by this process (GROUP_ENV
+    set), only its group runs; otherwise the dynamo group is taken out, to run in a child process
+    at the end (unless it is all there is)."""
+    group = os.environ.get(GROUP_ENV)
+    dynamo = [item for item in items if needs_dynamo(item)]
+    if group == "dynamo":
+        keep, apart = dynamo, [item for item in items if not needs_dynamo(item)]
+    elif dynamo and len(dynamo) < len(items):
+        keep, apart = [item for item in items if not needs_dynamo(item)], dynamo
+        config.stash[DYNAMO_CHILD] = len(dynamo)
+    else:
+        return
+    items[:] = keep
+    if group == "dynamo":
+        config.hook.pytest_deselected(items=apart)
+
+
+DYNAMO_CHILD = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Run the dynamo group in a fresh pytest process (the same arguments, GROUP_ENV set; its
+    benchmark JSON, if any, beside this one's as NAME-dynamo.json) and fold its outcome into
+    this run's exit status; then check that this process kept its frameworks apart."""
+    count = session.config.stash.get(DYNAMO_CHILD, 0)
+    stopped = session.shouldstop or session.shouldfail  # -x, --maxfail: stop here
+    if count and not stopped and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_sep(
+                "=", f"{count} tests that import torch._dynamo, in their own process"
+            )
+        args = [_dynamo_arg(a) for a in session.config.invocation_params.args]
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", *args],
+            cwd=session.config.invocation_params.dir,
+            env={**os.environ, GROUP_ENV: "dynamo"},
+            check=False,
+        )
+        if child.returncode not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = child.returncode
+    together = {"tensorflow", "torch._dynamo"} <= set(sys.modules)
+    if together and session.exitstatus == pytest.ExitCode.OK:
+        print(
+            "\nconftest: this pytest process imported TensorFlow and torch._dynamo together "
+            "(a segmentation fault with PyTorch's default wheel): mark the test that imports "
+            "torch._dynamo with @pytest.mark.dynamo",
+            file=sys.stderr,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _dynamo_arg(arg: str) -> str:
+    """An argument for the dynamo child: its benchmark JSON goes to NAME-dynamo.json."""
+    if arg.startswith("--benchmark-json="):
+        path = Path(arg.partition("=")[2])
+        return f"--benchmark-json={path.with_name(f'{path.stem}-dynamo{path.suffix}')}"
+    return arg
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """SIGTERM (``timeout``'s, a scheduler's) ends the run as Ctrl-C does: the test in progress
     stops and pytest-benchmark still writes the cells already done to ``--benchmark-json``.
@@ -83,8 +172,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A benchmark run that writes JSON measures the machine facts before its first cell (or
+    reads them from ``$MLPBENCH_FACTS``): stopped at a deadline, it then writes its finished
+    cells at once, however long the facts take to measure."""
+    wants_json = session.config.getoption("benchmark_json", None) is not None
+    if wants_json and any("benchmark" in getattr(i, "fixturenames", ()) for i in session.items):
+        from bench.train.machine import mlpbench_facts
+
+        mlpbench_facts()
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    """Add what pytest-benchmark does not record: BLAS and threads, versions, speed env, GPUs."""
+    """Add what pytest-benchmark does not record: BLAS and threads, versions, speed env, GPUs
+    (measured once per process, before the first cell: see ``pytest_collection_finish``)."""
     from bench.train.machine import mlpbench_facts
 
     machine_info["mlpbench"] = mlpbench_facts()

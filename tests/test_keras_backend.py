@@ -322,12 +322,14 @@ def test_steps_per_execution_changes_dispatch_not_updates(data, cls) -> None:
     assert loss3 == pytest.approx(loss1, rel=1e-5) and acc3 == acc1
 
 
+@pytest.mark.dynamo
 @available(KerasTorchMLP)
 def test_torch_takes_one_step_per_execution_only() -> None:
     with pytest.raises(OptionError, match="steps_per_execution must be 1"):
         KerasTorchMLP(RunOptions(backend={"steps_per_execution": "2"}))
 
 
+@pytest.mark.dynamo
 @available(KerasTorchMLP)
 def test_torch_refuses_float64_in_one_line(data) -> None:
     """Keras' torch ops compute float64 matmuls (every Dense) and the loss mean in float32; a

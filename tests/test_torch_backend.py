@@ -334,6 +334,7 @@ def test_settings_record_every_option_in_force(data) -> None:
 
 
 @pytest.mark.slow  # 28 s with an empty inductor cache (8 s warm) on an idle 2-core machine
+@pytest.mark.dynamo
 def test_compiled_step_agrees_with_eager(data) -> None:
     """compile=true (a recompile for the partial last batch included) agrees with eager."""
     r = recipe("float32", "adam")

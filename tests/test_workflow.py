@@ -109,7 +109,7 @@ def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
     script = (TOX.parent / "scripts" / "publish-results.sh").read_text(encoding="utf-8")
     assert 'python -m pytest tests/test_benchmarks.py "${size[@]}"' in script
     assert "full) size=(--bench-full) ;;" in script and 'case "${BENCH_SIZE:-full}" in' in script
-    assert 'suite "seed$seed" --bench-seeds "$seed"' in script
+    assert 'suite "seed$seed-$backend" --bench-seeds "$seed"' in script
     assert 'jsons=("$stage"/seed*.json)' in script
     assert 'python -m bench table "${jsons[@]}" --out "$stage"' in script
     assert "[testenv:bench-gpu-{cuda12,cuda13}]" in tox

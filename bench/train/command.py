@@ -29,19 +29,30 @@ from bench.train.machine import machine_info
 from scenarios import Scenario
 
 
-def select_backends(requested: list[str] | None) -> tuple[list[str], list[str]]:
-    """(backends to run, one line per available-but-skipped backend). Named backends must be
-    available (BackendUnavailable otherwise); 'all' or nothing means every available one."""
+def requested_backends(requested: list[str] | None) -> list[str]:
+    """The backends named (checked against the registry), or every one for 'all' or none."""
     if not requested or "all" in requested:
-        reasons = {n: registry.unavailable_reason(n) for n in registry.names()}
-        skipped = [f"{n}: {reason}" for n, reason in reasons.items() if reason]
-        return [n for n, reason in reasons.items() if not reason], skipped
-    names = list(dict.fromkeys(registry.check_name(n) for n in requested))
-    for name in names:
-        reason = registry.unavailable_reason(name)
-        if reason:
-            raise BackendUnavailable(f"backend {name!r} is unavailable: {reason}")
-    return names, []
+        return registry.names()
+    return list(dict.fromkeys(registry.check_name(n) for n in requested))
+
+
+def select_backends(
+    requested: list[str] | None, options: dict[str, RunOptions]
+) -> tuple[list[str], list[str]]:
+    """(backends to run, one line per unavailable backend skipped), each backend asked in its
+    own process with its options (``registry.probe``): this parent imports no framework.
+    Named backends must be available (BackendUnavailable otherwise); 'all' or nothing means
+    every available one. An option a backend rejects is a ConfigError, before any training."""
+    everyone = not requested or "all" in requested
+    # with their machine facts: the run records them next, from these same (cached) probes
+    probes = registry.probe_all(options, facts=True, options=options)
+    for found in probes.values():
+        if found.option_error:
+            raise ConfigError(found.option_error)
+        if found.reason and not everyone:
+            raise BackendUnavailable(f"backend {found.name!r} is unavailable: {found.reason}")
+    skipped = [f"{n}: {p.reason}" for n, p in probes.items() if p.reason]
+    return [n for n, p in probes.items() if not p.reason], skipped
 
 
 def select_scenarios(requested: list[str] | None, args: argparse.Namespace) -> list[Scenario]:
@@ -97,6 +108,26 @@ def _known_options(names: list[str]) -> str:
     return ", ".join(known) or "none has options"
 
 
+def one_process(names: list[str], options: dict[str, RunOptions]) -> None:
+    """ConfigError when ``--executor inprocess`` would put two frameworks that crash each other
+    in its one process: Keras on TensorFlow beside anything that imports PyTorch's triton (Keras
+    on PyTorch imports torch._dynamo, and so does torch's ``compile`` option)."""
+    tensorflow = [n for n in names if n == "keras"]
+    dynamo = [
+        n
+        for n in names
+        if n == "keras-torch"
+        or (n == "torch" and options.get(n, RunOptions()).backend.get("compile", "").lower()
+            in ("1", "true", "yes", "on"))
+    ]  # fmt: skip
+    if tensorflow and dynamo:
+        pair = f"{tensorflow[0]} and {dynamo[0]}"
+        raise ConfigError(
+            f"--executor inprocess cannot run {pair} in one process (TensorFlow and PyTorch's "
+            "triton crash together): use --executor process (the default), or run them apart"
+        )
+
+
 def run_all(
     cells: list[Cell], executor: Executor, save: Callable[[list[Result]], None]
 ) -> list[Result]:
@@ -137,12 +168,12 @@ def run_all(
 
 
 def run_command(args: argparse.Namespace) -> int:
-    names, unavailable = select_backends(args.backend)
+    options = backend_options(requested_backends(args.backend), args)
     chosen = select_scenarios(args.scenario, args)
-    options = backend_options(names, args)
-    for name in names:  # a bad option value fails here, before any training
-        registry.create(name, options[name])
     out = results.check_writable(args.out)  # fail before any training
+    names, unavailable = select_backends(args.backend, options)
+    if args.executor == "inprocess":
+        one_process(names, options)  # fail before any training
     if args.executor == "slurm":  # ConfigError here when submitit or sbatch is missing
         from bench.train.slurm import Slurm
 

@@ -12,6 +12,7 @@ the run after the finished epochs, which the result then holds, marked incomplet
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -20,7 +21,13 @@ MARK = "@@mlpbench "
 
 
 def send(kind: str, payload: dict[str, Any]) -> None:
-    print(f"{MARK}{kind} {json.dumps(payload)}", flush=True)
+    """One message to the parent; a parent that is gone (its pipe closed) ends this process
+    quietly: there is nobody left to tell."""
+    try:
+        print(f"{MARK}{kind} {json.dumps(payload)}", flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise SystemExit(1) from None
 
 
 def report_epoch(session: Any, record: Any) -> None:
@@ -43,7 +50,10 @@ def main() -> int:
     try:
         from bench.train.cell import Cell
 
-        result = train_reporting(Cell.from_dict(json.loads(sys.stdin.readline())))
+        line = sys.stdin.readline()
+        if not line:  # the parent died before sending the cell
+            return 1
+        result = train_reporting(Cell.from_dict(json.loads(line)))
     except KeyboardInterrupt:  # before the first epoch: nothing finished
         send("failed", {"reason": "interrupted before its first epoch finished"})
         return 130
