@@ -369,6 +369,7 @@ def _gpu_settings(jax: ModuleType) -> dict[str, Any]:
     return {
         "gpu": device.device_kind,
         "gpu_peak_memory_bytes": stats.get("peak_bytes_in_use"),
+        "gpu_memory_measure": "process peak",
         "gpu_memory_note": "peak over the whole process so far (JAX cannot reset it)",
         "xla_python_client_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset"),
         "xla_python_client_mem_fraction": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION", "unset"),

@@ -408,6 +408,7 @@ class _Jax(_Framework):
             stats = dev.memory_stats() or {}
             out["gpu"] = dev.device_kind
             out["gpu_peak_memory_bytes"] = stats.get("peak_bytes_in_use")
+            out["gpu_memory_measure"] = "process peak"
             out["gpu_peak_memory_note"] = "the process's peak (JAX cannot reset it)"
         return out
 
@@ -456,6 +457,7 @@ class _Torch(_Framework):
         if device == "gpu":
             out["gpu"] = torch.cuda.get_device_name()
             out["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+            out["gpu_memory_measure"] = "allocator peak"
             out["cudnn_tf32"] = bool(torch.backends.cudnn.allow_tf32)
         return out
 
@@ -677,4 +679,5 @@ def _gpu_settings(tf: ModuleType) -> dict[str, Any]:
         "gpu": details.get("device_name", "unknown"),
         "gpu_memory_growth": all(tf.config.experimental.get_memory_growth(g) for g in gpus),
         "gpu_peak_memory_bytes": tf.config.experimental.get_memory_info("GPU:0")["peak"],
+        "gpu_memory_measure": "process peak",
     }

@@ -524,6 +524,7 @@ class TorchMLP:
         if self.device == "gpu":
             out["gpu"] = torch.cuda.get_device_name(self.torch_device)
             out["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(self.torch_device))
+            out["gpu_memory_measure"] = "allocator peak"
             out["cudnn_tf32"] = bool(torch.backends.cudnn.allow_tf32)
         return out
 

@@ -8,7 +8,9 @@ Writes into the folder SITE (to be put on PYTHONPATH beside the checkout):
   (``bench.registry``), which is all ``pip install -e .`` would add for a checkout on PYTHONPATH;
 - every wheel in DIR (e.g. Keras and its small dependencies, fetched beforehand by
   ``scripts/fetch-gpu-wheels.sh``) unpacked as pip would install it, unless its distribution is
-  installed already.
+  installed already at the same or a newer version (SITE comes first on PYTHONPATH, so an
+  unpacked wheel takes the place of an older installed one: e.g. a pytest-benchmark that runs
+  under the machine's pytest).
 
 Then checks that every package the harness needs is importable and exits 2 with one line naming
 the missing ones if not. Prints one line per thing done.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import itertools
 import sys
 import tomllib
 import zipfile
@@ -46,25 +49,39 @@ def write_entry_points(site: Path) -> str:
     return f"wrote {info.name} (entry points of this checkout's pyproject.toml)"
 
 
-def installed(distribution: str) -> bool:
+def installed(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or None."""
     try:
-        importlib.metadata.distribution(distribution)
+        return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+        return None
+
+
+def release(version: str) -> tuple[int, ...]:
+    """The leading release numbers of a version ("5.3.1" → (5, 3, 1); "2.11.0+cu130" → (2, 11,
+    0)), enough to order the versions of one package."""
+    numbers = []
+    for part in version.split("+")[0].split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
 
 
 def unpack_wheels(wheels: Path, site: Path) -> list[str]:
-    """Unpack each ``*.whl`` in ``wheels`` whose distribution is not installed into ``site``."""
+    """Unpack into ``site`` each ``*.whl`` in ``wheels`` whose distribution is not installed, or
+    is installed at an older version than the wheel's."""
     done = []
     for wheel in sorted(wheels.glob("*.whl")):
-        distribution = wheel.name.split("-")[0]
-        if installed(distribution):
-            done.append(f"kept the installed {distribution} ({wheel.name} not needed)")
+        distribution, version = wheel.name.split("-")[:2]
+        have = installed(distribution)
+        if have is not None and release(have) >= release(version):
+            done.append(f"kept the installed {distribution} {have} ({wheel.name} not needed)")
             continue
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(site)
-        done.append(f"unpacked {wheel.name}")
+        done.append(f"unpacked {wheel.name}" + (f" (over the installed {have})" if have else ""))
     return done
 
 

@@ -695,7 +695,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setattr(sys.modules[__name__], "_ACTIVE", Device())
     for name in ("asarray", "array", "asanyarray", "ascontiguousarray"):
         monkeypatch.setattr(np, name, _refusing(getattr(np, name)))
-    monkeypatch.delenv("CUPY_TF32", raising=False)  # set_tf32 writes it; restored afterwards
+    monkeypatch.delenv("CUPY_TF32", raising=False)  # the stand-in reads it as CuPy does
     return modules["cupy"]
 
 

@@ -107,3 +107,80 @@ def test_weights_come_back_to_the_host_in_keras_order(small):
     weights = session.backend.get_weights()
     assert [w.shape for w in weights] == [(784, 128), (128,), (128, 10), (10,)]
     assert all(isinstance(w, np.ndarray) and w.dtype == np.float32 for w in weights)
+
+
+def _trained_weights(data, epochs: int, **options: str) -> tuple[list[np.ndarray], list, dict]:
+    """Weights, per-epoch records and settings after ``epochs`` epochs of baseline on CuPy with
+    backend ``options`` (the same seed, so the same initial weights and batch orders)."""
+    from backends.api import RunOptions
+
+    recipe = scenarios.BASELINE.with_overrides(epochs=epochs)
+    session = Session("cupy", recipe, data, options=RunOptions(backend=options))
+    session.build()
+    records = [session.run_epoch() for _ in range(epochs)]
+    return session.backend.get_weights(), records, session.settings()
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_adam_kernel_matches_the_ten_passes_bit_for_bit(dtype):
+    """The fused kernel does the separate passes' operations in their order and precision
+    (no FMA contraction), so it must give the same bits, step after step."""
+    import cupy
+
+    from backends.cupy_mlp import FusedAdam
+    from backends.xp.optimizers import Adam
+
+    rng = np.random.default_rng(7)
+    start = rng.normal(size=5000).astype(dtype)
+    grads = [
+        rng.normal(scale=10.0 ** rng.integers(-6, 1), size=5000).astype(dtype) for _ in range(6)
+    ]
+    runs = []
+    for fused in (False, True):
+        theta = cupy.asarray(start)
+        grad = cupy.zeros_like(theta)
+        adam = Adam(cupy, theta, grad, 1e-3, 0.9, 0.999, 1e-7)
+        opt = FusedAdam(adam) if fused else adam
+        for g in grads:
+            grad[...] = cupy.asarray(g)
+            opt.step()
+        runs.append([cupy.asnumpy(a) for a in (theta, adam.m_scaled, adam.v_scaled)])
+    for plain, fused in zip(*runs, strict=True):
+        np.testing.assert_array_equal(fused, plain)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize(
+    "options", [{"cuda_graph": "true"}, {"cuda_graph": "true", "fused": "true"}]
+)
+def test_cuda_graph_replays_train_as_the_eager_steps_do(small, options):
+    """Epochs 2-3 replayed from the captured step give the eager path's weights and metrics: the
+    same kernels on the same buffers, with the batch rows and Adam's step size fed per replay.
+    Bit-for-bit is expected; the bound allows cuBLAS a different kernel inside a graph."""
+    eager, eager_records, _ = _trained_weights(small, 3)
+    graphed, records, settings = _trained_weights(small, 3, **options)
+    assert settings["cuda_graph"] is True and settings["fused"] is ("fused" in options)
+    for a, b in zip(eager, graphed, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+    for a, b in zip(eager_records, records, strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-5)
+        assert b.train_accuracy == pytest.approx(a.train_accuracy, abs=1e-9)
+        assert b.device_step_median_s > 0
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_graph_leaves_dropout_eager_and_says_so(small):
+    from backends.api import RunOptions
+
+    recipe = scenarios.get("dropout").with_overrides(epochs=2)
+    session = Session("cupy", recipe, small, options=RunOptions(backend={"cuda_graph": "true"}))
+    session.build()
+    session.run_epoch()
+    session.run_epoch()
+    settings = session.settings()
+    assert settings["cuda_graph"] is False
+    assert settings["cuda_graph_skipped"].startswith("dropout")

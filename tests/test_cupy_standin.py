@@ -174,6 +174,29 @@ def test_events_alternate_between_two_sets_and_stale_times_are_an_error(cupy, di
     assert float(second.metrics.device_seconds) > 0
 
 
+def test_speed_options_are_checked_and_recorded_with_why_a_graph_does_not_run(cupy, small):
+    """The options' parsing and what settings() records; the fused kernel and the captured graph
+    themselves need a GPU (tests/test_cupy_backend.py compares them with the plain path)."""
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"backend 'cupy' has no option 'graph'; its options"):
+        registry.create("cupy", RunOptions(backend={"graph": "true"}))
+    with pytest.raises(ConfigError, match="option fused takes true or false, got 'maybe'"):
+        registry.create("cupy", RunOptions(backend={"fused": "maybe"}))
+    graph = RunOptions(backend={"cuda_graph": "true"})
+    session = Session("cupy", SCENARIOS["dropout"].with_overrides(epochs=1), small, options=graph)
+    session.build()
+    session.run_epoch()  # the cold epoch runs eagerly in every case
+    settings = session.settings()
+    assert settings["cuda_graph"] is False
+    assert settings["cuda_graph_skipped"].startswith("dropout")
+    both = RunOptions(backend={"cuda_graph": "true", "fused": "true"})
+    rmsprop = Session("cupy", SCENARIOS["rmsprop"], small, options=both)
+    rmsprop.build()
+    assert rmsprop.settings()["fused"] is False  # the fused kernel is Adam's only
+    assert rmsprop.settings()["cuda_graph"] is True
+
+
 def test_settings_record_the_gpu_the_pool_peak_and_tf32(cupy, small):
     linalg = cupy._core._routines_linalg
     session = Session("cupy", scenarios.BASELINE.with_overrides(epochs=1), small)
@@ -183,7 +206,8 @@ def test_settings_record_the_gpu_the_pool_peak_and_tf32(cupy, small):
     json.dumps(settings)  # JSON-ready
     assert settings["device"] == "gpu"
     assert settings["dtype"] == "float32" and settings["tf32"] is False
-    assert settings["cupy"] == cupy_standin.VERSION and settings["fused_kernels"] is False
+    assert settings["cupy"] == cupy_standin.VERSION and settings["fused"] is False
+    assert settings["cuda_graph"] is False and "cuda_graph_skipped" not in settings
     assert settings["gpu"] == {
         "index": 0,
         "name": "NumPy stand-in for a CUDA GPU",

@@ -1,17 +1,22 @@
 """scripts/gpu-proof.sh, the GPU run's one command, rehearsed on this CPU machine (``--dry-run``).
 
-The dry run is the real script end to end — offline site, GPU check, the CuPy/engine/agreement
-tests, one pytest-benchmark run per backend, tables and plots — on the suite's quick data. What
+The dry run is the real script end to end, as a lent machine would be called (``--return DIR``)
+— offline site, the pytest/pytest-benchmark pair, GPU check and facts, the CuPy/engine/agreement
+tests, one pytest-benchmark run per backend and phase, a speed variant, tables and plots, the
+archive — on the suite's quick data. What
 only a GPU can show (CuPy's speed and numerics, device times, the GPU's peak) it cannot: the CuPy
 cells are skipped here, with their reason.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import zipfile
@@ -49,53 +54,115 @@ def run_script(args: list[str], env: dict[str, str] | None = None, timeout: floa
     )
 
 
-def test_dry_run_publishes_json_tables_and_plots_of_every_backend_it_can_run(tmp_path):
-    out = tmp_path / "results"
-    results_before = sorted(p.name for p in (ROOT / "results").iterdir())
-    proc = run_script([str(SCRIPT), "--dry-run", "--out", str(out), "--budget", "400"])
+def load_script_module(name: str):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+
+def test_dry_run_returns_three_files_within_its_budget_with_every_phase(tmp_path):
+    """The lent machine's call, rehearsed: everything comes back as 3 files (≤ 8 allowed), the
+    phases finish inside the budget, the facts are measured once for all ~15 processes."""
+    returned = tmp_path / "OUT"
+    budget = 400
+    began = time.monotonic()
+    proc = run_script(
+        [str(SCRIPT), "--dry-run", "--return", str(returned), "--budget", str(budget)]
+    )
+    took = time.monotonic() - began
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "gpu_check: cupy" in proc.stdout and "gpu_check: torch" in proc.stdout
+    assert took < budget
+    assert sorted(p.name for p in returned.iterdir()) == [
+        "gpu-proof.log",
+        "results.tar.gz",
+        "versions.txt",
+    ]
+    log = (returned / "gpu-proof.log").read_text()
+    assert log == proc.stdout  # the whole log, as printed
+    assert log.count("mlpbench: machine facts measured") == 1
+    versions = (returned / "versions.txt").read_text()
+    assert f"python {sys.version.split()[0]}" in versions and "pytest-benchmark " in versions
+    with tarfile.open(returned / "results.tar.gz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (out,) = (tmp_path / "unpacked").iterdir()
+    phases = json.loads((out / "phases.json").read_text())
+    assert all(p["outcome"] == "ok" for p in phases), phases
+    assert sum(p["seconds"] for p in phases) < budget
+    assert (out / "not-run.txt").read_text() == ""
     ran = {}
     runnable = [n for n in ("numpy", "torch", "jax") if registry.unavailable_reason(n) is None]
     for name in runnable:
-        doc = json.loads((out / f"seed0-{name}.json").read_text())
-        ran[name] = {b["params"]["scenario"] for b in doc["benchmarks"]}
-        assert {b["params"]["backend"] for b in doc["benchmarks"]} == {name}
-        assert doc["machine_info"]["mlpbench"]["machine_id"]
+        cells = []
+        for part in ("baseline", "scenarios"):
+            doc = json.loads((out / f"seed0-{part}-{name}.json").read_text())
+            cells += [b["params"]["scenario"] for b in doc["benchmarks"]]
+            assert {b["params"]["backend"] for b in doc["benchmarks"]} == {name}
+            assert doc["machine_info"]["mlpbench"]["machine_id"]
+        ran[name] = set(cells)
     assert ran["numpy"] == {"baseline", "dropout", "report_recipe"}
-    own = json.loads((out / "seed_own.json").read_text())
-    assert {b["params"]["scenario"] for b in own["benchmarks"]} == {"report_recipe"}
-    assert set(runnable) <= {b["params"]["backend"] for b in own["benchmarks"]}
+    for name in runnable:
+        own = json.loads((out / f"seed_own-{name}.json").read_text())
+        assert {b["params"]["scenario"] for b in own["benchmarks"]} == {"report_recipe"}
+        assert {b["params"]["backend"] for b in own["benchmarks"]} == {name}
+    if "jax" in runnable:
+        variant = json.loads((out / "variants" / "jax-step.json").read_text())
+        assert variant["benchmarks"][0]["extra_info"]["settings"]["epoch"] == "loop"
     results = (out / "results.md").read_text()
     for name in runnable:
         assert f"{name} s/epoch" in results
-    assert str(out) in results and ".staging" not in results
+    assert ".staging" not in results and "/staging/" not in results
     for plot in ("accuracy_vs_time.png", "speed.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
-    assert not (out / ".staging").exists()
-    # a dry run never writes into the published results
-    assert sorted(p.name for p in (ROOT / "results").iterdir()) == results_before
 
 
-def test_without_a_gpu_the_real_run_stops_at_the_check_with_one_line(tmp_path):
+def test_without_a_gpu_the_real_run_stops_at_the_check_and_still_returns_its_files(tmp_path):
     if has_gpu():
         pytest.skip("this machine has a GPU: the check passes")
-    proc = run_script([str(SCRIPT), "--out", str(tmp_path / "r")], timeout=120)
+    returned = tmp_path / "OUT"
+    proc = run_script([str(SCRIPT), "--return", str(returned)], timeout=180)
     assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .startswith("gpu_check: no backend sees a usable NVIDIA GPU")
+    assert "gpu_check: no backend sees a usable NVIDIA GPU" in proc.stdout
+    assert "--dry-run" in proc.stdout
+    assert sorted(p.name for p in returned.iterdir()) == [
+        "gpu-proof.log",
+        "results.tar.gz",
+        "versions.txt",
+    ]
+    with tarfile.open(returned / "results.tar.gz") as tar:
+        assert "unpublished/not-run.txt" not in tar.getnames()  # stopped before any cell
+
+
+def test_a_hanging_phase_is_cut_at_its_limit_and_a_deaf_one_killed(tmp_path):
+    gpu_proof = load_script_module("gpu_proof")
+    run = gpu_proof.Run(
+        tmp_path, None, None, budget=1000, dry_run=True, staging=tmp_path / "s", min_start=0.5
     )
-    assert "--dry-run" in proc.stderr
-    assert not (tmp_path / "r").exists()
+    run.env = dict(os.environ)
+    run.kill_grace = 2
+    sleep = "import time; print('started', flush=True); time.sleep(60)"
+    began = time.monotonic()
+    assert run.phase("hang", [sys.executable, "-c", sleep], cap=1) == "cut at 1 s"
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + sleep
+    assert run.phase("deaf", [sys.executable, "-c", deaf], cap=1) == "cut at 1 s"
+    assert time.monotonic() - began < 15
+    assert run.phase("fails", [sys.executable, "-c", "raise SystemExit(4)"], cap=5) == (
+        "failed (exit 4)"
+    )
+    run.budget = 0  # no time left: nothing more starts
+    assert run.phase("late", [sys.executable, "-c", "pass"], cap=5) == "not started (budget)"
+    assert [p["outcome"] for p in run.phases][-1] == "not started (budget)"
 
 
-def test_bad_arguments_are_one_line_errors():
+def test_bad_arguments_are_one_line_errors(tmp_path):
     proc = run_script([str(SCRIPT), "--budget", "soon"], timeout=60)
-    assert (proc.returncode, proc.stderr) == (2, "gpu-proof.sh: --budget takes whole seconds\n")
+    assert proc.returncode == 2 and "--budget: invalid int value: 'soon'" in proc.stderr
     proc = run_script([str(SCRIPT), "--fast"], timeout=60)
-    assert proc.returncode == 2 and "unknown argument '--fast'" in proc.stderr
+    assert proc.returncode == 2 and "unrecognized arguments: --fast" in proc.stderr
+    inside = tmp_path / "OUT"
+    proc = run_script([str(SCRIPT), "--return", str(inside), "--out", str(inside / "r")])
+    assert proc.returncode == 2 and "--out must lie outside the --return folder" in proc.stderr
 
 
 def test_runs_past_the_deadline_are_listed_and_published_results_survive(tmp_path):
@@ -117,17 +184,13 @@ def test_runs_past_the_deadline_are_listed_and_published_results_survive(tmp_pat
     not_run = (published / ".staging" / "not-run.txt").read_text().splitlines()
     assert not_run == [
         f"publish-results.sh: past the deadline, not run: {name}"
-        for name in ("seed0-numpy", "seed0-jax", "seed_own")
+        for name in ("seed0-numpy", "seed0-jax", "seed_own-numpy", "seed_own-jax")
     ]
     assert (published / "seed0.json").read_text() == "{}"
 
 
 def test_offline_site_declares_the_checkouts_backends(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import offline_site
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    offline_site = load_script_module("offline_site")
     offline_site.write_entry_points(tmp_path)
     (info,) = tmp_path.glob("mlpbench-*.dist-info")
     declared = (info / "entry_points.txt").read_text()
@@ -150,12 +213,8 @@ def test_offline_site_declares_the_checkouts_backends(tmp_path):
     assert shown.strip() == str(sorted(project["entry-points"]["mlpbench.backends"]))
 
 
-def test_offline_site_unpacks_a_missing_wheel_and_keeps_installed_ones(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import offline_site
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+def test_offline_site_unpacks_a_missing_or_newer_wheel_and_keeps_installed_ones(tmp_path):
+    offline_site = load_script_module("offline_site")
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     with zipfile.ZipFile(wheels / "mlpbench_probe_pkg-1.0-py3-none-any.whl", "w") as whl:
@@ -163,22 +222,31 @@ def test_offline_site_unpacks_a_missing_wheel_and_keeps_installed_ones(tmp_path)
         whl.writestr("mlpbench_probe_pkg-1.0.dist-info/METADATA", "Name: mlpbench-probe-pkg\n")
     with zipfile.ZipFile(wheels / "numpy-0.0-py3-none-any.whl", "w") as whl:
         whl.writestr("numpy/__init__.py", "raise ImportError('the wrong numpy')\n")
+    with zipfile.ZipFile(wheels / "pytest_benchmark-999.0-py3-none-any.whl", "w") as whl:
+        whl.writestr("pytest_benchmark_probe.txt", "newer\n")
     site = tmp_path / "site"
     done = offline_site.unpack_wheels(wheels, site)
+    have = importlib.metadata.version("numpy")
+    benchmark = importlib.metadata.version("pytest-benchmark")
     assert done == [
         "unpacked mlpbench_probe_pkg-1.0-py3-none-any.whl",
-        "kept the installed numpy (numpy-0.0-py3-none-any.whl not needed)",
+        f"kept the installed numpy {have} (numpy-0.0-py3-none-any.whl not needed)",
+        f"unpacked pytest_benchmark-999.0-py3-none-any.whl (over the installed {benchmark})",
     ]
     assert (site / "mlpbench_probe_pkg" / "__init__.py").read_text() == "VALUE = 42\n"
     assert not (site / "numpy").exists()
+    assert (site / "pytest_benchmark_probe.txt").read_text() == "newer\n"
 
 
 def test_a_suite_run_stopped_by_sigterm_keeps_the_cells_it_finished(tmp_path):
     """What the deadline does to a run (``timeout --signal=TERM``), with SIGINT ignored as in a
-    shell's background job: the cells done are saved, the one in progress is not complete."""
+    shell's background job: the cells done are saved, the one in progress is not complete. The
+    machine facts were measured before the first cell (written to ``$MLPBENCH_FACTS`` by then),
+    so the stop never waits for them, however long they take."""
     import signal
 
     out = tmp_path / "cut.json"
+    facts = tmp_path / "facts.json"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -200,14 +268,19 @@ def test_a_suite_run_stopped_by_sigterm_keeps_the_cells_it_finished(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        env={**os.environ, "MLPBENCH_FACTS": str(facts)},
     )
     assert proc.stdout is not None
     for line in proc.stdout:  # the first cell (baseline, ~5 epochs) has passed: stop the second
         if "PASSED" in line:
+            assert facts.is_file()  # measured and written before the cells
             proc.send_signal(signal.SIGTERM)
             break
     rest = proc.communicate(timeout=120)[0]
     assert proc.returncode == 2, rest  # pytest's "interrupted"
     assert "KeyboardInterrupt: signal SIGTERM" in rest
-    done = json.loads(out.read_text())["benchmarks"]
+    saved = json.loads(out.read_text())
+    done = saved["benchmarks"]
     assert [b["params"]["scenario"] for b in done if "history" in b["extra_info"]] == ["baseline"]
+    assert saved["machine_info"]["mlpbench"] == json.loads(facts.read_text())
+    assert rest.count("mlpbench: machine facts measured") <= 1

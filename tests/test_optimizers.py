@@ -250,3 +250,31 @@ def test_engine_training_keeps_float32_everywhere(name, xp):
     assert all(xp.shares_memory(p, engine.theta) for p in engine.params)
     assert all(w.dtype == np.float32 for w in engine.get_weights())
     assert not np.array_equal(engine.get_weights()[0], weights[0])
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_step_size_fed_as_a_device_value_gives_the_same_bits(xp, name, dtype):
+    """What a replayed CUDA graph does: the host takes Adam's α′ from ``advance()`` and the step
+    reads it from a 1-element array of the parameters' dtype. A Python float meeting a float32
+    array is cast to float32 first (a weak scalar), so both forms must give identical bits."""
+    rng = np.random.default_rng(3)
+    theta0 = rng.normal(size=257).astype(dtype)
+    grads = [rng.normal(scale=s, size=257).astype(dtype) for s in (1.0, 1e-3, 10.0, 1e-6)]
+    runs = []
+    for fed in (False, True):
+        theta = xp.asarray(theta0.copy())
+        grad = xp.zeros_like(theta)
+        opt = make_optimizer(xp, name, theta, grad, KERAS_DEFAULTS)
+        scale = xp.zeros(1, dtype=dtype)
+        for g in grads:
+            grad[...] = xp.asarray(g)
+            if fed:
+                value = opt.advance()
+                if value is not None:
+                    scale[...] = value
+                opt.step(scale)
+            else:
+                opt.step()
+        runs.append(to_numpy(theta))
+    np.testing.assert_array_equal(runs[1], runs[0])

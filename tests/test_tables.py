@@ -298,6 +298,32 @@ def test_gpu_cells_are_measured_against_their_gpus_own_peak_with_device_times(
     assert row["torch device s/epoch"] == row["numpy device µs/step"] == "—"
 
 
+def test_gpu_memory_is_shown_with_what_each_framework_measures(tmp_path: Path) -> None:
+    """CuPy's pool, torch's allocator peak and JAX's process peak are three measures: each
+    number says which it is, in the table and in memory.csv; an older result says 'unnamed'."""
+    mib = 2**20
+    document = doc(
+        entry("numpy", "baseline", [0.5, 0.5]),
+        entry("cupy", "baseline", [0.1], device="gpu", peak_pool_bytes=300 * mib,
+              gpu_memory_measure="pool"),
+        entry("torch", "baseline", [0.1], device="gpu", gpu_peak_memory_bytes=200 * mib,
+              gpu_memory_measure="allocator peak"),
+        entry("jax", "baseline", [0.1], device="gpu", gpu_peak_memory_bytes=1024 * mib),
+    )  # fmt: skip
+    for e in document["benchmarks"]:
+        e["extra_info"]["peak_rss_bytes"] = 500 * mib
+    path = save(tmp_path, "m.json", document)
+    row = table_rows(markdown_of(path), "### Memory")["baseline"]
+    assert row["cupy GPU MiB"] == "300 (pool)"
+    assert row["torch GPU MiB"] == "200 (allocator peak)"
+    assert row["jax GPU MiB"] == "1,024 (unnamed)"
+    assert row["numpy GPU MiB"] in ("", "—")
+    write_tables([path], tmp_path / "out")
+    memory = pd.read_csv(tmp_path / "out" / "memory.csv").set_index("backend")
+    assert memory.loc["cupy", "gpu_memory_measure"] == "pool"
+    assert memory.loc["torch", "gpu_peak_mib"] == 200
+
+
 def test_seeds_are_summarized_with_t_intervals(tmp_path: Path) -> None:
     """Three seeds: final accuracies 90, 92, 94 % (sd 2) → 92.00 ± t(0.975, 2)·2/√3 = ± 4.97;
     warm medians 1.0, 2.0, 3.0 s → 2.00 ± 4.303·1/√3 = ± 2.48. A single-seed cell has no ±."""

@@ -52,12 +52,15 @@ class XpBackend:
     def _train(self, order: np.ndarray, mark: Callable[[], None] | None = None) -> tuple[Any, Any]:
         """The engine's epoch over ``order`` (host int64, uploaded here); ``mark`` is called
         before the first step and after each (see ``XpMLP.train_epoch``)."""
-        n = int(self.x_train.shape[0])
-        if order.size and not (int(order.min()) >= 0 and int(order.max()) < n):
-            # the engine's gather does not bounds-check (mode="clip"), so refuse here
-            raise IndexError(f"row order holds indices outside [0, {n}): the harness's bug")
+        self._check_order(order)
         idx = self.array_module().asarray(order)
         return self.engine.train_epoch(self.x_train, self.y_train, idx, self.batch_size, mark)
+
+    def _check_order(self, order: np.ndarray) -> None:
+        """The engine's gather does not bounds-check (mode="clip"), so refuse bad rows here."""
+        n = int(self.x_train.shape[0])
+        if order.size and not (int(order.min()) >= 0 and int(order.max()) < n):
+            raise IndexError(f"row order holds indices outside [0, {n}): the harness's bug")
 
     def evaluate(self) -> Evaluation:
         loss, accuracy = self.engine.evaluate(self.x_test, self.y_test)

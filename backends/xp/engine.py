@@ -233,18 +233,30 @@ class XpMLP:
         if mark is not None:
             mark()
         for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            ws = self._workspace(int(idx.shape[0]))
-            self._load_batch(ws, x, y, idx)
-            self._forward(ws, True)
-            batch_loss, batch_correct = self._softmax_xent(ws)
-            loss_sum += batch_loss
-            correct += batch_correct
-            self._backward(ws, True)
-            self.optimizer.step()
+            self.train_step(x, y, order[start : start + batch_size], loss_sum, correct)
             if mark is not None:
                 mark()
         return loss_sum / n, correct / n
+
+    def train_step(
+        self, x: Any, y: Any, idx: Any, loss_sum: Any, correct: Any, scale: Any = None
+    ) -> None:
+        """One update on rows ``idx`` (B,) of (x, y): the batch's loss sum and correct count are
+        added to the 0-d device accumulators ``loss_sum`` (float64) and ``correct`` (int64).
+
+        ``scale``: None (the optimizer advances its own step count and computes its bias-corrected
+        step size on the host), or a 1-element device array holding the step size the caller
+        took from ``self.optimizer.advance()`` — the form a captured CUDA graph replays, since
+        host scalars are frozen into a graph at capture. Queues device work only: no host sync.
+        """
+        ws = self._workspace(int(idx.shape[0]))
+        self._load_batch(ws, x, y, idx)
+        self._forward(ws, True)
+        batch_loss, batch_correct = self._softmax_xent(ws)
+        loss_sum += batch_loss
+        correct += batch_correct
+        self._backward(ws, True)
+        self.optimizer.step(scale)
 
     def evaluate(self, x: Any, y: Any, chunk: int = 10_000) -> tuple[float, float]:
         """(mean loss, accuracy) over (x, y) in inference mode; synchronizes (returns floats)."""

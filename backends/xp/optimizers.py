@@ -35,7 +35,11 @@ class SGD:
         self.lr = float(learning_rate)
         self._tmp = xp.empty_like(theta)
 
-    def step(self) -> None:
+    def advance(self) -> None:
+        """Nothing to advance: SGD's step size is constant (see ``Adam.advance``)."""
+
+    def step(self, scale: Any = None) -> None:
+        """One update; ``scale`` is unused (SGD's step size is a constant)."""
         self.xp.multiply(self.grad, self.lr, out=self._tmp)
         self.theta -= self._tmp
 
@@ -74,10 +78,20 @@ class Adam:
         """Bias-corrected step size of update number t (1-based)."""
         return self.lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
-    def step(self) -> None:
+    def advance(self) -> float:
+        """Count one more update and return its step size α′ (the factor of the last pass): for
+        a caller that passes it to ``step`` as a device value (a replayed CUDA graph)."""
+        self.iterations += 1
+        return self.alpha(self.iterations) * (1.0 - self.beta_1) / math.sqrt(1.0 - self.beta_2)
+
+    def step(self, scale: Any = None) -> None:
+        """One update. ``scale``: None (advance the step count here, α′ a host float), or a
+        1-element device array holding ``advance()``'s α′ in the parameters' dtype — the same
+        float32/float64 product as the host float's, since a weak Python scalar is cast to the
+        array's dtype first."""
         xp, g, tmp = self.xp, self.grad, self._tmp
         m, v = self.m_scaled, self.v_scaled
-        self.iterations += 1
+        factor = self.advance() if scale is None else scale
         root = math.sqrt(1.0 - self.beta_2)
         m *= self.beta_1
         m += g  # m̃ ← β1·m̃ + g
@@ -87,7 +101,7 @@ class Adam:
         xp.sqrt(v, out=tmp)
         tmp += self.eps / root  # √ṽ + ε′
         xp.divide(m, tmp, out=tmp)
-        tmp *= self.alpha(self.iterations) * (1.0 - self.beta_1) / root  # α′
+        tmp *= factor  # α′
         self.theta -= tmp
 
 
@@ -111,7 +125,11 @@ class RMSprop:
         """Keras' velocity v (a new array)."""
         return self.v_scaled * (1.0 - self.rho)
 
-    def step(self) -> None:
+    def advance(self) -> None:
+        """Nothing to advance: RMSprop's step size is constant (see ``Adam.advance``)."""
+
+    def step(self, scale: Any = None) -> None:
+        """One update; ``scale`` is unused (RMSprop's step size is a constant)."""
         xp, g, v, tmp = self.xp, self.grad, self.v_scaled, self._tmp
         v *= self.rho
         xp.square(g, out=tmp)

@@ -31,7 +31,8 @@ CSV_COLUMNS = {
                   "device_step_iqr_us", "stats_over", "n_train", "source"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
-    "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "pid", "source"],
+    "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "gpu_memory_measure", "pid",
+                   "source"],
 }
 # fmt: on
 #: The runs frame's numeric and text columns (one row per seed): runs.csv.
@@ -142,15 +143,23 @@ def _status(extra: dict[str, Any]) -> str:
 
 #: Where backends record the peak device memory of a run (bytes), in settings().
 GPU_PEAK_KEYS = ("gpu_peak_bytes", "gpu_peak_memory_bytes", "peak_pool_bytes")
+#: What each framework's number measures, as backends name it in ``gpu_memory_measure``:
+#: "pool" (CuPy: bytes its memory pool holds, in arrays and cached blocks), "allocator peak"
+#: (PyTorch: the most bytes its caching allocator had in tensors), "process peak" (JAX/XLA and
+#: TensorFlow: the allocator's peak over the whole process, which cannot be reset). Results from
+#: before the name was recorded say "unnamed".
+GPU_MEASURES = ("pool", "allocator peak", "process peak")
 
 
 def _memory(extra: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Host peak RSS of the process that trained the cell, and the device's peak, in MiB."""
-    gpu = next((settings[k] for k in GPU_PEAK_KEYS if isinstance(settings.get(k), int)), None)
+    """Host peak RSS of the process that trained the cell, and the device's peak, in MiB, with
+    what that device number measures (``GPU_MEASURES``): three frameworks, three measures."""
+    key = next((k for k in GPU_PEAK_KEYS if isinstance(settings.get(k), int)), None)
     rss = extra.get("peak_rss_bytes")
     return {
         "host_peak_mib": rss / 2**20 if rss else math.nan,
-        "gpu_peak_mib": gpu / 2**20 if gpu is not None else math.nan,
+        "gpu_peak_mib": settings[key] / 2**20 if key else math.nan,
+        "gpu_memory_measure": settings.get("gpu_memory_measure", "unnamed") if key else None,
         "pid": extra.get("pid"),
     }
 

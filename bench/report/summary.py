@@ -31,7 +31,17 @@ MEANS = [
     "cold_overhead_s",
 ]
 MAXIMA = ["host_peak_mib", "gpu_peak_mib"]
-FIRST = ["epochs", "n_train", "n_test", "stats_over", "peak_of", "settings", "history", "pid"]
+FIRST = [
+    "epochs",
+    "n_train",
+    "n_test",
+    "stats_over",
+    "peak_of",
+    "gpu_memory_measure",
+    "settings",
+    "history",
+    "pid",
+]
 STATUS_ORDER = ("failed", "incomplete", "ok")
 COLUMNS = [
     *KEYS,

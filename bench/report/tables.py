@@ -113,10 +113,17 @@ TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
     "Memory": (
         "Peak resident memory of the process that trained the cell (host, MiB; with "
         "`--executor process` each cell has its own process, otherwise it is the shared "
-        "process's peak so far) and the device's peak where the backend measures it (GPU, MiB).",
+        "process's peak so far) and the device's where the backend measures it (GPU, MiB), "
+        "named by what it measures: (pool) CuPy's memory pool, arrays and cached blocks; "
+        "(allocator peak) PyTorch's most bytes in tensors; (process peak) the XLA or TensorFlow "
+        "allocator's peak over the whole process. They are not the same measure.",
         {
             "host MiB": _unless_nan("host_peak_mib", lambda v: f"{v:,.0f}"),
-            "GPU MiB": _unless_nan("gpu_peak_mib", lambda v: f"{v:,.0f}"),
+            "GPU MiB": lambda r: (
+                ""
+                if pd.isna(r["gpu_peak_mib"])
+                else f"{r['gpu_peak_mib']:,.0f} ({r['gpu_memory_measure']})"
+            ),
         },
     ),
 }

@@ -10,14 +10,24 @@ machine facts.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import json
 import os
 import platform
 import re
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from bench import registry
 from bench.train.flops import gemm_peaks
+
+#: A JSON file of ``mlpbench_facts()``, measured once and read by every later process of one run
+#: (``scripts/gpu_proof.py`` sets it): the GEMM peaks and the frameworks' device probes take tens
+#: of seconds on a GPU machine, and a run of many processes should spend them once.
+FACTS_FILE = "MLPBENCH_FACTS"
 
 #: Environment variables that change speed or numerics; recorded whenever set.
 SPEED_ENV = (
@@ -81,8 +91,42 @@ def machine_id(cpu: str | None = None, gpus: list[dict[str, Any]] | None = None)
     return f"{slug or 'machine'}-{os.cpu_count()}cpu"
 
 
+#: The speed environment as the process was started, before any backend could set a variable of
+#: its own: a run records what the user set, not what the harness did.
+USER_ENV = {k: os.environ[k] for k in SPEED_ENV if k in os.environ}
+
+
+@functools.cache
 def mlpbench_facts() -> dict[str, Any]:
-    """The facts pytest-benchmark does not collect, under one key."""
+    """The facts pytest-benchmark does not collect, under one key; measured once per process,
+    or read from the file ``$MLPBENCH_FACTS`` names when it exists (written there when it does
+    not, so the run's later processes read it)."""
+    path = os.environ.get(FACTS_FILE)
+    if path and Path(path).is_file():
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    facts = measure_facts()
+    print(
+        f"mlpbench: machine facts measured in {time.perf_counter() - started:.1f} s "
+        f"(GEMM peaks: {'GPU and ' if facts['gpus'] else ''}host CPU)",
+        file=sys.stderr,
+    )
+    if path:
+        write_facts(Path(path), facts)
+    return facts
+
+
+def write_facts(path: Path, facts: dict[str, Any]) -> Path:
+    """``facts`` as JSON at ``path``, atomically (a process reading it never sees half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(facts, indent=1, sort_keys=True), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def measure_facts() -> dict[str, Any]:
+    """The facts, measured now: the backends' (their devices, GEMM peaks) and the host's."""
     cpu = cpu_model()
     known = registry.machine_facts()
     gpus = known.pop("gpus", [])
@@ -92,7 +136,7 @@ def mlpbench_facts() -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "blas": known.pop("blas", []),
         "packages": package_versions(),
-        "env": {k: os.environ[k] for k in SPEED_ENV if k in os.environ},
+        "env": dict(USER_ENV),
         "gpus": gpus,
         "gemm_peak_gflops": gemm_peaks(),
         **known,
