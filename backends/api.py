@@ -102,10 +102,15 @@ class RunOptions:
     ``tf32``: allow TensorFloat-32 matmuls on GPUs that have them (off by default, everywhere).
     ``backend``: this backend's own options as strings (names from its ``OPTIONS``), e.g.
     ``{"jit_compile": "false"}``; the backend parses them and records the values in settings().
+    ``threads``: the harness's thread budget for every pool the framework starts (None: the
+    framework's own sizes, as its users get them). The harness sets what the environment
+    controls before the framework loads (``bench.train.threads``); a backend applies the rest
+    (pools it sizes at run time) and records what it ran with in settings().
     """
 
     tf32: bool = False
     backend: Mapping[str, str] = field(default_factory=dict)
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

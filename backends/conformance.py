@@ -84,11 +84,11 @@ def _dataset(dtype: str, sliced: bool) -> Any:
     return data.subset(N_SLICE, N_SLICE_TEST) if sliced else data
 
 
-def _weights(dtype: str, seed: int = 0) -> Weights:
+def _weights(dtype: str, seed: int = 0, hidden: tuple[int, ...] = (128,)) -> Weights:
     """Glorot-uniform weights drawn as float32 (exactly representable in float64 too)."""
     from bench.train.initializers import initial_weights
 
-    start = initial_weights("glorot_uniform", 784, (128,), 10, seed=seed, dtype="float32")
+    start = initial_weights("glorot_uniform", 784, hidden, 10, seed=seed, dtype="float32")
     return [w.astype(dtype) for w in start]
 
 
@@ -108,19 +108,26 @@ def _train(
 
 
 @functools.cache
-def _reference(case: str, dtype: str, order_seed: int) -> tuple[Weights, float]:
+def _reference(
+    case: str, dtype: str, order_seed: int, hidden: tuple[int, ...] = (128,)
+) -> tuple[Weights, float]:
     """NumPy in float64 from float32-exact weights: (weights, training loss) after one epoch."""
     from backends.numpy_mlp import NumpyMLP
 
-    recipe = replace(BASE, **OPTIMIZER_CASES[case], dtype="float64")
+    recipe = replace(BASE, **OPTIMIZER_CASES[case], dtype="float64", hidden=hidden)
     weights, metrics, _, _ = _train(
         NumpyMLP,
         recipe,
         _dataset("float64", True),
-        _weights("float64"),
+        _weights("float64", hidden=hidden),
         _order(N_SLICE, order_seed),
     )
     return weights, float(metrics.loss)
+
+
+#: The depth case: two hidden layers (any number must work; two is the smallest that tests the
+#: backward pass through a hidden layer).
+DEEP = (64, 32)
 
 
 def _moved(weights: Weights, reference: Weights, start: Weights) -> list[float]:
@@ -231,6 +238,21 @@ class BackendConformance:
         )
         reference, ref_loss = _reference(case, "float32", 1)
         errors = _moved(weights, reference, _weights("float64"))
+        assert max(errors) < FLOAT32_WEIGHTS[recipe.optimizer], errors
+        assert float(metrics.loss) == pytest.approx(ref_loss, rel=1e-4)
+
+    @pytest.mark.parametrize("case", ["sgd", "adam"])
+    def test_two_hidden_layers_agree_with_the_float64_reference(self, cls: type, case: str) -> None:
+        """The same epoch through two hidden layers (64, 32): the backward pass must go
+        through a hidden layer's ReLU, and every layer's weights must come back in order."""
+        recipe = replace(BASE, **OPTIMIZER_CASES[case], hidden=DEEP)
+        start = _weights("float32", hidden=DEEP)
+        weights, metrics, _, _ = _train(
+            cls, recipe, _dataset("float32", True), start, _order(N_SLICE, 1)
+        )
+        assert [w.shape for w in weights] == [w.shape for w in start]
+        reference, ref_loss = _reference(case, "float32", 1, DEEP)
+        errors = _moved(weights, reference, _weights("float64", hidden=DEEP))
         assert max(errors) < FLOAT32_WEIGHTS[recipe.optimizer], errors
         assert float(metrics.loss) == pytest.approx(ref_loss, rel=1e-4)
 

@@ -245,9 +245,11 @@ class _TfFeed:
 
     NAME = "tf.data pipeline built once, order from the harness"
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None = None
+    ) -> None:
         tf = _import_tf()
-        self.batch_size = batch_size
+        self.batch_size, self.threads = batch_size, threads
         with tf.device("/cpu:0"):  # host memory, as Keras' adapter keeps NumPy input
             self.inputs = (tf.constant(x), tf.constant(y))
         self.pipelines: dict[int, tuple[Any, Any]] = {}  # order length → (variable, dataset)
@@ -285,6 +287,8 @@ class _TfFeed:
         rows = rows.apply(tf.data.experimental.assert_cardinality(full + bool(rest)))
         options = tf.data.Options()  # as Keras' adapter: no graph rewrites of the pipeline
         options.experimental_optimization.apply_default_optimizations = False
+        if self.threads:  # the harness's thread budget (--threads): tf.data's own pool too
+            options.threading.private_threadpool_size = self.threads
         return variable, rows.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
@@ -296,8 +300,13 @@ class _Framework:
     (``_ArrayFeed``), Adam's β as a Python float (cast straight to the variable's dtype)."""
 
     @staticmethod
-    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+    def feed(x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None = None) -> Any:
         return _ArrayFeed(x, y, batch_size)
+
+    @staticmethod
+    def limit_threads(threads: int) -> None:
+        """The harness's thread budget for pools sized at run time (the environment set before
+        the framework loaded covers the rest: ``bench.train.threads``)."""
 
     @staticmethod
     def adam_beta(beta: float, dtype: str) -> Any:
@@ -320,9 +329,18 @@ class _TensorFlow(_Framework):
         """Process-wide settings the recipe needs before its Keras objects exist: none."""
 
     @staticmethod
-    def feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+    def feed(x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None = None) -> Any:
         """TensorFlow's input pipeline, built once (see ``_TfFeed``)."""
-        return _TfFeed(x, y, batch_size)
+        return _TfFeed(x, y, batch_size, threads)
+
+    @staticmethod
+    def limit_threads(threads: int) -> None:
+        """TensorFlow's op pools (once they exist they cannot change: then the environment,
+        ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``, has already sized them)."""
+        tf = _import_tf()
+        with contextlib.suppress(RuntimeError):
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     @staticmethod
     def adam_beta(beta: float, dtype: str) -> Any:
@@ -425,6 +443,15 @@ class _Torch(_Framework):
         return "gpu" if torch.cuda.is_available() else "cpu"
 
     @staticmethod
+    def limit_threads(threads: int) -> None:
+        """PyTorch's intra-op pool (and its inter-op pool, while it can still be sized)."""
+        import torch
+
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):
+            torch.set_num_interop_threads(threads)
+
+    @staticmethod
     def prepare(recipe: Recipe, device: str, jit_compile: bool) -> None:
         """``torch.compile`` (jit_compile=True) needs a C++ compiler for CPU code."""
         if jit_compile and device == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
@@ -522,10 +549,13 @@ class KerasMLP:
         dtype = recipe.dtype
         self.recipe = recipe
         self.FRAMEWORK.prepare(recipe, self.device, self.jit_compile)
+        if self.options.threads:
+            self.FRAMEWORK.limit_threads(self.options.threads)
         self.feed = self.FRAMEWORK.feed(
             np.ascontiguousarray(data.x_train, dtype=dtype),
             np.ascontiguousarray(data.y_train, dtype=np.int64),
             recipe.batch_size,
+            self.options.threads,
         )
         self.x_test = np.ascontiguousarray(data.x_test, dtype=dtype)
         self.y_test = np.ascontiguousarray(data.y_test, dtype=np.int64)

@@ -194,7 +194,9 @@ class TorchMLP:
             )
         self.compile = parse_bool("compile", given.get("compile", str(DEFAULT_COMPILE)))
         self.threads = (
-            parse_positive_int("threads", given["threads"]) if "threads" in given else None
+            parse_positive_int("threads", given["threads"])
+            if "threads" in given
+            else self.options.threads  # the harness's budget (--threads), if any
         )
         self.fused = parse_choice("fused", given.get("fused", DEFAULT_FUSED), ("foreach", "loop"))
         self.flush_denormals = parse_bool(
@@ -264,6 +266,9 @@ class TorchMLP:
             raise RecipeUnsupported(f"optimizer {recipe.optimizer!r} is not implemented in torch")
         if self.compile:
             _check_compiler(self.torch_device.type)
+        if self.options.threads:  # the inter-op pool too, while it can still be sized
+            with contextlib.suppress(RuntimeError):
+                torch.set_num_interop_threads(self.options.threads)
         self.recipe = recipe
         dtype, dev = getattr(torch, recipe.dtype), self.torch_device
         self._rng = self._seeded_rng(recipe.seed) if recipe.dropout else None

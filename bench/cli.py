@@ -18,8 +18,7 @@ import bench
 import scenarios
 from bench import registry
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlpbenchError
-
-DEFAULT_OUT = Path("mlpbench-results") / "run.json"
+from bench.results.write import DEFAULT_OUT
 
 
 def positive_int(text: str) -> int:
@@ -43,6 +42,20 @@ def seeds(text: str) -> list[int]:
             )
         found += range(int(low), int(high if dash else low) + 1)
     return found
+
+
+def percent(text: str) -> float:
+    value = _float(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage between 0 and 100, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
 
 
 def learning_rate(text: str) -> float:
@@ -97,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="{list,run,table,compare}", parser_class=OneLineParser
     )
     sub.add_parser("list", help="backends (with availability) and scenarios")
+    sub.add_parser("doctor", help="is this machine ready for a benchmark run? what to change")
     run = sub.add_parser("run", help="train scenarios on backends; write JSON (and tables)")
     run.add_argument(
         "--backend",
@@ -123,6 +137,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each scenario once per seed (weights, batch order, dropout masks): 3, 0-4 or "
         "0,2,5-6; repeatable (default: each scenario's own seed)",
     )
+    run.add_argument(
+        "--sweep",
+        action="append",
+        metavar="KEY=V1,V2,…",
+        help="one cell per point: a scenario field (batch_size=32,128,512; hidden=128,512x512) "
+        "or a backend option (keras.steps_per_execution=1,16,64), repeatable (the product)",
+    )
+    run.add_argument(
+        "--cells",
+        action="append",
+        metavar="BACKENDS:SCENARIOS",
+        help="only these backend × scenario pairs of the chosen ones: comma-separated names or "
+        "shell patterns on each side, e.g. 'numpy:gap_*' or 'keras-torch:baseline' "
+        "(repeatable: the union)",
+    )
+    run.add_argument(
+        "--rounds",
+        type=positive_int,
+        metavar="N",
+        help="N rounds, round r training with seed r (the same as --seed 0-(N-1))",
+    )
+    run.add_argument(
+        "--order",
+        choices=["interleaved", "sequential"],
+        default="interleaved",
+        help="interleaved (default): each round runs every backend × scenario once, in a fresh "
+        "random order; sequential: scenario by scenario, seed by seed, backend by backend",
+    )
+    run.add_argument(
+        "--order-seed",
+        type=int,
+        metavar="N",
+        help="the seed of the interleaved order (default: a fresh one, recorded in the JSON)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="FILE",
+        type=Path,
+        help="keep the finished cells of FILE that nothing they depend on has changed for "
+        "(recipe, options, data, code, software, machine), train the rest; writes FILE unless "
+        "--out is given",
+    )
+    run.add_argument(
+        "--target-ci",
+        type=percent,
+        metavar="PCT",
+        help="after the rounds, add rounds for the cells whose speed interval (the reference "
+        "backend's) or ratio interval (the others') is wider than ±PCT %%, each with its "
+        "reference, until all are inside it or --budget ends",
+    )
+    run.add_argument(
+        "--budget",
+        type=positive_float,
+        metavar="MINUTES",
+        help="with --target-ci: the whole run's wall-time budget (default 60)",
+    )
+    run.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="one thread budget for every framework's pools (BLAS, PyTorch intra/inter-op, "
+        "TensorFlow intra/inter-op and tf.data; XLA:CPU only with N = 1), recorded in settings "
+        "(default: each framework's own sizes, as its users get them)",
+    )
     run.add_argument("--learning-rate", type=learning_rate, help="override the learning rate")
     run.add_argument("--dropout", type=dropout_rate, help="override the dropout rate")
     run.add_argument(
@@ -137,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="FILE",
         type=Path,
-        default=DEFAULT_OUT,
-        help=f"results JSON (default: {DEFAULT_OUT})",
+        default=None,
+        help=f"results JSON (default: the --resume FILE, else {DEFAULT_OUT})",
     )
     run.add_argument(
         "--tf32",
@@ -213,19 +291,40 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="speed and accuracy of NEW against BASE, cell by cell; exit 1 if a cell got slower",
     )
-    compare.add_argument("base", type=Path, metavar="BASE.json")
-    compare.add_argument("new", type=Path, metavar="NEW.json")
+    compare.add_argument("base", type=Path, metavar="BASE.json", nargs="?")
+    compare.add_argument("new", type=Path, metavar="NEW.json", nargs="?")
     compare.add_argument(
         "--alpha",
         type=significance_level,
         default=0.05,
-        help="significance level of the Mann-Whitney U test (default 0.05)",
+        help="the ratio's interval has confidence 1 - alpha (default 0.05: 95 %%)",
     )
     compare.add_argument(
         "--factor",
         type=change_factor,
-        default=1.1,
-        help="a change counts only beyond this ratio of medians, either way (default 1.1)",
+        default=1.05,
+        help="a cell is slower only when the whole interval of NEW/BASE lies above this, "
+        "faster when below its inverse (default 1.05)",
+    )
+    compare.add_argument(
+        "--self-test",
+        action="store_true",
+        help="measure the gate's false-alarm rate (A/A runs) and its power for a 10 %% "
+        "slowdown on this machine, from real runs of one cheap cell (no files needed)",
+    )
+    compare.add_argument(
+        "--self-test-rounds",
+        type=positive_int,
+        default=12,
+        metavar="N",
+        help="A/A pairs the self-test runs (default 12)",
+    )
+    compare.add_argument(
+        "--self-test-data",
+        choices=["slice", "full"],
+        default="slice",
+        help="the self-test's cell: numpy × baseline on 8192 rows, 4 epochs (slice, default) "
+        "or on the full data, 5 epochs, as published (full)",
     )
     return parser
 
@@ -285,13 +384,34 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.self_test:
+        from bench.train.selftest import run_self_test
+
+        full = args.self_test_data == "full"
+        run_self_test(
+            rounds=args.self_test_rounds,
+            n_train=None if full else 8192,
+            epochs=5 if full else 4,
+            factor=args.factor,
+            alpha=args.alpha,
+        )
+        return 0
+    if args.base is None or args.new is None:
+        raise MlpbenchError("compare needs BASE.json and NEW.json (or --self-test)")
     from bench.report.compare import run_compare
 
     return run_compare(args.base, args.new, alpha=args.alpha, factor=args.factor)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bench.doctor import run_doctor
+
+    return run_doctor()
+
+
 COMMANDS: dict[str, Any] = {
     "list": cmd_list,
+    "doctor": cmd_doctor,
     "run": cmd_run,
     "table": cmd_table,
     "compare": cmd_compare,

@@ -45,7 +45,15 @@ def answer(name: str, facts: bool, options: RunOptions) -> dict[str, Any]:
                 given = cls.machine_facts()
             except Exception as err:  # a broken driver must not stop a CPU benchmark
                 given = {f"{name}_error": registry.one_line(err)}
-    return {"reason": reason, "device": device, "option_error": option_error, "facts": given}
+    from bench.train.conditions import process_threads
+
+    return {
+        "reason": reason,
+        "device": device,
+        "option_error": option_error,
+        "facts": given,
+        "threads": process_threads(),  # this process's threads once the framework loaded
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -185,6 +185,7 @@ class Probe:
     option_error: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    threads: int | None = None
 
 
 def probe(name: str, facts: bool = False, options: RunOptions | None = None) -> Probe:
@@ -228,6 +229,7 @@ def _probe(name: str, facts: bool, tf32: bool, backend: tuple[tuple[str, str], .
         answer.get("option_error"),
         answer["facts"] or {},
         seconds,
+        answer.get("threads"),
     )
 
 

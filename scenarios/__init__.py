@@ -43,6 +43,23 @@ class Scenario:
     base: str | None = None
     #: Position on the report's gap ladder (report_recipe 0 … baseline last), else None.
     ladder: int | None = None
+    #: A sweep's point this scenario is (``--sweep``): ((key, value as text), …); () otherwise.
+    sweep: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def origin(self) -> str:
+        """The scenario a sweep point came from (its own name when it is none)."""
+        return self.name.split("[", 1)[0]
+
+    @property
+    def sweep_options(self) -> dict[str, dict[str, str]]:
+        """The backend options of its sweep point: backend → {option: value}."""
+        out: dict[str, dict[str, str]] = {}
+        for key, value in self.sweep:
+            backend, dot, option = key.rpartition(".")
+            if dot:
+                out.setdefault(backend, {})[option] = value
+        return out
 
     def __post_init__(self) -> None:
         validate(self)
@@ -73,12 +90,16 @@ class Scenario:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scenario:
         """The scenario ``to_dict`` wrote (validated again)."""
-        return cls(**{**d, "hidden": tuple(d["hidden"]), "changes": tuple(d["changes"])})
+        sweep = tuple(tuple(point) for point in d.get("sweep", ()))
+        return cls(
+            **{**d, "hidden": tuple(d["hidden"]), "changes": tuple(d["changes"]), "sweep": sweep}
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["changes"] = list(self.changes)
+        d["sweep"] = [list(point) for point in self.sweep]
         return d
 
 

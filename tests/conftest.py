@@ -37,6 +37,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--seed (3, 0-4 or 0,2,5-6; default: each scenario's own seed)",
     )
     group.addoption(
+        "--bench-scenarios",
+        metavar="FILE.toml",
+        default=None,
+        help="benchmark suite: also every scenario of this scenario file (mlpbench run -s "
+        "FILE.toml's format)",
+    )
+    group.addoption(
         "--bench-backends",
         metavar="NAMES",
         type=_backends,
@@ -44,6 +51,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="benchmark suite: only these backends, comma-separated exact names (default: every "
         "installed backend; -k cannot tell keras from keras-jax)",
     )
+
+
+def bench_scenarios(config: pytest.Config) -> dict:
+    """The suite's scenarios: the catalogue, and those of ``--bench-scenarios FILE.toml``
+    (UsageError, one line, for a bad file)."""
+    import scenarios
+    from bench.errors import ConfigError
+    from scenarios.files import load
+
+    found = dict(scenarios.SCENARIOS)
+    path = config.getoption("--bench-scenarios")
+    if path:
+        try:
+            found.update({s.name: s for s in load(path)})
+        except ConfigError as err:
+            raise pytest.UsageError(f"--bench-scenarios: {err}") from None
+    return found
 
 
 def _seeds(text: str) -> list[int]:

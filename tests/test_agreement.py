@@ -114,13 +114,14 @@ def scenario(config: str, batch_size: int, dtype: str, **changes: object) -> Sce
     return replace(BASELINE, name=f"agree_{config}", batch_size=batch_size, dtype=dtype, **settings)
 
 
-def train(name: str, s: Scenario, *orders: np.ndarray) -> list[Run]:
-    """Build ``name`` for ``s`` from START, then train one epoch per row order in ``orders``;
-    (weights, train loss) after each."""
+def train(name: str, s: Scenario, *orders: np.ndarray, start: list | None = None) -> list[Run]:
+    """Build ``name`` for ``s`` from ``start`` (START), then train one epoch per row order in
+    ``orders``; (weights, train loss) after each."""
     backend = registry.create(name)
     data = slices()[s.dtype]
     try:
-        backend.build(s.recipe(data.n_train), data, [w.astype(s.dtype) for w in START])
+        weights = START if start is None else start
+        backend.build(s.recipe(data.n_train), data, [w.astype(s.dtype) for w in weights])
     except RecipeUnsupported as refusal:  # an honest refusal (e.g. no exact float64) is no failure
         pytest.skip(f"{name} refuses {s.dtype}: {refusal}")
     out = []
@@ -200,6 +201,26 @@ def test_epoch_matches_reference(backend_name: str, dtype: str, config: str) -> 
     (ref,) = reference(config, "epoch")
     (margin,) = relu_margins(config, "epoch")
     assert_agrees(got, ref, tolerance(dtype, s.optimizer, margin), dtype, "epoch")
+
+
+# ----------------------------------------------------------------------------------- depth
+DEEP = (64, 32)
+DEEP_START = initial_weights("glorot_uniform", 784, DEEP, 10, seed=0, dtype="float32")
+
+
+def test_two_hidden_layers_match_the_reference(backend_name: str) -> None:
+    """20 Adam steps at batch 32 through two hidden layers (64, 32), against the float64 NumPy
+    engine from the same float32-exact start: the catalogue's tolerance for Adam."""
+    s = replace(scenario("adam", STEPS_BATCH, "float32"), hidden=DEEP)
+    ((weights, loss),) = train(backend_name, s, ORDER[: 20 * STEPS_BATCH], start=DEEP_START)
+    ref = replace(s, dtype="float64")
+    ((ref_weights, ref_loss),) = train("numpy", ref, ORDER[: 20 * STEPS_BATCH], start=DEEP_START)
+    errors = [
+        float(np.max(np.abs(w.astype(np.float64) - r)) / np.max(np.abs(r - w0)))
+        for w, r, w0 in zip(weights, ref_weights, DEEP_START, strict=True)
+    ]
+    assert len(weights) == 6 and max(errors) <= tolerance("float32", "adam").weights, errors
+    assert abs(loss - ref_loss) <= tolerance("float32", "adam").loss * ref_loss
 
 
 # --------------------------------------------------------------------------------- dropout

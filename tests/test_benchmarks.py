@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import bench_scenarios
 
-import scenarios
 from backends.api import RecipeUnsupported
 from bench import registry
 from bench.results import write as results
@@ -45,15 +45,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(
             "backend", metafunc.config.getoption("--bench-backends") or registry.names()
         )
+    if "scenario" in metafunc.fixturenames:
+        metafunc.parametrize("scenario", list(bench_scenarios(metafunc.config)))
 
 
-@pytest.mark.parametrize("scenario", list(scenarios.SCENARIOS))
-def test_train(benchmark, bench_data, backend: str, scenario: str, seed: int | None) -> None:
+def test_train(
+    benchmark, bench_data, backend: str, scenario: str, seed: int | None, request
+) -> None:
     backend_name, scenario_name = backend, scenario
     reason = registry.unavailable_reason(backend_name)
     if reason is not None:
         pytest.skip(reason)
-    base = scenarios.get(scenario_name)
+    base = bench_scenarios(request.config)[scenario_name]
     recipe = base.with_overrides(epochs=bench_data.epochs(base.epochs), seed=seed)
     session = Session(backend_name, recipe, bench_data.get(recipe.dtype))
     try:

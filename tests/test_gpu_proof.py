@@ -165,30 +165,6 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert proc.returncode == 2 and "--out must lie outside the --return folder" in proc.stderr
 
 
-def test_runs_past_the_deadline_are_listed_and_published_results_survive(tmp_path):
-    published = tmp_path / "results"
-    published.mkdir()
-    (published / "seed0.json").write_text("{}")
-    proc = run_script(
-        ["scripts/publish-results.sh", "0"],
-        env={
-            "RESULTS": str(published),
-            "BACKENDS": "numpy jax",
-            "BENCH_SIZE": "quick",
-            "DEADLINE": str(int(time.time()) - 1),
-        },
-        timeout=120,
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.splitlines()[-1] == "publish-results.sh: no run finished"
-    not_run = (published / ".staging" / "not-run.txt").read_text().splitlines()
-    assert not_run == [
-        f"publish-results.sh: past the deadline, not run: {name}"
-        for name in ("seed0-numpy", "seed0-jax", "seed_own-numpy", "seed_own-jax")
-    ]
-    assert (published / "seed0.json").read_text() == "{}"
-
-
 def test_offline_site_declares_the_checkouts_backends(tmp_path):
     offline_site = load_script_module("offline_site")
     offline_site.write_entry_points(tmp_path)

@@ -138,6 +138,7 @@ def plain_torch_epoch(data: dict[str, TrainData], make_optimizer) -> list[np.nda
     return [w.detach().numpy() for lin in model[::2] for w in (lin.weight.T, lin.bias)]
 
 
+@pytest.mark.dynamo  # torch.optim imports torch._dynamo at its first step
 def test_torch_optim_eps_placement_would_fail_the_agreement_test(data) -> None:
     """The tolerance is tight enough to catch torch.optim's ε placement (ε = 1e-3 makes it
     matter): plain SGD agrees with the reference, torch.optim.Adam/RMSprop do not.

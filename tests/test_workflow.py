@@ -107,15 +107,15 @@ def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
     publish = "bash scripts/publish-results.sh"
     assert publish in tox and any(x.startswith(publish) for x in lines)
     script = (TOX.parent / "scripts" / "publish-results.sh").read_text(encoding="utf-8")
-    assert 'python -m pytest tests/test_benchmarks.py "${size[@]}"' in script
-    assert "full) size=(--bench-full) ;;" in script and 'case "${BENCH_SIZE:-full}" in' in script
-    assert 'suite "seed$seed-$backend" --bench-seeds "$seed"' in script
-    assert 'jsons=("$stage"/seed*.json)' in script
-    assert 'python -m bench table "${jsons[@]}" --out "$stage"' in script
+    assert (
+        'python -m bench run --rounds "$rounds"' in script
+        and '--resume "$stage/run.json"' in script
+    )
+    assert 'python -m bench table "$stage/run.json" "$stage/seed_own.json" --out "$stage"' in script
     assert "[testenv:bench-gpu-{cuda12,cuda13}]" in tox
     assert any(x.startswith('.tox-runner/bin/tox -e "$TOX_ENV"') for x in lines)
     assert "TOX_ENV: bench-gpu-cuda${{ inputs.cuda }}" in workflow()
-    assert "mlpbench table results/*/seed*.json --out report/" in lines
+    assert "mlpbench table results/*/*.json --out report/" in lines
     text = workflow()
     assert "runs-on: [self-hosted, gpu]" in text
     for python in ("3.11", "3.12"):

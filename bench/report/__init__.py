@@ -25,4 +25,6 @@ def write_tables_and_report(files: list[Path], out_dir: Path) -> TablesReport:
         print(f"mlpbench: {problem}", file=sys.stderr)
     for path in report.written:
         print(f"wrote {path}")
+    for line in report.unstable:
+        print(f"mlpbench: unstable: {line}")
     return report

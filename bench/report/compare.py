@@ -1,25 +1,21 @@
 """``mlpbench compare BASE.json NEW.json``: did NEW get slower (or faster) than BASE, cell by cell?
 
 Contract:
-- Cells are matched by (backend, scenario, seed, batch size) — the batch size is
-  ``extra_info.settings.batch_size``; the machine is not part of the key, so files from two
-  machines are compared (with one warning line on stderr naming the facts that differ: CPU model,
-  GPU names, package versions, BLAS). Within one side, several results for the same key (e.g. two
-  machines) keep the newest, as ``bench.results.read.collect`` does, with a note.
-- Speed: the ratio NEW/BASE of the medians of the warm-epoch times (``stats.data``), and a
-  two-sided Mann–Whitney U test on those samples (``scipy.stats.mannwhitneyu``, as asv does;
-  its exact distribution when no value repeats, else the tie-corrected normal approximation). A
-  cell counts as *slower* (a regression) or *faster* only when both p < ``alpha`` (default 0.05)
-  and the ratio of medians lies beyond ``factor`` (asv's default 1.1) — above it, or below
-  1/``factor``; otherwise "no change detected".
-- Minimum samples: without ties the smallest two-sided p Mann–Whitney U can give for samples of
-  n and m values is 2 / C(n + m, n) (completely separated samples, exact distribution). At
-  alpha 0.05 that is 0.1 for 3 vs 3 and 0.029 for 4 vs 4, so n = m = 4 warm epochs per side is the
-  smallest equal-sized case that can be significant (3 vs 5 and 2 vs 8 can too). A cell whose
-  sizes cannot reach p < alpha gets "not testable (n = k)" and never counts as a regression; so
-  does a cell with only ``stats.median`` (no samples) or only a cold epoch.
-- Accuracy: final test accuracy NEW − BASE in percentage points (last ``extra_info.history``
-  epoch).
+- Cells are matched by (backend, scenario, batch size) — the batch size is
+  ``extra_info.settings.batch_size``; each side's results for a cell are its rounds (one per
+  seed; the newest result per seed is kept). The machine is not part of the key, so files from
+  two machines are compared (with one warning line on stderr naming the facts that differ: CPU
+  model, GPU names, package versions, BLAS).
+- Speed: the ratio NEW/BASE of the rounds' median warm-epoch times, paired by seed where both
+  sides have at least two seeds in common, else unpaired, with its interval at confidence
+  1 − ``alpha`` (``bench.report.gate``). A cell counts as *slower* (a regression) only when the
+  whole interval lies above ``factor`` (default 1.05), *faster* when it lies below 1/``factor``;
+  otherwise "no change detected". One round per side is "not testable": the warm epochs of one
+  process are not independent runs (run both sides with ``mlpbench run --rounds N``).
+- Each row says "x % ± y % slower/faster" and the gate's power to catch a 10 % slowdown at that
+  row's sample size and spread. ``mlpbench compare --self-test`` measures the false-alarm rate
+  and that power on this machine, from real runs (``bench.report.selftest``).
+- Accuracy: final test accuracy NEW − BASE in percentage points, mean over the rounds.
 - Output: a markdown table on stdout, then one line per regressed cell, the cells only in one
   file, and notes. Exit 1 when a cell regressed, else 0; a file that cannot be read or holds no
   results, or no cell in common, raises ``MlpbenchError`` (one line, exit 2 from the CLI).
@@ -37,45 +33,41 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import EXIT_FAILED, EXIT_OK, MlpbenchError
+from bench.report import gate
 from bench.report.formatting import format_seconds, to_markdown
+from bench.report.gate import FASTER, SAME, SLOWER
 from bench.results.read import OLDEST, Cell, Collection, as_dict, collect
 
 DEFAULT_ALPHA = 0.05
-DEFAULT_FACTOR = 1.1
-SLOWER, FASTER, SAME = "slower", "faster", "no change detected"
-#: The exact distribution of U up to this many values in all (fast enough), else the normal
-#: approximation; ties always use the normal approximation with the tie correction.
-EXACT_UP_TO = 200
+DEFAULT_FACTOR = 1.05
 
-#: (backend, scenario, seed, batch size)
-Key = tuple[str, str, int | None, int | None]
+#: (backend, scenario, batch size): a cell, over its rounds
+Key = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
 class Side:
-    """One file's usable results, newest per key."""
+    """One file's usable results: key → {seed: cell} (newest per seed)."""
 
     label: str  # "BASE" or "NEW"
     path: Path
     collection: Collection
-    cells: dict[Key, Cell]
+    cells: dict[Key, dict[int, Cell]]
     notes: list[str]
 
 
 @dataclass(frozen=True)
 class Row:
-    """One matched cell: medians, ratio NEW/BASE, p (None: not testable) and the verdict."""
+    """One matched cell: mean round medians, the ratio NEW/BASE, the verdict, the power."""
 
     key: Key
     base_median: float
     new_median: float
-    p: float | None
+    ratio: gate.Ratio
     verdict: str
+    power: float
     accuracy_delta_pt: float
-
-    @property
-    def ratio(self) -> float:
-        return self.new_median / self.base_median
+    rounds: tuple[int, int]
 
     @property
     def regressed(self) -> bool:
@@ -116,7 +108,7 @@ def compare_files(
     if not common:
         raise MlpbenchError(
             f"no cells in common between {base} and {new} (cells are matched by backend, "
-            "scenario, seed and batch size)"
+            "scenario and batch size)"
         )
     rows = [compare_cell(k, a.cells[k], b.cells[k], alpha=alpha, factor=factor) for k in common]
     result = Comparison(
@@ -145,18 +137,19 @@ def read_side(label: str, path: Path) -> Side:
         raise MlpbenchError(
             f"cannot compare {label} {path}: every cell in it was skipped (no results)"
         )
-    groups: dict[Key, list[Cell]] = {}
+    groups: dict[tuple[Key, int], list[Cell]] = {}
     for cell in ran:
-        groups.setdefault(key_of(cell), []).append(cell)
-    cells, notes = {}, list(collection.notes)
-    for key, group in groups.items():
+        groups.setdefault((key_of(cell), -1 if cell.seed is None else cell.seed), []).append(cell)
+    cells: dict[Key, dict[int, Cell]] = {}
+    notes = list(collection.notes)
+    for (key, seed), group in groups.items():
         group = sorted(group, key=lambda c: c.when)  # stable: the later of equal times wins
-        cells[key] = group[-1]
+        cells.setdefault(key, {})[seed] = group[-1]
         if len(group) > 1:
             dropped = ", ".join(sorted({c.machine_id for c in group[:-1]}))
             notes.append(
-                f"{label} holds {len(group)} results for {cell_label(key)}; kept the newest "
-                f"({group[-1].machine_id}, {_stamp(group[-1])}), not {dropped}"
+                f"{label} holds {len(group)} results for {cell_label(key)} (seed {seed}); kept "
+                f"the newest ({group[-1].machine_id}, {_stamp(group[-1])}), not {dropped}"
             )
     skipped = sorted({_short_name(c) for c in collection.cells if c.entry is None})
     if skipped:
@@ -169,14 +162,13 @@ def key_of(cell: Cell) -> Key:
         "batch_size"
     )
     batch = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
-    return (cell.backend, cell.scenario, cell.seed, batch)
+    return (cell.backend, cell.scenario, batch)
 
 
 def cell_label(key: Key) -> str:
-    """'numpy × baseline (seed 0, batch 32)'."""
-    backend, scenario, seed, batch = key
-    parts = [f"seed {seed}"] * (seed is not None) + [f"batch {batch}"] * (batch is not None)
-    return f"{backend} × {scenario}" + (f" ({', '.join(parts)})" if parts else "")
+    """'numpy × baseline (batch 32)'."""
+    backend, scenario, batch = key
+    return f"{backend} × {scenario}" + (f" (batch {batch})" if batch is not None else "")
 
 
 def warm_samples(entry: dict[str, Any]) -> list[float] | None:
@@ -192,49 +184,53 @@ def median_of(entry: dict[str, Any]) -> float:
     return float(statistics.median(data)) if data else float(entry["stats"]["median"])
 
 
-def min_p(n: int, m: int) -> float:
-    """The smallest two-sided p Mann–Whitney U can reach with n and m values (exact, no ties)."""
-    return 1.0 if n == 0 or m == 0 else min(1.0, 2 / math.comb(n + m, n))
-
-
 def compare_cell(
     key: Key,
-    base: Cell,
-    new: Cell,
+    base: dict[int, Cell],
+    new: dict[int, Cell],
     *,
     alpha: float = DEFAULT_ALPHA,
     factor: float = DEFAULT_FACTOR,
 ) -> Row:
-    from scipy.stats import mannwhitneyu
-
-    assert base.entry is not None and new.entry is not None
-    base_median, new_median = median_of(base.entry), median_of(new.entry)
-    accuracy = 100 * (_final_accuracy(new.entry) - _final_accuracy(base.entry))
-    x, y = warm_samples(base.entry), warm_samples(new.entry)
-    if x is None or y is None:
-        median_only = not base.entry["stats"].get("data") or not new.entry["stats"].get("data")
-        why = "median only" if median_only else "cold epoch only"
-        return Row(key, base_median, new_median, None, f"not testable ({why})", accuracy)
-    if min_p(len(x), len(y)) >= alpha:
-        sizes = f"{len(x)}" if len(x) == len(y) else f"{len(x)} vs {len(y)}"
-        return Row(key, base_median, new_median, None, f"not testable (n = {sizes})", accuracy)
-    ties = len(set(x) | set(y)) < len(x) + len(y)
-    method = "asymptotic" if ties or len(x) + len(y) > EXACT_UP_TO else "exact"
-    p = float(mannwhitneyu(x, y, alternative="two-sided", method=method).pvalue)
-    p = 1.0 if math.isnan(p) else p  # every value equal: no evidence of a difference
-    ratio = new_median / base_median
-    verdict = SAME
-    if p < alpha and ratio > factor:
-        verdict = SLOWER
-    elif p < alpha and ratio < 1 / factor:
-        verdict = FASTER
-    return Row(key, base_median, new_median, p, verdict, accuracy)
+    """The ratio NEW/BASE over the rounds of one cell, its verdict and the gate's power."""
+    medians = [
+        {seed: statistics.median(x) for seed, c in side.items() if (x := warm_samples(c.entry))}
+        for side in (base, new)
+    ]
+    accuracy = 100 * (
+        statistics.fmean(_final_accuracy(c.entry) for c in new.values())
+        - statistics.fmean(_final_accuracy(c.entry) for c in base.values())
+    )
+    means = [
+        statistics.fmean(m.values())
+        if m
+        else statistics.fmean(median_of(c.entry) for c in s.values())
+        for m, s in zip(medians, (base, new), strict=True)
+    ]
+    estimate = gate.ratio(medians[0], medians[1], alpha) if all(medians) else gate.Ratio(
+        means[1] / means[0], math.nan, math.nan, 0, math.nan, False
+    )  # fmt: skip
+    verdict = gate.verdict(estimate, factor)
+    if not all(medians):
+        verdict = "not testable (cold epoch or median only)"
+    return Row(
+        key,
+        means[0],
+        means[1],
+        estimate,
+        verdict,
+        gate.power(estimate, factor, alpha),
+        accuracy,
+        (len(base), len(new)),
+    )
 
 
 def machine_difference(a: Side, b: Side) -> tuple[str | None, str | None]:
     """(stderr warning when the files come from different machines, stdout note when the same
     machine's recorded software changed); each names the facts that differ."""
-    machines = [sorted({c.machine_id for c in s.cells.values()}) for s in (a, b)]
+    machines = [
+        sorted({c.machine_id for g in s.cells.values() for c in g.values()}) for s in (a, b)
+    ]
     facts = [
         [machine_facts(s.collection.machines.get(m, {})) for m in ms]
         for s, ms in zip((a, b), machines, strict=True)
@@ -289,11 +285,13 @@ def comparison_markdown(
         [
             {
                 "cell": cell_label(r.key),
+                "rounds": f"{r.rounds[0]} / {r.rounds[1]}" + (" paired" * r.ratio.paired),
                 "base s/epoch": format_seconds(r.base_median),
                 "new s/epoch": format_seconds(r.new_median),
-                "ratio": f"{r.ratio:.2f}",
-                "p": "—" if r.p is None else format_p(r.p),
+                "NEW/BASE": _interval(r.ratio),
+                "change": r.ratio.text(),
                 "verdict": r.verdict,
+                "power (10 %)": "—" if math.isnan(r.power) else f"{100 * r.power:.0f} %",
                 "Δ accuracy pt": f"{r.accuracy_delta_pt:+.2f}",
             }
             for r in result.rows
@@ -301,26 +299,30 @@ def comparison_markdown(
     ).set_index("cell")
     counts = {v: sum(r.verdict == v for r in result.rows) for v in (SLOWER, FASTER, SAME)}
     untested = len(result.rows) - sum(counts.values())
+    confidence = f"{100 * (1 - alpha):g} %"
     lines = [
-        f"BASE `{base}` vs NEW `{new}`: median warm-epoch seconds, ratio NEW/BASE; a cell is "
-        f"slower or faster only when Mann–Whitney U (two-sided) gives p < {alpha:g} and the "
-        f"ratio is beyond {factor:g}× either way.",
+        f"BASE `{base}` vs NEW `{new}`: the mean of each round's median warm-epoch seconds; "
+        f"NEW/BASE over the rounds with its {confidence} interval (paired by seed where both "
+        f"sides have the seeds). A cell is slower when the whole interval lies above {factor:g}, "
+        f"faster when it lies below {1 / factor:.3g}; power (10 %): the chance this gate calls "
+        "a true 10 % slowdown at the row's rounds and spread.",
         "",
         to_markdown(table),
         "",
         f"{len(result.rows)} cell(s) compared: {counts[SLOWER]} slower, {counts[FASTER]} faster, "
         f"{counts[SAME]} no change detected, {untested} not testable.",
     ]
-    lines += [
-        f"regressed: {cell_label(r.key)}: {r.ratio:.2f}× slower (p = {format_p(r.p or 0)})"
-        for r in result.regressed
-    ]
+    lines += [f"regressed: {cell_label(r.key)}: {r.ratio.text()}" for r in result.regressed]
     if result.only_base:
         lines.append(f"only in BASE: {', '.join(map(cell_label, result.only_base))}")
     if result.only_new:
         lines.append(f"only in NEW: {', '.join(map(cell_label, result.only_new))}")
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
+
+
+def _interval(r: gate.Ratio) -> str:
+    return f"{r.value:.3f}" + (f" [{r.low:.3f}, {r.high:.3f}]" if r.testable else "")
 
 
 def format_p(p: float) -> str:
@@ -335,9 +337,9 @@ def _final_accuracy(entry: dict[str, Any]) -> float:
     return float(entry["extra_info"]["history"][-1]["test_accuracy"])
 
 
-def _sort_key(key: Key) -> tuple[str, str, int, int]:
-    backend, scenario, seed, batch = key
-    return (backend, scenario, -1 if seed is None else seed, -1 if batch is None else batch)
+def _sort_key(key: Key) -> tuple[str, str, int]:
+    backend, scenario, batch = key
+    return (backend, scenario, -1 if batch is None else batch)
 
 
 def _short_name(cell: Cell) -> str:
@@ -372,15 +374,17 @@ def _setting_notes(keys: list[Key], a: Side, b: Side) -> list[str]:
     """A note per matched cell whose runs differ in what makes epoch times incomparable."""
     notes = []
     for key in keys:
-        ea, eb = a.cells[key].entry or {}, b.cells[key].entry or {}
-        xa, xb = ea["extra_info"], eb["extra_info"]
-        sa, sb = as_dict(xa.get("settings")), as_dict(xb.get("settings"))
+        xa = [c.entry["extra_info"] for c in a.cells[key].values() if c.entry]
+        xb = [c.entry["extra_info"] for c in b.cells[key].values() if c.entry]
         differ = [
-            f"{name} {va} vs {vb}"
+            f"{name} {sorted(va, key=str)} vs {sorted(vb, key=str)}"
             for name, va, vb in [
-                ("n_train", xa.get("n_train"), xb.get("n_train")),
-                ("dtype", sa.get("dtype"), sb.get("dtype")),
-                ("device", sa.get("device"), sb.get("device")),
+                (name, {get(x) for x in xa}, {get(x) for x in xb})
+                for name, get in [
+                    ("n_train", lambda x: x.get("n_train")),
+                    ("dtype", lambda x: as_dict(x.get("settings")).get("dtype")),
+                    ("device", lambda x: as_dict(x.get("settings")).get("device")),
+                ]
             ]
             if va != vb
         ]
@@ -389,10 +393,11 @@ def _setting_notes(keys: list[Key], a: Side, b: Side) -> list[str]:
                 f"{cell_label(key)}: the runs differ in {', '.join(differ)}; its times "
                 "measure different work"
             )
-        for side, x in ((a, xa), (b, xb)):
-            if x.get("failed") or x.get("complete") is False:
+        for side, extras in ((a, xa), (b, xb)):
+            unfinished = [x for x in extras if x.get("failed") or x.get("complete") is False]
+            if unfinished:
                 notes.append(
-                    f"{cell_label(key)}: the {side.label} run did not finish; compared on "
-                    f"its {len(x['history'])} finished epoch(s)"
+                    f"{cell_label(key)}: {len(unfinished)} {side.label} round(s) did not finish; "
+                    "compared on their finished epochs"
                 )
     return notes

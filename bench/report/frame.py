@@ -28,13 +28,18 @@ CSV_COLUMNS = {
     "speed.csv": [*KEY_COLUMNS, "median_s_per_epoch", "n_seeds", "speed_ci95_low",
                   "speed_ci95_high", "samples_per_s", "relative_to_numpy", "gflops",
                   "gemm_peak_pct", "peak_of", "device_s_per_epoch", "device_step_median_us",
-                  "device_step_iqr_us", "stats_over", "n_train", "source"],
+                  "device_step_iqr_us", "stats_over", "n_train", "source",
+                  # later additions go at the end, so the columns keep their places
+                  "ratio_ci95_low", "ratio_ci95_high", "within_cv_pct", "between_cv_pct",
+                  "unstable"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
     "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "gpu_memory_measure", "pid",
                    "source"],
 }
 # fmt: on
+#: Columns that describe a cell over its seeds, never one run.
+CELL_ONLY = ("within_cv_pct", "between_cv_pct", "unstable")
 #: The runs frame's numeric and text columns (one row per seed): runs.csv.
 FRAME_COLUMNS = [
     "machine_id",
@@ -46,12 +51,18 @@ FRAME_COLUMNS = [
         c
         for cols in CSV_COLUMNS.values()
         for c in cols
-        if c not in (*KEY_COLUMNS, *SPREAD, "relative_to_numpy") and not c.startswith("speed_ci95")
+        if c not in (*KEY_COLUMNS, *SPREAD, *CELL_ONLY, "relative_to_numpy")
+        and not c.startswith(("speed_ci95", "ratio_ci95"))
     ),
     "relative_to_numpy",
+    "round",
+    "position",
+    "steps_per_epoch",
+    "step_bytes",
+    "epoch_gflop",
 ]
 #: Columns of the runs frame that hold structures, not numbers (not in runs.csv).
-NESTED_COLUMNS = ["settings", "history", "recipe"]
+NESTED_COLUMNS = ["settings", "history", "recipe", "warm_seconds", "conditions"]
 
 
 def runs_frame(
@@ -71,8 +82,9 @@ def runs_frame(
     rows = [{**_row(c), **_peak_share(c, machines or {})} for c in cells]
     frame = pd.DataFrame(rows).reindex(columns=FRAME_COLUMNS + NESTED_COLUMNS)
     frame = frame.astype(
-        {c: "Int64" for c in ("seed", "epochs_run", "epochs", "n_train", "n_test")}
-    )
+        {c: "Int64" for c in ("seed", "epochs_run", "epochs", "n_train", "n_test", "round",
+                              "position")}
+    )  # fmt: skip
     frame["relative_to_numpy"] = relative_to_reference(frame, ["machine_id", "scenario", "seed"])
     return sort_cells(frame, ["seed"])
 
@@ -105,6 +117,8 @@ def _row(cell: Cell) -> dict[str, Any]:
         "settings": {},
         "history": [],
         "recipe": {},
+        "warm_seconds": [],
+        "conditions": {},
     }
     if cell.entry is None:
         return {**row, "status": "skipped"}
@@ -125,6 +139,13 @@ def _row(cell: Cell) -> dict[str, Any]:
         "settings": settings,
         "history": history,
         "recipe": as_dict(extra.get("scenario")),
+        "warm_seconds": list(cell.entry["stats"].get("data") or []) if len(history) > 1 else [],
+        "conditions": as_dict(extra.get("conditions")),
+        "steps_per_epoch": extra.get("steps_per_epoch", math.nan),
+        "step_bytes": extra.get("step_bytes", math.nan),
+        "epoch_gflop": extra.get("epoch_gflop", math.nan),
+        "round": extra.get("round"),
+        "position": extra.get("position"),
         **_timing(cell.entry),
         **_device_time(history),
         **_memory(extra, settings),

@@ -214,3 +214,45 @@ def _speed_axes(ax: Axes, names: list[str], values: pd.Series) -> None:
 def _hatch(epochs_run: int) -> str:
     """Hatched bars: only a cold epoch-1 time exists for that run."""
     return "//" if epochs_run < 2 else ""
+
+
+def write_scaling_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """scaling.png: per machine × swept key, seconds per step and GFLOP/s against the swept
+    value (log-log, means over seeds, one line per backend), with the roofline's ceilings on
+    the rate panel: the measured GEMM peak and bandwidth × the step's arithmetic intensity.
+    [] when the results hold no sweep."""
+    from matplotlib.figure import Figure
+
+    if points.empty:
+        return []
+    groups = list(points.groupby(["machine_id", "origin", "key", "others"], sort=False))
+    figure = Figure(figsize=(10, 3.6 * len(groups)), layout="constrained")
+    axes = figure.subplots(len(groups), 2, squeeze=False)
+    for (ax_time, ax_rate), ((machine, origin, key, others), group) in zip(
+        axes, groups, strict=True
+    ):
+        means = group.groupby(["backend", "x"], sort=True).mean(numeric_only=True).reset_index()
+        for backend, rows in means.groupby("backend", sort=False):
+            ax_time.plot(rows["x"], 1e6 * rows["step_s"], marker="o", label=backend)
+            ax_rate.plot(rows["x"], rows["gflops"], marker="o", label=backend)
+        ceiling = means.groupby("x").mean(numeric_only=True)
+        if ceiling["peak_gflops"].notna().any():
+            ax_rate.plot(
+                ceiling.index, ceiling["peak_gflops"], "k--", linewidth=1, label="GEMM peak"
+            )
+        if ceiling["bandwidth_gbs"].notna().any():
+            intensity = ceiling["flops_per_step"] / ceiling["bytes_per_step"]
+            ax_rate.plot(ceiling.index, ceiling["bandwidth_gbs"] * intensity, "k:", linewidth=1,
+                         label="bandwidth × intensity")  # fmt: skip
+        where = f"{origin}, {key}" + (f" ({others})" if others else "") + f" — {machine}"
+        for ax, label in ((ax_time, "µs per step"), (ax_rate, "GFLOP/s")):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel(key)
+            ax.set_ylabel(label)
+            ax.set_title(where, fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+        ax_rate.legend(fontsize=7)
+    path = out_dir / "scaling.png"
+    figure.savefig(path, dpi=110)
+    return [path]

@@ -6,6 +6,15 @@ seeds of each seed's median with its interval (``speed_ci95_low`` / ``speed_ci95
 numbers as means over seeds (memory peaks as maxima), ``relative_to_numpy`` from those means.
 One seed → the intervals are NaN (the tables then say "1 seed"). Status: skipped when every seed
 was skipped; otherwise failed, incomplete or ok, the worst of its seeds.
+
+Speed has two levels of variation (Kalibera & Jones, ISMM 2013): between processes (rounds,
+one per seed) and between the warm epochs of one process. The cell's interval is over the rounds'
+medians — each already carries its process's epoch noise — and both levels are reported:
+``within_cv_pct`` (the median over rounds of the warm epochs' coefficient of variation) and
+``between_cv_pct`` (the rounds' medians'). The ratio to the reference backend is paired within
+rounds (``stats.paired_ratio``: geometric mean of the per-round ratios, t interval on the log
+scale): ``relative_to_numpy`` with ``ratio_ci95_low`` / ``ratio_ci95_high``. A cell whose warm
+epochs or rounds vary more than ``UNSTABLE`` is ``unstable``, with what was seen meanwhile.
 """
 
 from __future__ import annotations
@@ -15,8 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import relative_to_reference, sort_cells
-from bench.report.stats import mean_ci
+from bench.report.frame import REFERENCE, sort_cells
+from bench.report.stats import mean_ci, paired_ratio
+
+#: A speed cell varying more than this (coefficient of variation, within or between processes)
+#: is unstable (pyperf warns from 10 % too).
+UNSTABLE = 0.10
 
 KEYS = ["machine_id", "scenario", "backend"]
 MEANS = [
@@ -59,6 +72,9 @@ COLUMNS = [
     "samples_per_s",
     "epochs_run",
     "histories",
+    "within_cv_pct",
+    "between_cv_pct",
+    "unstable",
     *MEANS,
     *MAXIMA,
     *FIRST,
@@ -70,8 +86,39 @@ def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
     rows = [_summary(group) for _, group in runs.groupby(KEYS, sort=False)]
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
     frame = frame.astype({c: "Int64" for c in ("epochs_run", "epochs", "n_train", "n_test")})
-    frame["relative_to_numpy"] = relative_to_reference(frame, ["machine_id", "scenario"])
+    ratios = _paired_ratios(runs)
+    for column in ("relative_to_numpy", "ratio_ci95_low", "ratio_ci95_high"):
+        frame[column] = [
+            ratios.get((m, s, b), {}).get(column, math.nan)
+            for m, s, b in zip(
+                frame["machine_id"], frame["scenario"], frame["backend"], strict=True
+            )
+        ]
     return sort_cells(frame, [])
+
+
+def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, float]]:
+    """(machine, scenario, backend) → the reference's median / this one's, paired by seed, with
+    its interval; only warm medians count (a cold-only time is not comparable)."""
+    warm = runs[(runs["status"] != "skipped") & (runs["epochs_run"] >= 2)]
+    medians = {
+        key: dict(
+            zip(group["seed"].fillna(-1).astype(int), group["median_s_per_epoch"], strict=True)
+        )
+        for key, group in warm.groupby(KEYS, sort=False)
+    }
+    out = {}
+    for (machine, scenario, backend), per_seed in medians.items():
+        reference = medians.get((machine, scenario, REFERENCE))
+        if reference is None:
+            continue
+        estimate = paired_ratio(reference, per_seed)
+        out[(machine, scenario, backend)] = {
+            "relative_to_numpy": estimate.mean,
+            "ratio_ci95_low": estimate.low,
+            "ratio_ci95_high": estimate.high,
+        }
+    return out
 
 
 def _summary(group: pd.DataFrame) -> dict[str, Any]:
@@ -99,10 +146,61 @@ def _summary(group: pd.DataFrame) -> dict[str, Any]:
         "samples_per_s": ran["n_train"].iloc[0] / speed.mean,
         "epochs_run": int(ran["epochs_run"].min()),
         "histories": list(ran["history"]),
+        **_levels(ran),
         **{c: _mean(ran[c]) for c in MEANS},
         **{c: _max(ran[c]) for c in MAXIMA},
         **{c: ran[c].iloc[0] for c in FIRST},
     }
+
+
+def _levels(ran: pd.DataFrame) -> dict[str, Any]:
+    """Within- and between-process variation of the warm epochs (percent CVs) and, past
+    ``UNSTABLE``, why the cell is unstable (what was seen while it ran)."""
+    within = [_cv(h) for h in ran["warm_seconds"] if isinstance(h, list) and len(h) >= 2]
+    medians = [
+        m for m, n in zip(ran["median_s_per_epoch"], ran["epochs_run"], strict=True) if n >= 2
+    ]
+    within_cv = float(pd.Series(within).median()) if within else math.nan
+    between_cv = _cv(medians) if len(medians) >= 2 else math.nan
+    causes = []
+    if within_cv > UNSTABLE:
+        causes.append(f"warm epochs vary {100 * within_cv:.0f} % within a process")
+    if between_cv > UNSTABLE:
+        causes.append(f"rounds vary {100 * between_cv:.0f} %")
+    if causes:
+        causes += _seen(ran["conditions"])
+    return {
+        "within_cv_pct": 100 * within_cv,
+        "between_cv_pct": 100 * between_cv,
+        "unstable": "; ".join(causes) or None,
+    }
+
+
+def _cv(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return float(pd.Series(values).std(ddof=1) / mean) if mean else math.nan
+
+
+def _seen(conditions: pd.Series) -> list[str]:
+    """What the machine was doing during a cell's runs, where it could compete with it."""
+    seen = [c for c in conditions if isinstance(c, dict) and c]
+    if not seen:
+        return []
+    cores = max(c.get("cores") or 0 for c in seen) or None
+    notes = []
+    load = max((c.get("load_1m_max", 0) for c in seen), default=0)
+    if cores and load > cores - 0.5:
+        notes.append(f"load up to {load:.1f} on {cores} cores")
+    threads = max((c.get("threads", 0) for c in seen), default=0)
+    if cores and threads > cores + 2:
+        notes.append(f"{threads} threads on {cores} cores")
+    low = min((c["cpu_mhz_min"] for c in seen if "cpu_mhz_min" in c), default=None)
+    high = max((c["cpu_mhz_max"] for c in seen if "cpu_mhz_max" in c), default=None)
+    if low and high and high > 1.05 * low:
+        notes.append(f"CPU clock {low:.0f}–{high:.0f} MHz")
+    if any((c.get("swap_growth_mib") or 0) > 0 for c in seen):
+        notes.append("swapping")
+    return notes or ["nothing unusual seen (load, threads, clock, swap)"]
 
 
 def _mean(values: pd.Series) -> float:

@@ -35,7 +35,7 @@ def _final(r: pd.Series) -> str:
 def _median(r: pd.Series, unit: str = "") -> str:
     cold = " (epoch 1, cold)" if r["epochs_run"] < 2 else ""
     spread = _spread(r, "speed_ci95_low", "speed_ci95_high", format_seconds)
-    return format_seconds(r["median_s_per_epoch"]) + spread + unit + cold
+    return format_seconds(r["median_s_per_epoch"]) + spread + unit + cold + _unstable_mark(r)
 
 
 def _unless_nan(column: str, text: Callable[[float], str]) -> Formatter:
@@ -49,7 +49,23 @@ def _unless_nan(column: str, text: Callable[[float], str]) -> Formatter:
 
 
 _epoch5 = _unless_nan("test_accuracy_epoch5_pct", lambda v: f"{v:.2f}")
-_relative = _unless_nan("relative_to_numpy", lambda v: f"×{v:.2f}")
+
+
+def _relative(r: pd.Series) -> str:
+    """'×1.82 [1.75, 1.90]': the ratio to the reference paired by seed, with its 95 % interval
+    ('×1.82' with one seed; '—' when there is no reference to pair with)."""
+    value = r["relative_to_numpy"]
+    if math.isnan(value):
+        return "—"
+    low, high = r.get("ratio_ci95_low", math.nan), r.get("ratio_ci95_high", math.nan)
+    interval = "" if pd.isna(low) or pd.isna(high) else f" [{low:.2f}, {high:.2f}]"
+    return f"×{value:.2f}{interval}"
+
+
+def _unstable_mark(r: pd.Series) -> str:
+    return " ⚠" if isinstance(r.get("unstable"), str) and r.get("unstable") else ""
+
+
 _overhead = _unless_nan(
     "cold_overhead_s", lambda v: f"{'+' if v >= 0 else '−'}{format_seconds(abs(v))}"
 )

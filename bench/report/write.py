@@ -15,7 +15,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +29,7 @@ from bench.report.ladder import LEGEND as LADDER_LEGEND
 from bench.report.ladder import ladder_frame, ladder_table
 from bench.report.questions import LEGEND as QUESTIONS_LEGEND
 from bench.report.questions import questions_table
+from bench.report.scaling import points_frame, scaling_rows
 from bench.report.summary import cells_frame
 from bench.report.tables import by_machine, headline_markdown_of, metric_tables
 from bench.results.read import Collection, collect
@@ -37,11 +38,63 @@ from bench.results.read import Collection, collect
 @dataclass(frozen=True)
 class TablesReport:
     """What ``write_tables`` did: files written (empty when no file held a result), one line per
-    unusable file or skipped step, and the whole results.md text."""
+    unusable file or skipped step, the whole results.md text, and one line per unstable cell."""
 
     written: list[Path]
     problems: list[str]
     markdown: str
+    unstable: list[str] = field(default_factory=list)
+
+
+def unstable_lines(cells: pd.DataFrame) -> list[str]:
+    """'machine: backend × scenario: why' for each cell whose speed is unstable."""
+    rows = cells[cells["unstable"].map(lambda v: isinstance(v, str) and bool(v))]
+    return [f"{r.machine_id}: {r.backend} × {r.scenario}: {r.unstable}" for r in rows.itertuples()]
+
+
+UNSTABLE_LEGEND = (
+    "A speed is unstable when its warm epochs vary more than 10 % within a process, or its "
+    "rounds (one process per seed) more than 10 % between processes (coefficient of variation); "
+    "what the machine was doing meanwhile follows (load, threads against cores, CPU clock, "
+    "swap), as recorded for each cell."
+)
+
+
+SCALING_LEGEND = (
+    "Per backend over the sweep's points (means over seeds): a least-squares fit of step time = "
+    "fixed cost + FLOPs per step / rate — the fixed cost per step, the sustained rate and its "
+    "share of the device's measured GEMM peak, and the largest relative residual of the fit "
+    "(a large one: the line does not describe that backend). Crossover: the swept value where the "
+    "backend's step time crosses NumPy's (log-log interpolation between measured points, mean "
+    "over the seeds that cross, with its 95 % interval). Regime at the catalogue's own value "
+    "(batch 32, width 128): overhead-bound when the fixed cost is over half the step, else "
+    "memory- or compute-bound by the nearer roofline ceiling (GEMM peak; memory bandwidth × "
+    "the step's arithmetic intensity, from an estimate of its least traffic). Plot: scaling.png."
+)
+
+
+def scaling_markdown(runs: pd.DataFrame, machines: dict) -> list[str]:
+    """The scaling section for one machine's runs (nothing when they hold no sweep)."""
+    rows = scaling_rows(points_frame(runs, machines))
+    if rows.empty:
+        return []
+    parts = ["### How cost grows (sweeps)", SCALING_LEGEND]
+    for (origin, key, others), group in rows.groupby(["origin", "key", "others"], sort=False):
+        table = pd.DataFrame(
+            {
+                "backend": group["backend"],
+                "fixed µs/step": group["fixed_us"].map(lambda v: f"{v:,.1f}"),
+                "rate GFLOP/s": group["rate_gflops"].map(lambda v: f"{v:,.1f}"),
+                "% peak": group["rate_peak_pct"].map(lambda v: "—" if v != v else f"{v:.0f} %"),
+                "max residual": group["max_residual_pct"].map(lambda v: f"{v:.0f} %"),
+                f"crossover {key} vs numpy": group["crossover_text"],
+                "regime": group["regime"],
+            }
+        ).set_index("backend")
+        title = f"{origin}, sweeping {key}" + (f" ({others})" if others else "")
+        parts += [f"#### {title}", to_markdown(table, align="left")]
+        parts.append(bullets([f"{r.backend}: {r.regime_words}" for r in group.itertuples()]))
+    return parts
 
 
 def results_markdown(collection: Collection) -> str:
@@ -60,6 +113,10 @@ def results_markdown(collection: Collection) -> str:
         parts.append(f"## Results on {machine}")
         for title, (legend, table) in metric_tables(rows).items():
             parts += [f"### {title}", legend, to_markdown(table)]
+        unstable = unstable_lines(rows)
+        if unstable:
+            parts += ["### Unstable speeds (⚠)", UNSTABLE_LEGEND, bullets(unstable)]
+        parts += scaling_markdown(runs[runs["machine_id"] == machine], collection.machines)
         parts += _answers(runs[runs["machine_id"] == machine])
     parts += [
         "## Caveats",
@@ -104,22 +161,36 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
         for name, (frame, columns) in tables.items():
             frame.reindex(columns=columns).to_csv(out_dir / name, index=False, float_format="%.6g")
             written.append(out_dir / name)
-        written += _plots(cells, runs, out_dir, problems)
+        written += _plots(cells, runs, collection.machines, out_dir, problems)
     except OSError as err:
         raise MlpbenchError(
             f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"
         ) from None
-    return TablesReport(written, problems, markdown)
+    return TablesReport(written, problems, markdown, unstable_lines(cells))
 
 
 def _plots(
-    cells: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, problems: list[str]
+    cells: pd.DataFrame,
+    runs: pd.DataFrame,
+    machines: dict,
+    out_dir: Path,
+    problems: list[str],
 ) -> list[Path]:
-    from bench.report.plots import PlotsUnavailable, write_ladder_plot, write_plots
+    from bench.report.plots import (
+        PlotsUnavailable,
+        write_ladder_plot,
+        write_plots,
+        write_scaling_plot,
+    )
 
     ladders = {m: ladder_frame(r) for m, r in runs.groupby("machine_id", sort=False)}
+    points = points_frame(runs, machines)
     try:
-        return write_plots(cells, out_dir) + write_ladder_plot(ladders, out_dir)
+        return (
+            write_plots(cells, out_dir)
+            + write_ladder_plot(ladders, out_dir)
+            + write_scaling_plot(points, out_dir)
+        )
     except PlotsUnavailable as err:
         problems.append(str(err))
         return []

@@ -225,9 +225,26 @@ def _machine_facts(docs: list[tuple[dt.datetime, str, dict]]) -> tuple[dict, lis
         keys = ("blas", "packages", "env", "gpus")
         facts = [{k: (i.get("mlpbench") or {}).get(k) for k in keys} for _, _, i in seen]
         differ = [k for k in keys if any(f[k] != facts[-1][k] for f in facts)]
-        if differ:
+        if differ == ["blas"] and not _blas_versions_differ([f["blas"] for f in facts]):
+            notes.append(
+                f"{machine}: the files list different BLAS/OpenMP thread pools, with the same "
+                "versions of every library they share: only which pools a run had loaded "
+                "differs (each framework loads its own), not the software; Machines shows the "
+                f"newest, `{seen[-1][1]}`"
+            )
+        elif differ:
             notes.append(
                 f"{machine}: the files disagree on {', '.join(differ)} (software changed "
                 f"between runs); Machines shows the newest, `{seen[-1][1]}`"
             )
     return machines, notes
+
+
+def _blas_versions_differ(pool_lists: list[Any]) -> bool:
+    """Whether some library (internal_api) appears with two versions across the files."""
+    versions: dict[str, set] = {}
+    for pools in pool_lists:
+        for pool in pools if isinstance(pools, list) else []:
+            if isinstance(pool, dict):
+                versions.setdefault(str(pool.get("internal_api")), set()).add(pool.get("version"))
+    return any(len(v) > 1 for v in versions.values())

@@ -35,7 +35,11 @@ class Result:
     process killed by a signal, an exception in the backend). ``pid`` is the process that trained
     it and ``peak_rss_bytes`` that process's peak resident memory (the whole process's peak when
     cells share one). ``slurm_job_id`` and ``hostname``: the Slurm job and the host that trained
-    it (``--executor slurm``; None otherwise)."""
+    it (``--executor slurm``; None otherwise). ``round`` and ``position``: where ``mlpbench run``
+    placed the cell (its round, 0-based, and its 0-based place in that round's order);
+    ``started`` / ``ended``: when it ran (UNIX seconds); ``conditions``: what the machine was
+    doing meanwhile (``bench.train.conditions``); ``code``: the fingerprint of the code it ran
+    (``bench.train.fingerprint``); ``options``: the backend options it was asked to run with."""
 
     backend: str
     scenario: Scenario
@@ -52,6 +56,13 @@ class Result:
     peak_rss_bytes: int | None = None
     slurm_job_id: str | None = None
     hostname: str | None = None
+    round: int | None = None
+    position: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    conditions: dict[str, Any] = field(default_factory=dict)
+    code: str | None = None
+    options: dict[str, Any] | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:

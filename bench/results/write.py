@@ -23,8 +23,11 @@ import bench
 from bench.errors import MlpbenchError
 from bench.results.record import Result
 from bench.results.schema import SCHEMA_VERSION
-from bench.train.flops import epoch_flops
+from bench.train.flops import epoch_flops, step_bytes
 from scenarios import N_CLASSES
+
+#: Where ``mlpbench run`` writes its results unless told otherwise.
+DEFAULT_OUT = Path("mlpbench-results") / "run.json"
 
 
 def timed_epochs(result: Result) -> tuple[list[float], str]:
@@ -63,6 +66,7 @@ def extra_info(result: Result) -> dict[str, Any]:
             result.n_train, result.n_features, result.scenario.hidden, N_CLASSES
         )
         / 1e9,
+        **_step_facts(result),
         "settings": result.settings,
         "scenario": result.scenario.to_dict(),
         "pid": result.pid,
@@ -70,6 +74,28 @@ def extra_info(result: Result) -> dict[str, Any]:
         "slurm_job_id": result.slurm_job_id,
         "hostname": result.hostname,
         "failed": result.failed,
+        "round": result.round,
+        "position": result.position,
+        "started": result.started,
+        "ended": result.ended,
+        "conditions": result.conditions,
+        "code": result.code,
+        "options": result.options,
+    }
+
+
+def _step_facts(result: Result) -> dict[str, Any]:
+    """Training steps per epoch and the estimated memory traffic of one (bytes; see
+    ``bench.train.flops.step_bytes``), for the scaling section's roofline."""
+    if not result.n_train:
+        return {}
+    batch = min(result.scenario.batch_size or result.n_train, result.n_train)
+    itemsize = 8 if result.scenario.dtype == "float64" else 4
+    return {
+        "steps_per_epoch": -(-result.n_train // batch),
+        "step_bytes": step_bytes(
+            batch, result.n_features, result.scenario.hidden, N_CLASSES, itemsize
+        ),
     }
 
 
@@ -85,6 +111,7 @@ def benchmark_entry(result: Result, source: str = "mlpbench run") -> dict[str, A
             "backend": result.backend,
             "scenario": result.scenario.name,
             "seed": result.scenario.seed,
+            **({"sweep": dict(result.scenario.sweep)} if result.scenario.sweep else {}),
         },
         "param": param,
         "extra_info": extra_info(result),
@@ -106,22 +133,29 @@ def skipped_entry(result: Result) -> dict[str, Any]:
 
 
 def document(
-    results: list[Result], machine: dict[str, Any], commit: dict[str, Any] | None = None
+    results: list[Result],
+    machine: dict[str, Any],
+    commit: dict[str, Any] | None = None,
+    kept: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole JSON document for ``results`` (runs with no finished epoch go to skipped)."""
+    """The whole JSON document for ``results`` (runs with no finished epoch go to skipped),
+    after the ``kept`` entries of an earlier run (``--resume``), as they were; ``meta`` goes
+    under ``mlpbench`` (the run's order, its precision report)."""
     import pytest_benchmark
 
     ran = [r for r in results if r.history]
     return {
         "machine_info": machine,
         "commit_info": commit or {},
-        "benchmarks": [benchmark_entry(r) for r in ran],
+        "benchmarks": [*(kept or []), *(benchmark_entry(r) for r in ran)],
         "datetime": dt.datetime.now(dt.UTC).isoformat(),
         "version": pytest_benchmark.__version__,
         "mlpbench": {
             "schema": SCHEMA_VERSION,
             "version": bench.__version__,
             "skipped": [skipped_entry(r) for r in results if not r.history],
+            **(meta or {}),
         },
     }
 

@@ -20,7 +20,8 @@ EpochCallback = Callable[["Cell", EpochRecord], None]
 @dataclass(frozen=True)
 class Cell:
     """What to train and on which data: ``data`` is the path ``--data`` named (None: the shipped
-    MNIST), cut to the first ``n_train`` / ``n_test`` rows (None: all)."""
+    MNIST), cut to the first ``n_train`` / ``n_test`` rows (None: all). ``round`` and
+    ``position``: its place in ``mlpbench run``'s plan (``bench.train.rounds``), if any."""
 
     backend: str
     scenario: Scenario
@@ -28,6 +29,8 @@ class Cell:
     data: str | None = None
     n_train: int | None = None
     n_test: int | None = None
+    round: int | None = None
+    position: int | None = None
 
     @property
     def label(self) -> str:
@@ -37,10 +40,16 @@ class Cell:
         return {
             "backend": self.backend,
             "scenario": self.scenario.to_dict(),
-            "options": {"tf32": self.options.tf32, "backend": dict(self.options.backend)},
+            "options": {
+                "tf32": self.options.tf32,
+                "backend": dict(self.options.backend),
+                **({"threads": self.options.threads} if self.options.threads else {}),
+            },
             "data": self.data,
             "n_train": self.n_train,
             "n_test": self.n_test,
+            "round": self.round,
+            "position": self.position,
         }
 
     @classmethod

@@ -78,8 +78,10 @@ class Subprocess:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         measured = {"pid": proc.pid, "peak_rss_bytes": usage.ru_maxrss * 1024}
+        switches = {"involuntary_switches": usage.ru_nivcsw, "voluntary_switches": usage.ru_nvcsw}
         if "result" in outcome:
-            return replace(outcome["result"], **measured)
+            done = outcome["result"]
+            return replace(done, **measured, conditions={**done.conditions, **switches})
         reason = outcome.get("failed") or _death(proc.returncode)
         if interrupted and history:
             reason = None  # interrupted, not failed: the finished epochs stand

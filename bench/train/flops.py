@@ -50,3 +50,33 @@ def gemm_peak_gflops(dtype: str = "float32", size: int = PEAK_SIZE) -> float:
 def gemm_peaks() -> dict[str, float]:
     """{dtype: GFLOP/s} for float32 and float64, measured now (about a second)."""
     return {dtype: round(gemm_peak_gflops(dtype), 1) for dtype in ("float32", "float64")}
+
+
+BANDWIDTH_BYTES = 2**28  # 256 MiB: far beyond any cache, so the copy runs from main memory
+
+
+def memory_bandwidth_gbs(nbytes: int = BANDWIDTH_BYTES, repeats: int = PEAK_REPEATS) -> float:
+    """Best GB/s (10⁹ bytes read + written per second) of NumPy copying ``nbytes`` between two
+    buffers, best of ``repeats`` after one untimed copy: the host's memory-bandwidth ceiling for
+    the roofline (one thread: NumPy's copy is single-threaded, as the backends' elementwise
+    passes mostly are)."""
+    a = np.ones(nbytes // 8, dtype=np.float64)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - start)
+    return round(2 * a.nbytes / best / 1e9, 2)
+
+
+def step_bytes(batch: int, n_in: int, hidden: tuple[int, ...], n_out: int, itemsize: int) -> int:
+    """An estimate of the least memory traffic of one training step (bytes): every weight read
+    in the forward and backward passes and written as a gradient, the optimizer reading and
+    writing weights, gradients and two moments (~10 passes over the parameters), and each
+    activation written once and read about five times (forward, backward, ReLU mask, dropout)."""
+    sizes = layer_sizes(n_in, hidden, n_out)
+    params = sum(i * o + o for i, o in sizes)
+    activations = batch * (n_in + sum(hidden) + n_out)
+    return itemsize * (10 * params + 6 * activations)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
-from bench.train.flops import gemm_peaks
+from bench.train.flops import gemm_peaks, memory_bandwidth_gbs
 
 #: A JSON file of ``mlpbench_facts()``, measured once and read by every later process of one run
 #: (``scripts/gpu_proof.py`` sets it): the GEMM peaks and the frameworks' device probes take tens
@@ -139,6 +139,7 @@ def measure_facts() -> dict[str, Any]:
         "env": dict(USER_ENV),
         "gpus": gpus,
         "gemm_peak_gflops": gemm_peaks(),
+        "memory_bandwidth_gbs": memory_bandwidth_gbs(),
         **known,
     }
 

@@ -78,7 +78,8 @@ class Session:
             raise ConfigError(
                 f"data is {data.dtype} but scenario {scenario.name!r} needs {scenario.dtype}"
             )
-        self.backend = registry.create(backend_name, options)
+        self.options = options or RunOptions()
+        self.backend = registry.create(backend_name, self.options)
         self.backend_name = backend_name
         self.scenario, self.data, self.progress = scenario, data, progress
         self.history: list[EpochRecord] = []
@@ -152,11 +153,13 @@ class Session:
         )
 
     def settings(self) -> dict[str, Any]:
+        threads = self.options.threads
         return {
             "device": self.backend.device,
             "batch_size": self.scenario.batch_size or self.data.n_train,
             "epochs": self.scenario.epochs,
             "seed": self.scenario.seed,
+            **({"threads_budget": threads} if threads else {}),
             **self.backend.settings(),
         }
 

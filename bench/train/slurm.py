@@ -70,6 +70,11 @@ def train_job(cell_dict: dict[str, Any]) -> dict[str, Any]:
     import resource
     import socket
 
+    from bench.train.threads import apply
+
+    if cell_dict["options"].get("threads"):  # before the cell's framework loads
+        apply(cell_dict["options"]["threads"])
+
     from bench.train.machine import machine_info
     from bench.train.worker import train_reporting
 

@@ -48,12 +48,18 @@ def train_reporting(cell: Any) -> Any:
 
 def main() -> int:
     try:
-        from bench.train.cell import Cell
-
         line = sys.stdin.readline()
         if not line:  # the parent died before sending the cell
             return 1
-        result = train_reporting(Cell.from_dict(json.loads(line)))
+        cell = json.loads(line)
+        threads = cell["options"].get("threads")
+        if threads:  # before anything loads a framework (it sizes its pools as it loads)
+            from bench.train.threads import apply
+
+            apply(threads)
+        from bench.train.cell import Cell  # only now: it loads NumPy, which sizes its BLAS pool
+
+        result = train_reporting(Cell.from_dict(cell))
     except KeyboardInterrupt:  # before the first epoch: nothing finished
         send("failed", {"reason": "interrupted before its first epoch finished"})
         return 130
@@ -61,7 +67,11 @@ def main() -> int:
         text = str(err).strip().splitlines()
         send("failed", {"reason": f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")})
         return 1
-    send("result", result.to_dict())
+    from dataclasses import replace
+
+    from bench.train.conditions import process_threads
+
+    send("result", replace(result, conditions={"threads": process_threads()}).to_dict())
     return 0
 
 

@@ -1,0 +1,220 @@
+"""How cost grows: the scaling section of results.md, for results that hold a sweep.
+
+For each swept key of each scenario a sweep started from (``recipe.sweep`` in the JSON), per
+backend and machine:
+
+- **step time and rate** against the swept value: warm seconds per training step (the epoch's
+  median / its steps) and achieved GFLOP/s (the epoch's matrix-product FLOPs / its median);
+- **a fit** of step time = fixed cost + FLOPs per step / rate (least squares over the points, each
+  the mean over seeds): the fixed cost per step (µs), the sustained rate (GFLOP/s and % of the
+  device's measured GEMM peak) and the largest relative residual, so a bad fit shows;
+- **crossovers** against NumPy on the same machine: where the ratio of step times changes side,
+  interpolated on log-log axes between the two measured points around it, per seed, with the
+  t interval over seeds; "none in range" says who leads throughout;
+- **the regime** at the scenario's own value: overhead-bound when the fixed cost is above half the
+  step, else memory- or compute-bound by which ceiling is nearer — the roofline: the GEMM peak, or
+  the measured memory bandwidth × the step's arithmetic intensity (``step_bytes`` in the JSON:
+  an estimate of the least traffic of a step).
+
+Reads the runs frame only (JSON-derived): nothing here runs a backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.report.frame import REFERENCE
+from bench.report.stats import mean_ci
+from bench.results.read import as_dict
+
+
+def _x_of(key: str, value: str) -> float | None:
+    """The swept value as a number for the axes: batch size, total hidden width, or a number;
+    None for a value that is not one (a dtype, an optimizer)."""
+    if key == "hidden":
+        return float(sum(int(w) for w in value.split("x")))
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def points_frame(runs: pd.DataFrame, machines: dict[str, Any]) -> pd.DataFrame:
+    """One row per swept run: machine, origin, key, x, backend, seed, step_s, gflops,
+    flops_per_step, bytes_per_step, peak_gflops, bandwidth_gbs (NaN where unknown)."""
+    rows = []
+    for r in runs[(runs["status"] == "ok") & (runs["epochs_run"] >= 2)].itertuples():
+        recipe = as_dict(r.recipe)
+        sweep = [tuple(p) for p in recipe.get("sweep") or []]
+        if not sweep:
+            continue
+        fixed = dict(sweep)
+        steps = r.steps_per_epoch
+        if not (steps == steps and steps and r.epoch_gflop == r.epoch_gflop):
+            continue  # results written before steps were recorded
+        flops = 1e9 * r.epoch_gflop / steps
+        facts = as_dict(as_dict(machines.get(r.machine_id)).get("mlpbench"))
+        for key, value in sweep:
+            x = _x_of(key, value)
+            if x is None:
+                continue
+            others = ",".join(f"{k}={v}" for k, v in fixed.items() if k != key)
+            rows.append(
+                {
+                    "machine_id": r.machine_id,
+                    "origin": str(r.scenario).split("[", 1)[0],
+                    "key": key,
+                    "others": others,
+                    "x": x,
+                    "label": value,
+                    "backend": r.backend,
+                    "seed": r.seed,
+                    "step_s": r.median_s_per_epoch / steps,
+                    "gflops": flops / (r.median_s_per_epoch / steps) / 1e9,
+                    "flops_per_step": flops,
+                    "bytes_per_step": r.step_bytes,
+                    "peak_gflops": (r.gemm_peak_pct and r.gflops / r.gemm_peak_pct * 100)
+                    if isinstance(r.gemm_peak_pct, float) and r.gemm_peak_pct > 0
+                    else math.nan,
+                    "bandwidth_gbs": facts.get("memory_bandwidth_gbs", math.nan),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """step_s = fixed_s + flops / rate: least squares over the points (means over seeds)."""
+
+    fixed_s: float
+    rate_gflops: float
+    max_residual: float  # largest |fit − measured| / measured
+    n_points: int
+
+
+def fit_cost(flops: np.ndarray, step_s: np.ndarray) -> Fit:
+    """The line through (FLOPs per step, seconds per step), least squares on relative errors
+    (each point weighted by 1 / its time: a sweep spans orders of magnitude, and a plain fit
+    would ignore the small steps, where the fixed cost shows)."""
+    design = np.column_stack([np.ones_like(flops), flops])
+    weights = 1 / step_s
+    (fixed, per_flop), *_ = np.linalg.lstsq(design * weights[:, None], step_s * weights, rcond=None)
+    predicted = design @ np.array([fixed, per_flop])
+    residual = float(np.max(np.abs(predicted - step_s) / step_s))
+    rate = 1 / per_flop / 1e9 if per_flop > 0 else math.inf
+    return Fit(float(fixed), float(rate), residual, len(flops))
+
+
+def crossover(xs: list[float], reference: list[float], other: list[float]) -> float | None:
+    """The x where ``other``'s step time crosses ``reference``'s (log-log interpolation between
+    the two measured points around the first change of side), or None."""
+    sides = [math.log(r / o) for r, o in zip(reference, other, strict=True)]
+    for i in range(len(xs) - 1):
+        a, b = sides[i], sides[i + 1]
+        if a == 0:
+            return xs[i]
+        if a * b < 0:
+            t = a / (a - b)
+            return math.exp(math.log(xs[i]) + t * (math.log(xs[i + 1]) - math.log(xs[i])))
+    return None
+
+
+def scaling_rows(points: pd.DataFrame) -> pd.DataFrame:
+    """Per machine × origin × key × others × backend: the fit, the crossover with NumPy (mean
+    over seeds and its interval), the regime at the scenario's own value, in words."""
+    rows = []
+    if points.empty:
+        return pd.DataFrame()
+    group_keys = ["machine_id", "origin", "key", "others"]
+    for (machine, origin, key, others), group in points.groupby(group_keys, sort=False):
+        means = group.groupby(["backend", "x"], sort=True)[
+            ["step_s", "flops_per_step", "bytes_per_step", "peak_gflops", "bandwidth_gbs"]
+        ].mean()
+        for backend in group["backend"].unique():
+            mine = means.loc[backend]
+            if len(mine) < 2:
+                continue
+            fit = fit_cost(mine["flops_per_step"].to_numpy(), mine["step_s"].to_numpy())
+            peak = (
+                float(mine["peak_gflops"].dropna().max())
+                if mine["peak_gflops"].notna().any()
+                else math.nan
+            )
+            rows.append(
+                {
+                    "machine_id": machine,
+                    "origin": origin,
+                    "key": key,
+                    "others": others,
+                    "backend": backend,
+                    "points": fit.n_points,
+                    "fixed_us": 1e6 * fit.fixed_s,
+                    "rate_gflops": fit.rate_gflops,
+                    "rate_peak_pct": 100 * fit.rate_gflops / peak if peak == peak else math.nan,
+                    "max_residual_pct": 100 * fit.max_residual,
+                    **_crossover_vs_reference(group, backend),
+                    **_regime(mine, fit, key, peak),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _crossover_vs_reference(group: pd.DataFrame, backend: str) -> dict[str, Any]:
+    if backend == REFERENCE or REFERENCE not in set(group["backend"]):
+        return {"crossover": None, "crossover_text": "—"}
+    found, leads = [], []
+    for _, by_seed in group.groupby("seed", sort=False):
+        ref = by_seed[by_seed["backend"] == REFERENCE].set_index("x")["step_s"]
+        mine = by_seed[by_seed["backend"] == backend].set_index("x")["step_s"]
+        xs = sorted(set(ref.index) & set(mine.index))
+        if len(xs) < 2:
+            continue
+        point = crossover(xs, [ref[x] for x in xs], [mine[x] for x in xs])
+        if point is not None:
+            found.append(point)
+        leads.append(mine[xs[0]] < ref[xs[0]])
+    if found:
+        estimate = mean_ci([math.log(v) for v in found])
+        text = f"{math.exp(estimate.mean):,.0f}"
+        if estimate.n >= 2 and estimate.low == estimate.low:
+            text += f" [{math.exp(estimate.low):,.0f}, {math.exp(estimate.high):,.0f}]"
+        text += f" ({len(found)} of {len(leads)} seeds)"
+        return {"crossover": math.exp(estimate.mean), "crossover_text": text}
+    if not leads:
+        return {"crossover": None, "crossover_text": "—"}
+    who = backend if all(leads) else REFERENCE if not any(leads) else "either, by seed"
+    return {"crossover": None, "crossover_text": f"none in range ({who} faster throughout)"}
+
+
+def _regime(mine: pd.DataFrame, fit: Fit, key: str, peak: float) -> dict[str, Any]:
+    """Overhead-, memory- or compute-bound at the catalogue's own value of ``key`` (the nearest
+    measured point), in words."""
+    own = {"batch_size": 32.0, "hidden": 128.0}.get(key, float(mine.index[0]))
+    x = min(mine.index, key=lambda v: abs(math.log(v / own)))
+    row = mine.loc[x]
+    share = min(max(fit.fixed_s, 0.0) / row["step_s"], 1.0)
+    if share > 0.5:
+        regime = "overhead-bound"
+        words = (
+            f"at {key} {x:g}, {100 * share:.0f} % of a step is fixed cost: fewer, larger steps "
+            "(bigger batches, fused or compiled steps) help; faster arithmetic does not"
+        )
+    else:
+        compute_s = row["flops_per_step"] / (peak * 1e9) if peak == peak else math.nan
+        memory_s = (
+            row["bytes_per_step"] / (row["bandwidth_gbs"] * 1e9)
+            if row["bandwidth_gbs"] == row["bandwidth_gbs"]
+            else math.nan
+        )
+        if memory_s == memory_s and (compute_s != compute_s or memory_s > compute_s):
+            regime = "memory-bound"
+            words = f"at {key} {x:g}, moving the data takes longer than the arithmetic at peak"
+        else:
+            regime = "compute-bound"
+            words = f"at {key} {x:g}, the matrix products dominate: a faster GEMM pays off"
+    return {"regime": regime, "regime_words": words, "fixed_share_pct": 100 * share}

@@ -1,0 +1,117 @@
+"""``mlpbench run --resume FILE``: which finished cells of an earlier run can stand.
+
+A cell of FILE is kept when it is one this run would train (same backend, scenario and seed), it
+finished (complete, not failed), and nothing it depends on changed: its recipe, the backend
+options asked for, the data slice, the code it ran (``bench.train.fingerprint``), the software
+versions and the machine. Everything else is trained again. Read from the JSON only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+from bench.train.rounds import Slot
+
+Key = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a kept cell must match: the machine, its software, each backend's code and options
+    as this run would use them, and the data slice."""
+
+    machine_id: str
+    packages: dict[str, str]
+    code: dict[str, str]  # backend → fingerprint
+    options: dict[str, dict[str, Any]]  # backend → {"tf32": ..., "backend": {...}}
+    n_train: int
+    n_test: int
+
+
+@dataclass
+class Resumed:
+    """The entries kept (key → benchmark entry, as in FILE) and how many others were not, by
+    reason; ``missing``: FILE did not exist yet (a first run)."""
+
+    kept: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    dropped: Counter = field(default_factory=Counter)
+    missing: bool = False
+
+    def summary(self, path: Path) -> str:
+        if self.missing:
+            return f"resume: no {path} yet: training every cell"
+        why = ", ".join(f"{n} {reason}" for reason, n in self.dropped.most_common())
+        return f"resume: kept {len(self.kept)} finished cells of {path}" + (
+            f"; training again {why}" if why else ""
+        )
+
+
+def recorded_order_seed(path: Path) -> int | None:
+    """The interleaved order's seed an earlier run recorded in ``path`` (None if none): a
+    resumed run draws the same order again, so its plan is the one that was interrupted."""
+    try:
+        seed = json.loads(path.read_text(encoding="utf-8"))["mlpbench"]["order"]["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return seed if isinstance(seed, int) else None
+
+
+def read_resumable(path: Path, slots: list[Slot], expected: Expected) -> Resumed:
+    """The cells of ``path`` that this run's ``slots`` can keep (a missing file keeps none)."""
+    resumed = Resumed()
+    if not path.exists():
+        resumed.missing = True
+        return resumed
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        entries = doc["benchmarks"]
+        facts = doc["machine_info"]["mlpbench"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"--resume {path}: not a results file mlpbench wrote ({type(err).__name__}); "
+            "name another file or drop --resume"
+        ) from None
+    wanted = {slot.key: slot for slot in slots}
+    for entry in entries:
+        key = _key(entry)
+        if key is None or key not in wanted:
+            continue
+        problem = _problem(entry, wanted[key], facts, expected)
+        if problem:
+            resumed.dropped[problem] += 1
+        else:
+            resumed.kept[key] = entry
+    return resumed
+
+
+def _key(entry: Any) -> Key | None:
+    try:
+        params = entry["params"]
+        return params["backend"], params["scenario"], int(params["seed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _problem(entry: dict, slot: Slot, facts: dict, expected: Expected) -> str | None:
+    """Why ``entry`` cannot stand for ``slot`` (a short plural phrase), or None."""
+    extra = entry.get("extra_info") or {}
+    if not extra.get("complete") or extra.get("failed"):
+        return "failed or incomplete"
+    if facts.get("machine_id") != expected.machine_id:
+        return "from another machine"
+    if facts.get("packages") != expected.packages:
+        return "with other software versions"
+    if extra.get("scenario") != slot.scenario.to_dict():
+        return "whose recipe changed"
+    if extra.get("code") != expected.code.get(slot.backend):
+        return f"whose code changed ({slot.backend})"
+    if extra.get("options") != expected.options.get(slot.backend):
+        return "with other options"
+    if (extra.get("n_train"), extra.get("n_test")) != (expected.n_train, expected.n_test):
+        return "on another data slice"
+    return None

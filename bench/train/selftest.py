@@ -1,0 +1,140 @@
+"""``mlpbench compare --self-test``: the regression gate's error rates, measured on this machine.
+
+Runs one cheap cell (default: NumPy × baseline on a slice) ``rounds`` times in pairs — each round
+trains it twice with the same seed, in a random order, each in a fresh process: two identical
+alternatives, interleaved (an A/A design). Then, for each sample size n, it draws n of the rounds
+(every combination, or ``DRAWS`` at random) and asks the gate (``bench.report.gate``) about
+  - A vs A: any verdict but "no change detected" is a false alarm;
+  - A vs A × 1.10 (the second run's epoch times slowed by 10 %): "slower" is a detection.
+The rates are over real timing noise of this machine; the slowdown is applied to measured times
+(an injected slowdown of exactly 10 %). Prints a table and returns the rates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import scenarios
+from backends.api import RunOptions
+from bench.report import gate
+from bench.train.cell import Cell
+from bench.train.executors import Subprocess
+
+DRAWS = 2000
+
+
+@dataclass(frozen=True)
+class Rates:
+    """At ``n`` rounds per side: false alarms and detections of a 10 % slowdown over ``draws``."""
+
+    n: int
+    draws: int
+    false_alarms: int
+    detections: int
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return self.false_alarms / self.draws
+
+    @property
+    def power(self) -> float:
+        return self.detections / self.draws
+
+
+def measure_pairs(
+    backend: str, scenario: str, rounds: int, n_train: int | None, epochs: int, seed: int
+) -> list[tuple[float, float]]:
+    """(A, A′) median warm-epoch seconds per round, each run in a fresh process, the pair's
+    order random per round."""
+    order = random.Random(seed)
+    base = scenarios.get(scenario).with_overrides(epochs=epochs)
+    pairs = []
+    executor = Subprocess()
+    for r in range(rounds):
+        recipe = base.with_overrides(seed=r)
+        cells = [Cell(backend, recipe, RunOptions(), None, n_train, None, r, i) for i in (0, 1)]
+        medians = {}
+        for cell in order.sample(cells, 2):
+            result = executor.run(cell)
+            if result.failed or not result.warm_seconds:
+                raise RuntimeError(f"self-test run failed: {result.failed or 'no warm epoch'}")
+            medians[cell.position] = statistics.median(result.warm_seconds)
+        pairs.append((medians[0], medians[1]))
+        print(f"  round {r}: {medians[0]:.4f} s, {medians[1]:.4f} s", flush=True)
+    return pairs
+
+
+def rates(
+    pairs: list[tuple[float, float]], n: int, factor: float, alpha: float, seed: int
+) -> Rates:
+    """The gate's false alarms (A/A) and detections (A/A×1.10) over draws of ``n`` rounds."""
+    indices = range(len(pairs))
+    combos = list(itertools.combinations(indices, n)) if _count(len(pairs), n) <= DRAWS else [
+        tuple(random.Random(f"{seed}:{k}").sample(indices, n)) for k in range(DRAWS)
+    ]  # fmt: skip
+    false_alarms = detections = 0
+    for combo in combos:
+        base = {i: pairs[i][0] for i in combo}
+        same = {i: pairs[i][1] for i in combo}
+        slow = {i: pairs[i][1] * gate.SLOWDOWN for i in combo}
+        false_alarms += gate.verdict(gate.ratio(base, same, alpha), factor) != gate.SAME
+        detections += gate.verdict(gate.ratio(base, slow, alpha), factor) == gate.SLOWER
+    return Rates(n, len(combos), false_alarms, detections)
+
+
+def _count(total: int, n: int) -> int:
+    import math
+
+    return math.comb(total, n)
+
+
+def run_self_test(
+    backend: str = "numpy",
+    scenario: str = "baseline",
+    rounds: int = 12,
+    n_train: int | None = 8192,
+    epochs: int = 4,
+    factor: float = gate.SLOWDOWN,
+    alpha: float = 0.05,
+    out: Path | None = None,
+    seed: int = 0,
+) -> list[Rates]:
+    """Measure, print one line per sample size, optionally save the pairs and rates as JSON."""
+    size = f"{n_train} training rows" if n_train else "full data"
+    print(
+        f"self-test: {backend} × {scenario}, {size}, {epochs} epochs, {rounds} rounds of A/A pairs"
+    )
+    started = time.perf_counter()
+    pairs = measure_pairs(backend, scenario, rounds, n_train, epochs, seed)
+    found = [rates(pairs, n, factor, alpha, seed) for n in range(2, rounds + 1)]
+    spread = statistics.stdev([__import__("math").log(b / a) for a, b in pairs])
+    print(
+        f"self-test: gate 'slower' when NEW/BASE's {100 * (1 - alpha):g} % interval lies above "
+        f"{factor:g}; A/A log-ratio sd {100 * spread:.1f} % ({time.perf_counter() - started:.0f} s)"
+    )
+    for r in found:
+        print(
+            f"  n = {r.n:>2} rounds per side: false alarms {100 * r.false_alarm_rate:5.1f} % "
+            f"({r.false_alarms}/{r.draws}), power for a 10 % slowdown {100 * r.power:5.1f} %"
+        )
+    enough = next((r.n for r in found if r.false_alarm_rate <= 0.05 and r.power >= 0.8), None)
+    print(
+        f"self-test: ≤ 5 % false alarms and ≥ 80 % power from n = {enough} rounds per side"
+        if enough
+        else "self-test: no sample size here reaches ≤ 5 % false alarms and ≥ 80 % power"
+    )
+    if out is not None:
+        doc: dict[str, Any] = {
+            "backend": backend, "scenario": scenario, "n_train": n_train, "epochs": epochs,
+            "factor": factor, "alpha": alpha, "pairs": pairs,
+            "rates": [r.__dict__ for r in found], "enough": enough,
+        }  # fmt: skip
+        out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return found
