@@ -227,6 +227,11 @@ class CupyMLP(XpBackend):
         "(true/false, default false)",
     }
 
+    SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "fused": ("false", "true"),
+        "cuda_graph": ("false", "true"),
+    }
+
     def __init__(self, options: RunOptions | None = None) -> None:
         super().__init__(options)
         given = dict(self.options.backend)

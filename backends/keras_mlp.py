@@ -19,9 +19,11 @@ module the instance keeps (``self.keras``); an instance built earlier on another
 be used after a later instance switched away (the harness makes a fresh instance per run).
 
 Choices that affect speed, recorded by ``settings()``:
-- ``jit_compile`` (option ``jit_compile``) is always an explicit bool, never Keras' "auto";
-  ``DEFAULT_JIT_COMPILE`` of the class unless the option says otherwise. TensorFlow: True = XLA
-  (measured faster than False for this model on the CPU; figures: results/README.md). JAX: True =
+- ``jit_compile`` (option ``jit_compile``): ``auto`` by default — Keras' own resolution, as a
+  Keras user gets it (``model.compile(jit_compile="auto")``; settings record what it resolved
+  to): on TensorFlow XLA only with a GPU (Keras turns it off on CPU-only machines), on JAX
+  ``jax.jit``, on PyTorch eager. ``true``/``false`` force it (a tuned profile). TensorFlow:
+  True = XLA (faster than False for plain Keras on the CPU, slower with dropout). JAX: True =
   ``jax.jit`` of the train step (what Keras' "auto" resolves to; False runs it op by op). PyTorch:
   False = eager (what "auto" resolves to); True = ``torch.compile`` (inductor: needs a C++
   compiler on the CPU, compilation lands in the cold epoch). Warm baseline epochs (full MNIST,
@@ -83,9 +85,8 @@ from backends.api import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-#: The TensorFlow class's jit default (``KerasMLP.DEFAULT_JIT_COMPILE``): XLA on, faster than
-#: False for this model on the CPU (figures: results/README.md).
-DEFAULT_JIT_COMPILE = True
+#: Every Keras class's jit default: Keras' own resolution (the shipped division).
+DEFAULT_JIT_COMPILE = "auto"
 #: Rows per batch for ``evaluate`` (inference only; larger batches just mean fewer calls).
 EVAL_BATCH_SIZE = 10_000
 
@@ -498,23 +499,29 @@ class KerasMLP:
     #: Keras' backend for this class, and the helper holding that framework's specifics.
     KERAS_BACKEND: ClassVar[str] = "tensorflow"
     FRAMEWORK: ClassVar[type] = _TensorFlow
-    DEFAULT_JIT_COMPILE: ClassVar[bool] = DEFAULT_JIT_COMPILE
+    DEFAULT_JIT_COMPILE: ClassVar[str] = DEFAULT_JIT_COMPILE
     #: Largest steps_per_execution Keras' trainer for this backend accepts (None: no limit).
     MAX_STEPS_PER_EXECUTION: ClassVar[int | None] = None
 
     device = "cpu"  # replaced per instance: "gpu" when the framework sees one
     OPTIONS: ClassVar[dict[str, str]] = {
-        "jit_compile": f"compile the train step with XLA (default {DEFAULT_JIT_COMPILE})",
+        "jit_compile": "compile the train step with XLA: auto (default: Keras' own choice, off "
+        "on a CPU-only machine), true or false",
         "steps_per_execution": "optimizer steps per call of the compiled train function "
         "(default 1, Keras' own)",
+    }
+    #: Speed-only options and the values ``mlpbench tune`` tries (they must not change the
+    #: math); the first value of each is the shipped default.
+    SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "jit_compile": ("auto", "false", "true"),
+        "steps_per_execution": ("1", "64"),
     }
 
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()
         given = self.options.backend
-        self.jit_compile = parse_bool(
-            "jit_compile", given.get("jit_compile", str(self.DEFAULT_JIT_COMPILE))
-        )
+        jit = given.get("jit_compile", self.DEFAULT_JIT_COMPILE).strip().lower()
+        self.jit_compile: bool | str = "auto" if jit == "auto" else parse_bool("jit_compile", jit)
         self.steps_per_execution = parse_positive_int(
             "steps_per_execution", given.get("steps_per_execution", "1")
         )
@@ -548,7 +555,7 @@ class KerasMLP:
         keras = self.keras = self._use_keras()  # another instance may have switched since
         dtype = recipe.dtype
         self.recipe = recipe
-        self.FRAMEWORK.prepare(recipe, self.device, self.jit_compile)
+        self.FRAMEWORK.prepare(recipe, self.device, self.jit_compile is True)
         if self.options.threads:
             self.FRAMEWORK.limit_threads(self.options.threads)
         self.feed = self.FRAMEWORK.feed(
@@ -581,6 +588,8 @@ class KerasMLP:
                 jit_compile=self.jit_compile,
                 steps_per_execution=self.steps_per_execution,
             )
+        self.jit_asked = self.jit_compile
+        self.jit_compile = bool(self.model.jit_compile)  # what Keras resolved "auto" to
         self.FRAMEWORK.reset_peak_memory(self.device)
 
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
@@ -618,6 +627,7 @@ class KerasMLP:
             "keras_backend": self.keras.config.backend(),
             "keras_backend_switched": self.keras_backend_switched,
             "jit_compile": self.jit_compile,
+            "jit_compile_asked": getattr(self, "jit_asked", self.jit_compile),
             "steps_per_execution": self.steps_per_execution,
             "input_feed": self.feed.NAME,
             "keras": self.keras.__version__,
@@ -631,11 +641,13 @@ class KerasJaxMLP(KerasMLP):
 
     KERAS_BACKEND: ClassVar[str] = "jax"
     FRAMEWORK: ClassVar[type] = _Jax
-    #: jax.jit of the train step: what Keras' own "auto" resolves to on JAX.
-    DEFAULT_JIT_COMPILE: ClassVar[bool] = True
+    SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "jit_compile": ("auto",),  # jit off runs op by op: never faster
+        "steps_per_execution": ("1", "16", "64"),
+    }
     OPTIONS: ClassVar[dict[str, str]] = {
-        "jit_compile": "compile the train step with jax.jit (default True, Keras' own 'auto'; "
-        "false runs it op by op)",
+        "jit_compile": "compile the train step with jax.jit: auto (default: Keras' own choice, "
+        "jit on), true or false (op by op)",
         "steps_per_execution": KerasMLP.OPTIONS["steps_per_execution"],
     }
 
@@ -651,15 +663,14 @@ class KerasTorchMLP(KerasMLP):
 
     KERAS_BACKEND: ClassVar[str] = "torch"
     FRAMEWORK: ClassVar[type] = _Torch
-    #: Eager: what Keras' own "auto" resolves to on PyTorch; True means torch.compile.
-    DEFAULT_JIT_COMPILE: ClassVar[bool] = False
     MAX_STEPS_PER_EXECUTION: ClassVar[int | None] = 1
     OPTIONS: ClassVar[dict[str, str]] = {
-        "jit_compile": "compile the train step with torch.compile (default False, Keras' own "
-        "'auto'; needs a C++ compiler on the CPU)",
+        "jit_compile": "compile the train step with torch.compile: auto (default: Keras' own "
+        "choice, eager), true (needs a C++ compiler on the CPU) or false",
         "steps_per_execution": "optimizer steps per call of the train function (only 1: Keras' "
         "PyTorch trainer supports no other)",
     }
+    SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"jit_compile": ("auto", "true")}
 
     @staticmethod
     def unavailable_reason() -> str | None:

@@ -26,16 +26,18 @@ interleaved epochs taken while other processes used < 5% of the CPUs, default th
 backend: 0.73 CPU-s / 0.64–0.81 s wall at batch 32; 0.35 CPU-s / 0.21–0.31 s at batch 1024. This
 backend's default: 1.63 CPU-s / 1.25–2.5 s wall at batch 32 (per-op dispatch and autograd cost
 at 32 rows); 0.44 CPU-s / 0.25–0.41 s at batch 1024. Choices, all recorded by ``settings()``:
-- ``fused``: ``foreach`` (default: fewer dispatches) or ``loop``: 1.63 vs 1.65 CPU-s at batch
-  32, 0.44 vs 0.44 at 1024; wall 1.7–2.3 s for ``loop``: no difference beyond the noise.
+- ``fused``: ``auto`` (default: torch.optim's own choice — foreach on CUDA, a loop on the CPU),
+  ``foreach`` (fewer dispatches) or ``loop``: 1.63 vs 1.65 CPU-s at batch 32, 0.44 vs 0.44 at
+  1024; wall 1.7–2.3 s for ``loop``: no difference beyond the noise.
 - ``threads``: ``torch.set_num_threads`` during training and evaluation, restored afterwards;
   default torch's own (one per core, 2 here). One thread: 1.32–1.86 s wall at batch 32 (less
   spread, not clearly faster); 0.41–0.57 s at batch 1024, where two threads win.
 - ``flush_denormals``: ``torch.set_flush_denormal(True)`` during training epochs, switched off
   again afterwards (torch's default). Adam's decaying moments pass through the denormal range;
   here it made no measurable difference (1.63 vs 1.68 CPU-s at batch 32; this CPU handles
-  denormals cheaply, while on a Xeon they made the NumPy backend ~2× slower). On by default, as
-  the NumPy backend's is. It acts on the calling thread only; torch's worker threads keep theirs.
+  denormals cheaply, while on a Xeon they made the NumPy backend ~2× slower). Off by default, as
+  PyTorch ships (a tuned profile may switch it on). It acts on the calling thread only; torch's
+  worker threads keep theirs.
 - ``compile``: ``torch.compile`` of the whole step (dynamo breaks the graph at ``backward``;
   inductor, which on the CPU needs a C++ compiler, else ``build`` refuses the recipe). Off by
   default: 1.53 vs 1.63 CPU-s at batch 32 (wall 1.28–2.37 s) and 0.42 vs 0.44 at batch 1024 is
@@ -88,10 +90,12 @@ if TYPE_CHECKING:
 
     import torch
 
-#: Defaults chosen from the figures in the module docstring.
+#: Defaults as PyTorch ships them (the shipped division): eager, torch.optim's own choice of
+#: the multi-tensor update (foreach on CUDA tensors, a per-parameter loop on the CPU: "auto"),
+#: denormals as the CPU handles them. Tuned values come from ``mlpbench tune``.
 DEFAULT_COMPILE = False
-DEFAULT_FUSED = "foreach"
-DEFAULT_FLUSH_DENORMALS = True
+DEFAULT_FUSED = "auto"
+DEFAULT_FLUSH_DENORMALS = False
 #: Rows per chunk in ``evaluate`` (inference only).
 EVAL_BATCH_SIZE = 10_000
 
@@ -177,11 +181,18 @@ class TorchMLP:
     OPTIONS: ClassVar[dict[str, str]] = {
         "compile": f"torch.compile the train step (default {str(DEFAULT_COMPILE).lower()})",
         "threads": "torch.set_num_threads while training (default: torch's own, one per core)",
-        "fused": f"optimizer update: foreach (multi-tensor ops) or loop (default {DEFAULT_FUSED})",
+        "fused": "optimizer update: auto (default: torch.optim's choice, foreach on CUDA, loop on "
+        "the CPU), foreach (multi-tensor ops) or loop",
         "flush_denormals": "flush denormals to zero during training epochs "
         f"(default {str(DEFAULT_FLUSH_DENORMALS).lower()})",
         "cuda_graphs": "replay the train step as a captured CUDA graph (CUDA only; default false)",
         "device": "auto (CUDA when available), cpu or cuda (default auto)",
+    }
+
+    SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "compile": ("false", "true"),
+        "fused": ("auto", "foreach"),
+        "flush_denormals": ("false", "true"),
     }
 
     def __init__(self, options: RunOptions | None = None) -> None:
@@ -198,7 +209,9 @@ class TorchMLP:
             if "threads" in given
             else self.options.threads  # the harness's budget (--threads), if any
         )
-        self.fused = parse_choice("fused", given.get("fused", DEFAULT_FUSED), ("foreach", "loop"))
+        self.fused = parse_choice(
+            "fused", given.get("fused", DEFAULT_FUSED), ("auto", "foreach", "loop")
+        )
         self.flush_denormals = parse_bool(
             "flush_denormals", given.get("flush_denormals", str(DEFAULT_FLUSH_DENORMALS))
         )
@@ -212,6 +225,8 @@ class TorchMLP:
             raise OptionError("option device=cuda, but torch sees no CUDA device")
         self.torch_device = torch.device("cuda" if wanted != "cpu" and cuda else "cpu")
         self.device = "gpu" if self.torch_device.type == "cuda" else "cpu"
+        if self.fused == "auto":  # torch.optim's foreach=None: foreach for CUDA tensors only
+            self.fused = "foreach" if self.device == "gpu" else "loop"
         if self.cuda_graphs and self.device != "gpu":
             raise OptionError("cuda_graphs needs a CUDA device")
         if self.cuda_graphs and self.compile:

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlpbench {bench.__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="{list,run,table,compare}", parser_class=OneLineParser
+        dest="command", metavar="{list,run,tune,table,compare,doctor}", parser_class=OneLineParser
     )
     sub.add_parser("list", help="backends (with availability) and scenarios")
     sub.add_parser("doctor", help="is this machine ready for a benchmark run? what to change")
@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --target-ci: the whole run's wall-time budget (default 60)",
     )
     run.add_argument(
+        "--profile",
+        metavar="FILE",
+        type=Path,
+        help="a tuned profile (mlpbench tune): its options for the backends it names, whose "
+        "cells are then the tuned division (-O still overrides one)",
+    )
+    run.add_argument(
         "--threads",
         type=positive_int,
         metavar="N",
@@ -278,6 +285,44 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
     )
+    tune = sub.add_parser(
+        "tune",
+        help="search a backend's speed options on this machine; write the fastest to a profile",
+    )
+    tune.add_argument("--backend", "-b", required=True, metavar="B", help="the backend to tune")
+    tune.add_argument(
+        "--scenario",
+        "-s",
+        default="baseline",
+        metavar="S",
+        help="the scenario to tune on (default baseline)",
+    )
+    tune.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="interleaved rounds of every candidate (default 3)",
+    )
+    tune.add_argument("--epochs", type=positive_int, help="override the scenario's epochs")
+    tune.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
+    tune.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
+    tune.add_argument(
+        "--tolerance",
+        type=positive_float,
+        default=0.5,
+        metavar="PT",
+        help="accuracy points a candidate may differ from shipped before it counts "
+        "as changing the math (default 0.5)",
+    )
+    tune.add_argument(
+        "--out",
+        type=Path,
+        default=Path("profile.toml"),
+        metavar="FILE",
+        help="the profile to write (its other backends are kept; default profile.toml)",
+    )
+    tune.add_argument("--keep", type=Path, metavar="FILE", help="also keep the search's JSON")
     table = sub.add_parser("table", help="tables and plots from result JSON files")
     table.add_argument("files", nargs="+", type=Path, metavar="FILE")
     table.add_argument(
@@ -403,6 +448,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return run_compare(args.base, args.new, alpha=args.alpha, factor=args.factor)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bench.train.tune import run_tune
+
+    return run_tune(args)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bench.doctor import run_doctor
 
@@ -412,6 +463,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Any] = {
     "list": cmd_list,
     "doctor": cmd_doctor,
+    "tune": cmd_tune,
     "run": cmd_run,
     "table": cmd_table,
     "compare": cmd_compare,

@@ -31,13 +31,19 @@ def test_the_mode_is_restored_after_an_exception():
 
 def test_numpy_backend_records_the_setting():
     import scenarios
+    from backends.api import RunOptions
     from backends.numpy_mlp import NumpyMLP
     from bench.data import load_dataset
     from bench.train.session import scenario_weights
 
     data = load_dataset().subset(64, 10)
-    backend = NumpyMLP()
-    backend.build(
-        scenarios.BASELINE.recipe(data.n_train), data, scenario_weights(scenarios.BASELINE, data)
+    recipe, weights = (
+        scenarios.BASELINE.recipe(data.n_train),
+        scenario_weights(scenarios.BASELINE, data),
     )
-    assert backend.settings()["flush_denormals"] is _denormals.supported()
+    shipped = NumpyMLP()
+    shipped.build(recipe, data, weights)
+    assert shipped.settings()["flush_denormals"] is False  # as NumPy runs
+    tuned = NumpyMLP(RunOptions(backend={"flush_denormals": "true"}))
+    tuned.build(recipe, data, weights)
+    assert tuned.settings()["flush_denormals"] is _denormals.supported()

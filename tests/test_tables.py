@@ -229,7 +229,8 @@ def test_speed_and_relative_speed_from_known_medians(tmp_path: Path) -> None:
     md = markdown_of(path)
     row = table_rows(md, "### Speed")["baseline"]
     numpy_median, keras_median = statistics.median(numpy_warm), statistics.median(keras_warm)
-    assert (row["numpy s/epoch"], row["keras s/epoch"]) == ("2.00", "0.500")
+    # epochs this varied (coefficients of variation 0.5 and 0.29) are marked unstable: ⚠
+    assert (row["numpy s/epoch"], row["keras s/epoch"]) == ("2.00 ⚠", "0.500 ⚠")
     assert row["numpy samples/s"] == f"{60_000 / numpy_median:,.0f}" == "30,000"
     assert row["keras samples/s"] == f"{60_000 / keras_median:,.0f}" == "120,000"
     assert (row["numpy vs numpy"], row["keras vs numpy"]) == ("×1.00", "×4.00")
@@ -338,7 +339,8 @@ def test_seeds_are_summarized_with_t_intervals(tmp_path: Path) -> None:
     assert rows["baseline"]["numpy final %"] == "92.00 ± 4.97"
     assert rows["baseline"]["keras final %"] == "91.00"
     assert rows["baseline"]["seeds"] == "3/1"
-    assert table_rows(report.markdown, "### Speed")["baseline"]["numpy s/epoch"] == "2.00 ± 2.48"
+    speed = table_rows(report.markdown, "### Speed")["baseline"]["numpy s/epoch"]
+    assert speed == "2.00 ± 2.48 ⚠"  # rounds 1, 2 and 3 s apart: unstable between rounds
     accuracy = pd.read_csv(tmp_path / "out" / "accuracy.csv").set_index("backend")
     assert accuracy.loc["numpy", "n_seeds"] == 3 and accuracy.loc["keras", "n_seeds"] == 1
     assert accuracy.loc["numpy", "ci95_low"] == pytest.approx(92 - 4.303 * 2 / 3**0.5, abs=1e-3)

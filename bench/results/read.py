@@ -136,6 +136,17 @@ def _read_document(path: Path) -> dict[str, Any]:
     return doc
 
 
+#: Divisions, as results record them (``extra_info.division``): a backend as its framework ships
+#: it, tuned by ``mlpbench tune`` (``--profile``), or run with options chosen by hand.
+DIVISIONS = ("shipped", "tuned", "custom")
+
+
+def division_label(backend: str, division: Any) -> str:
+    """How tables name a backend's cells: its name for the shipped division (and results from
+    before divisions were recorded), 'keras (tuned)' for the others."""
+    return backend if division in (None, "shipped") else f"{backend} ({division})"
+
+
 def _document_cells(doc: dict[str, Any], source: str) -> tuple[list[Cell], str | None]:
     """The document's cells and a problem line when some entries were ignored."""
     machine, when = machine_id_of(doc.get("machine_info")), _when(doc)
@@ -146,6 +157,7 @@ def _document_cells(doc: dict[str, Any], source: str) -> tuple[list[Cell], str |
             bad.append(flaw)
             continue
         backend, scenario = entry["params"]["backend"], entry["params"]["scenario"]
+        backend = division_label(backend, as_dict(entry.get("extra_info")).get("division"))
         cells.append(Cell(machine, scenario, backend, source, when, entry, seed=_seed(entry)))
     cells += [
         Cell(

@@ -63,6 +63,7 @@ class Result:
     conditions: dict[str, Any] = field(default_factory=dict)
     code: str | None = None
     options: dict[str, Any] | None = None
+    division: str | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:

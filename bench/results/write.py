@@ -81,6 +81,7 @@ def extra_info(result: Result) -> dict[str, Any]:
         "conditions": result.conditions,
         "code": result.code,
         "options": result.options,
+        "division": result.division,
     }
 
 

@@ -31,6 +31,7 @@ class Cell:
     n_test: int | None = None
     round: int | None = None
     position: int | None = None
+    division: str = "shipped"
 
     @property
     def label(self) -> str:
@@ -50,6 +51,7 @@ class Cell:
             "n_test": self.n_test,
             "round": self.round,
             "position": self.position,
+            "division": self.division,
         }
 
     @classmethod

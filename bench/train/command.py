@@ -29,6 +29,7 @@ from bench.train.cell import Cell
 from bench.train.executors import EXECUTORS, Executor
 from bench.train.fingerprint import code_fingerprint
 from bench.train.machine import machine_info
+from bench.train.profile import load_profile
 from bench.train.resume import Expected, read_resumable, recorded_order_seed
 from bench.train.rounds import Slot, cell_filter, new_order_seed, plan
 from scenarios import Scenario
@@ -122,7 +123,8 @@ def backend_options(names: list[str], args: argparse.Namespace) -> dict[str, Run
         given.append(f"jit_compile={args.jit_compile}")
     if args.steps_per_execution is not None:
         given.append(f"steps_per_execution={args.steps_per_execution}")
-    per_backend: dict[str, dict[str, str]] = {name: {} for name in names}
+    profile = load_profile(args.profile) if getattr(args, "profile", None) else {}
+    per_backend: dict[str, dict[str, str]] = {name: dict(profile.get(name, {})) for name in names}
     for text in given:
         key, sep, value = text.partition("=")
         scope, _, option = key.strip().rpartition(".")
@@ -199,6 +201,7 @@ def annotate(cell: Cell, result: Result, before: dict | None, started: float | N
         conditions=seen,
         code=code_fingerprint(cell.backend),
         options=cell.to_dict()["options"],
+        division=cell.division,
     )
 
 
@@ -320,11 +323,16 @@ def run_command(args: argparse.Namespace) -> int:
     def cells_of(todo: list[Slot]) -> list[Cell]:
         return [
             Cell(s.backend, s.scenario, point_options(options[s.backend], s), args.data,
-                 args.n_train, args.n_test, s.round, s.position)
+                 args.n_train, args.n_test, s.round, s.position, divisions[s.backend])
             for s in todo
             if s.key not in kept and not foreign_point(s)
         ]  # fmt: skip
 
+    profiled = load_profile(args.profile) if args.profile else {}
+    divisions = {
+        n: "tuned" if n in profiled else "custom" if options[n].backend else "shipped"
+        for n in names
+    }
     cells = cells_of(slots)
     start = time.perf_counter()
     done: list[Result] = [

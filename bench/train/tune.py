@@ -1,0 +1,168 @@
+"""``mlpbench tune -b BACKEND -s SCENARIO``: the tuned division, searched on this machine.
+
+The candidates are every combination of the backend's speed-only options (``SPEED_OPTIONS`` on
+its class: options that must not change the math, each with the values worth trying), plus the
+backend as shipped. They run as one ``mlpbench run`` in interleaved rounds — each round trains
+every candidate once, in a fresh random order, each in its own process — so they are compared as
+the benchmarks are: the speed-up over shipped is the paired ratio over rounds with its 95 %
+interval (``bench.report.stats.paired_ratio``).
+
+A candidate whose final test accuracy differs from shipped's by more than ``tolerance`` points
+(mean over rounds) is rejected as "changes the math": a speed option must not. The winner is the
+fastest candidate whose whole interval lies above 1 (else shipped stays); its options are written
+to a profile (``bench.train.profile``) that ``mlpbench run --profile`` applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import registry
+from bench.errors import ConfigError
+from bench.report.stats import paired_ratio
+from bench.train.profile import write_profile
+
+#: Accuracy points a speed option may move the final test accuracy (mean over rounds) before it
+#: counts as changing the math: a few test images of float rounding, far below what a changed
+#: learning rate, optimizer or dropout moves.
+TOLERANCE_PT = 0.5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    options: dict[str, str]
+    seconds: float  # mean over rounds of the median warm epoch
+    speedup: float  # shipped / candidate, paired by round
+    low: float
+    high: float
+    accuracy_delta_pt: float
+    verdict: str
+
+
+def candidates(backend: str) -> list[dict[str, str]]:
+    """Every combination of the backend's speed options' values; ConfigError without any."""
+    speed = getattr(registry.backend_class(backend), "SPEED_OPTIONS", {}) or {}
+    if not speed:
+        raise ConfigError(f"backend {backend!r} declares no speed options to tune (SPEED_OPTIONS)")
+    names = list(speed)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*speed.values())]
+
+
+def run_args(args: argparse.Namespace, out: Path) -> list[str]:
+    """The ``mlpbench run`` arguments of the search: one sweep over every speed option."""
+    speed = registry.backend_class(args.backend).SPEED_OPTIONS
+    sweeps = [f"{args.backend}.{k}={','.join(v)}" for k, v in speed.items()]
+    argv = ["run", "-b", args.backend, "-s", args.scenario, "--rounds", str(args.rounds)]
+    argv += [x for s in sweeps for x in ("--sweep", s)]
+    for name in ("epochs", "n_train", "n_test"):
+        value = getattr(args, name)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    return [*argv, "--out", str(out), "--no-tables"]
+
+
+def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], dict[str, str]]:
+    """Every candidate's speed-up over shipped and verdict, and the winner's options ({} when
+    shipped stays). Shipped is the point whose options are all the backend's defaults: the run
+    records each cell's options as given, so it is the point the run marked so."""
+    by_point: dict[tuple, dict[int, tuple[float, float]]] = {}
+    for entry in doc["benchmarks"]:
+        extra = entry["extra_info"]
+        if not extra.get("complete") or extra.get("failed") or len(extra["history"]) < 2:
+            continue
+        point = tuple(sorted((entry["params"].get("sweep") or {}).items()))
+        median = statistics.median(entry["stats"]["data"])
+        by_point.setdefault(point, {})[entry["params"]["seed"]] = (median, extra["test_accuracy"])
+    shipped_point = _shipped_point(doc, by_point)
+    if shipped_point is None:
+        raise ConfigError(
+            "tune: the shipped defaults did not finish a warm epoch; nothing to compare"
+        )
+    shipped = by_point[shipped_point]
+    found = []
+    for point, rounds in by_point.items():
+        ratio = paired_ratio(
+            {s: v[0] for s, v in shipped.items()}, {s: v[0] for s, v in rounds.items()}
+        )
+        common = sorted(set(shipped) & set(rounds))
+        delta = 100 * statistics.fmean(rounds[s][1] - shipped[s][1] for s in common)
+        if abs(delta) > tolerance:
+            verdict = f"rejected: changes the math ({delta:+.2f} pt accuracy)"
+        elif point == shipped_point:
+            verdict = "shipped"
+        elif ratio.low == ratio.low and ratio.low > 1:
+            verdict = "faster"
+        elif ratio.high == ratio.high and ratio.high < 1:
+            verdict = "slower"
+        else:
+            verdict = "no difference shown"
+        options = {k.split(".", 1)[1]: v for k, v in point}
+        seconds = statistics.fmean(v[0] for v in rounds.values())
+        found.append(Candidate(options, seconds, ratio.mean, ratio.low, ratio.high, delta, verdict))
+    found.sort(key=lambda c: -c.speedup)
+    winner = next((c for c in found if c.verdict == "faster"), None)
+    return found, ({} if winner is None else winner.options)
+
+
+def _shipped_point(doc: dict, by_point: dict) -> tuple | None:
+    """The point whose values are the backend's shipped defaults: the first value of each speed
+    option (``SPEED_OPTIONS`` lists the shipped value first)."""
+    backend = doc["benchmarks"][0]["params"]["backend"] if doc["benchmarks"] else None
+    if backend is None:
+        return None
+    speed = registry.backend_class(backend).SPEED_OPTIONS
+    point = tuple(sorted((f"{backend}.{k}", v[0]) for k, v in speed.items()))
+    return point if point in by_point else None
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """Search, print the candidates, write the profile; 0 (a winner or not), errors raise."""
+    from bench.cli import build_parser
+    from bench.train.command import run_command
+
+    registry.check_name(args.backend)
+    count = len(candidates(args.backend))
+    print(f"tune: {args.backend} × {args.scenario}: {count} candidates, {args.rounds} rounds")
+    with tempfile.TemporaryDirectory(prefix="mlpbench-tune-") as tmp:
+        out = Path(tmp) / "tune.json"
+        code = run_command(build_parser().parse_args(run_args(args, out)))
+        if code not in (0, 1) or not out.exists():
+            raise ConfigError(f"tune: the search run failed (exit {code}); see above")
+        doc = json.loads(out.read_text(encoding="utf-8"))
+        if args.keep:
+            args.keep.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
+    found, winner = judge(doc, args.scenario, args.tolerance)
+    print(
+        f"\ntune: {args.backend} × {args.scenario}, speed-up over shipped (paired by round, 95 %):"
+    )
+    for c in found:
+        shown = ", ".join(f"{k}={v}" for k, v in c.options.items())
+        interval = "" if math.isnan(c.low) else f" [{c.low:.2f}, {c.high:.2f}]"
+        print(
+            f"  ×{c.speedup:.2f}{interval}  {c.seconds:.3f} s/epoch  {c.accuracy_delta_pt:+.2f} pt"
+            f"  {shown}  — {c.verdict}"
+        )
+    best = next((c for c in found if c.options == winner), None) if winner else None
+    if best is None:
+        print(
+            "tune: no candidate is faster than shipped beyond its interval; the profile keeps "
+            "shipped"
+        )
+        winner = {}
+    machine = doc["machine_info"]["mlpbench"]["machine_id"]
+    when = doc.get("datetime", "")[:10]
+    note = f"mlpbench tune -b {args.backend} -s {args.scenario} on {machine}, {when}: " + (
+        f"×{best.speedup:.2f} [{best.low:.2f}, {best.high:.2f}] over shipped"
+        if best
+        else "shipped is best"
+    )
+    path = write_profile(args.out, args.backend, winner, note)
+    print(f"tune: wrote {path} ([{args.backend}] {winner or 'shipped defaults'})")
+    return 0
