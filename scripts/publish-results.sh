@@ -1,56 +1,115 @@
 #!/usr/bin/env bash
-# Publish this machine's CPU results: every cell in interleaved rounds (mlpbench run --rounds:
-# round r trains every cell once with seed r, in a fresh random order, each cell in its own
-# process), more rounds where an interval is still wider than the target, the report's own run at
-# its own seed, then the tables and plots, all in results/<machine>/.
+# Publish this machine's CPU results into results/<machine>/: both divisions, in interleaved rounds,
+# resumable, then the tables, plots and the scaling report.
 #
-#   scripts/publish-results.sh        (tox -e bench-cpu; ROUNDS, TARGET_CI, BUDGET below)
+#   scripts/publish-results.sh        (tox -e bench-cpu; the environment below chooses)
 #
-# Cells (CELLS): every scenario but the gap ladder's rungs on every backend but keras-torch; the
-# rungs (gap_*) on numpy only (the ladder attributes the report's gap to its recipe, the same on
-# every backend; report_recipe and baseline, its two ends, run everywhere); baseline on
-# keras-torch (Keras' PyTorch trainer runs eagerly on a CPU, ~5 s an epoch at batch 32).
-# And report_recipe at its own seed (42: the student report's np.random.seed(42)) on every backend
-# (seed_own.json), so the tables hold the report's exact run.
+# Steps (STEPS, default "tune main tuned own scaling tables"):
+#   tune     the tuned division's profile: `mlpbench tune -s baseline` for every available
+#            backend (3 rounds, 3 epochs) → profile.toml; kept when it exists (delete it to search
+#            again)
+#   main     the shipped division (run.json): every cell in ROUNDS interleaved rounds (round r
+#            trains every cell once with seed r, in a fresh random order, each cell in its own
+#            process), then rounds where an interval is still wider than ±TARGET_CI %, within
+#            BUDGET minutes. Cells: every scenario but the gap ladder's rungs on every backend but
+#            keras-torch; the rungs (gap_*) on numpy only (the ladder attributes the report's gap
+#            to its recipe, the same on every backend; report_recipe and baseline, its two ends,
+#            run everywhere); baseline on keras-torch (Keras' PyTorch trainer runs eagerly on a
+#            CPU, ~5 s an epoch at batch 32)
+#   tuned    the tuned division (tuned.json): --profile profile.toml on baseline, dropout and
+#            best_config for every backend, TUNED_ROUNDS rounds
+#   own      report_recipe at its own seed (42: the student report's np.random.seed(42)) on every
+#            backend (seed_own.json): the report's exact run
+#   scaling  how cost grows (scaling/): batch size 16…4096 on full MNIST, and hidden width
+#            64…4096 on 30 000 rows (powers of 4, 3 epochs each), on numpy, jax, torch, keras
+#            and keras-jax, SCALING_ROUNDS rounds
+#   tables   results.md, CSVs and plots over run.json, tuned.json and seed_own.json; the scaling
+#            report in scaling/
 #
 # Resumable: everything is written to results/<machine>/.staging/ first, starting from the
 # published JSON (mlpbench run --resume keeps every finished cell whose recipe, options, data,
 # code, software and machine are unchanged, and trains the rest). Run it again after an
 # interruption and it carries on where it stopped; run it on an unchanged tree and it only checks.
-# The published files are replaced only when both runs and the tables have finished.
+# The published files are replaced only when every step has finished.
 #
 # Environment:
-#   ROUNDS     rounds (seeds 0..ROUNDS-1) every cell gets (default 5)
-#   TARGET_CI  then rounds for the cells whose interval is wider than ±TARGET_CI % (default 5;
-#              empty: no more rounds)
-#   BUDGET     minutes the main run may take, target rounds included (default 75)
-#   RESULTS    the folder to publish into (default: results/<machine>)
-#   EXTRA      more `mlpbench run` arguments for both runs (e.g. a data slice, for a rehearsal)
+#   ROUNDS          rounds of the shipped division (seeds 0..ROUNDS-1; default 5)
+#   TARGET_CI       then rounds for cells wider than ±TARGET_CI % (default 5; empty: none)
+#   BUDGET          minutes the main run may take, target rounds included (default 75)
+#   TUNED_ROUNDS    rounds of the tuned division (default 3)
+#   SCALING_ROUNDS  rounds of each scaling sweep (default 3)
+#   STEPS           the steps to run (above)
+#   RESULTS         the folder to publish into (default: results/<machine>)
+#   EXTRA           more `mlpbench run` arguments for the runs (e.g. a data slice, for a rehearsal)
 set -euo pipefail
+shopt -s nullglob
 rounds="${ROUNDS:-5}"
 target="${TARGET_CI-5}"
 budget="${BUDGET:-75}"
+steps=" ${STEPS:-tune main tuned own scaling tables} "
 nongap="baseline,neurons_256,he_init,rmsprop,dropout,best_config,report_recipe"
+scaled=(-b numpy -b jax -b torch -b keras -b keras-jax)
 out="${RESULTS:-results/$(python -m bench.train.machine)}"
 stage="$out/.staging"
-mkdir -p "$stage"
-for name in run.json seed_own.json; do  # resume from what is published, unless already staged
+mkdir -p "$stage/scaling"
+# resume from what is published, unless already staged
+for name in profile.toml run.json tuned.json seed_own.json scaling/batch.json scaling/width.json; do
   if [ ! -e "$stage/$name" ] && [ -e "$out/$name" ]; then cp "$out/$name" "$stage/$name"; fi
 done
-precision=()
-if [ "$rounds" -ge 2 ] && [ -n "$target" ]; then  # pairing needs 2 rounds
-  precision=(--target-ci "$target" --budget "$budget")
+run() { python -m bench run "$@"; }
+has() { [[ "$steps" == *" $1 "* ]]; }
+# shellcheck disable=SC2206  # EXTRA: more mlpbench run arguments, as words
+extra=(${EXTRA:-})
+
+if has tune && [ ! -e "$stage/profile.toml" ]; then
+  for backend in $(python -c 'from bench import registry
+print(*[n for n, p in registry.probe_all(registry.names()).items() if not p.reason])'); do
+    python -m bench tune -b "$backend" -s baseline --rounds 3 --epochs 3 \
+      --out "$stage/profile.toml" || echo "publish-results.sh: tune -b $backend failed" >&2
+  done
 fi
-# shellcheck disable=SC2086  # EXTRA: more mlpbench run arguments, as words (tests use a slice)
-python -m bench run --rounds "$rounds" "${precision[@]}" ${EXTRA:-} \
-  --cells "numpy,cupy,jax,keras,keras-jax,torch:$nongap" --cells "numpy:gap_*" \
-  --cells "keras-torch:baseline" --resume "$stage/run.json" --no-tables
-# shellcheck disable=SC2086
-python -m bench run -s report_recipe --seed 42 ${EXTRA:-} --resume "$stage/seed_own.json" \
-  --no-tables
-python -m bench table "$stage/run.json" "$stage/seed_own.json" --out "$stage"
-rm -f "$out"/seed*.json "$out"/not-run.txt  # an earlier layout's files
+if has main; then
+  precision=()
+  if [ "$rounds" -ge 2 ] && [ -n "$target" ]; then  # pairing needs 2 rounds
+    precision=(--target-ci "$target" --budget "$budget")
+  fi
+  run --rounds "$rounds" "${precision[@]}" "${extra[@]}" \
+    --cells "numpy,cupy,jax,keras,keras-jax,torch:$nongap" --cells "numpy:gap_*" \
+    --cells "keras-torch:baseline" --resume "$stage/run.json" --no-tables
+fi
+if has tuned && [ -e "$stage/profile.toml" ]; then
+  run --rounds "${TUNED_ROUNDS:-3}" "${extra[@]}" --profile "$stage/profile.toml" \
+    -s baseline -s dropout -s best_config --resume "$stage/tuned.json" --no-tables
+fi
+if has own; then
+  run -s report_recipe --seed 42 "${extra[@]}" --resume "$stage/seed_own.json" --no-tables
+fi
+if has scaling; then
+  run "${scaled[@]}" -s baseline --sweep batch_size=16,64,256,1024,4096 --epochs 3 \
+    --rounds "${SCALING_ROUNDS:-3}" "${extra[@]}" --resume "$stage/scaling/batch.json" --no-tables
+  run "${scaled[@]}" -s baseline --sweep hidden=64,256,1024,4096 --n-train 30000 --epochs 3 \
+    --rounds "${SCALING_ROUNDS:-3}" "${extra[@]}" --resume "$stage/scaling/width.json" --no-tables
+fi
+if has tables; then
+  jsons=()
+  for name in run.json tuned.json seed_own.json; do
+    [ ! -e "$stage/$name" ] || jsons+=("$stage/$name")
+  done
+  python -m bench table "${jsons[@]}" --out "$stage"
+  scaling=("$stage"/scaling/*.json)
+  if [ ${#scaling[@]} -gt 0 ]; then python -m bench table "${scaling[@]}" --out "$stage/scaling"; fi
+fi
+rm -f "$out"/seed[0-9]*.json "$out"/not-run.txt  # an earlier layout's files
+mkdir -p "$out/scaling"
+for f in "$stage"/scaling/*; do mv -f "$f" "$out/scaling/"; done
+rmdir "$stage/scaling"
 for f in "$stage"/*; do mv -f "$f" "$out"/; done
 rmdir "$stage"
 # the tables name the files they read: say where they are published, not where they were staged
-sed -i "s#$stage/#$out/#g" "$out/results.md"
+for md in "$out/results.md" "$out/scaling/results.md"; do
+  [ ! -e "$md" ] || sed -i "s#$stage/#$out/#g" "$md"
+done
+for page in "$out/index.html" "$out/scaling/index.html"; do  # its links to the JSON, likewise
+  [ ! -e "$page" ] || sed -i "s#\.staging/##g" "$page"
+done
+python -m bench.report.landing "$(dirname "$out")"  # results/index.html: every machine

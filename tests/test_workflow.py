@@ -107,11 +107,9 @@ def test_benchmarks_as_tox_does_and_merges_every_machine() -> None:
     publish = "bash scripts/publish-results.sh"
     assert publish in tox and any(x.startswith(publish) for x in lines)
     script = (TOX.parent / "scripts" / "publish-results.sh").read_text(encoding="utf-8")
-    assert (
-        'python -m bench run --rounds "$rounds"' in script
-        and '--resume "$stage/run.json"' in script
-    )
-    assert 'python -m bench table "$stage/run.json" "$stage/seed_own.json" --out "$stage"' in script
+    assert 'run --rounds "$rounds"' in script and '--resume "$stage/run.json"' in script
+    assert '--profile "$stage/profile.toml"' in script and "python -m bench tune" in script
+    assert 'python -m bench table "${jsons[@]}" --out "$stage"' in script
     assert "[testenv:bench-gpu-{cuda12,cuda13}]" in tox
     assert any(x.startswith('.tox-runner/bin/tox -e "$TOX_ENV"') for x in lines)
     assert "TOX_ENV: bench-gpu-cuda${{ inputs.cuda }}" in workflow()

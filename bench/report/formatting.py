@@ -15,11 +15,30 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.0f}" if abs(seconds) >= 100 else f"{seconds:#.3g}"
 
 
+def escape_markdown(text: object) -> str:
+    """Text from a results file as inert markdown: HTML's special characters as entities (a
+    markdown viewer renders raw HTML), a table's pipe escaped, line breaks as spaces."""
+    return (
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
+
+
 def to_markdown(table: pd.DataFrame, align: str = "right") -> str:
-    """The table as GitHub markdown, cells exactly as formatted (no re-parsing of numbers)."""
+    """The table as GitHub markdown, cells exactly as formatted (no re-parsing of numbers), every
+    cell, header and row name escaped (``escape_markdown``): names come from results files."""
     colalign = ("left", *[align] * len(table.columns))
-    return table.to_markdown(disable_numparse=True, colalign=colalign)
+    safe = table.map(escape_markdown)
+    safe.index = [escape_markdown(v) for v in table.index]
+    safe.index.name = None if table.index.name is None else escape_markdown(table.index.name)
+    safe.columns = [escape_markdown(c) for c in table.columns]
+    return safe.to_markdown(disable_numparse=True, colalign=colalign)
 
 
 def bullets(lines: Sequence[str]) -> str:
-    return "\n".join(f"- {line}" for line in lines)
+    return "\n".join(f"- {escape_markdown(line)}" for line in lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.formatting import format_seconds, to_markdown
+from bench.report.formatting import escape_markdown, format_seconds, to_markdown
 from bench.report.frame import runs_frame
 from bench.report.summary import cells_frame
 from bench.results.read import collect
@@ -80,123 +80,139 @@ def _device_step(r: pd.Series) -> str:
 
 
 #: Columns shown only where some cell of the machine measured them (label → frame column).
-MEASURED_ONLY = {"device s/epoch": "device_s_per_epoch", "device µs/step": "device_step_median_us"}
+PER_SCENARIO_LEGEND = (
+    "One table per scenario, backends as rows (tuned ones as `backend (tuned)`). seeds: seeds "
+    "(rounds) run. final %: test accuracy after the last epoch, mean over seeds ± the half-width "
+    "of its Student-t 95 % interval. s/epoch: median seconds per warm training epoch (build and "
+    "evaluation excluded; the mean over seeds of each seed's median ± its 95 % interval; ⚠ "
+    "unstable, see below). vs numpy: NumPy's time / this one, paired by seed, with its 95 % "
+    "interval (×2.00 = twice as fast). GFLOP/s: achieved, the epoch's matrix products only; % "
+    "peak: its share of the GEMM peak of the device the cell ran on, measured on this machine "
+    "in the same run (NumPy's on the host CPU for CPU cells; the GPU's own float32, TF32 or "
+    "float64 rate for GPU cells). epoch 1 s: the cold epoch. Where a backend measures them "
+    "(CUDA events), device s/epoch and device µs/step (median step ± its interquartile range) "
+    "replace GFLOP/s and epoch 1 s. More in the CSVs: accuracy after epoch 5, samples/s, build "
+    "and cold-overhead seconds, the variation within and between rounds."
+)
+MEMORY_LEGEND = (
+    "Peak resident memory of the process that trained the cell (host, MiB; with "
+    "`--executor process` each cell has its own process, otherwise it is the shared process's "
+    "peak so far) and the device's where the backend measures it (GPU, MiB), named by what it "
+    "measures: (pool) CuPy's memory pool, arrays and cached blocks; (allocator peak) PyTorch's "
+    "most bytes in tensors; (process peak) the XLA or TensorFlow allocator's peak over the whole "
+    "process. They are not the same measure."
+)
 
 
-def _headline_cell(r: pd.Series) -> str:
-    return f"{_final(r)} % · {_median(r, ' s')} · {_relative(r)}"
+def _seeds(r: pd.Series) -> str:
+    return str(int(r["n_seeds"])) if r["n_seeds"] == r["n_seeds"] else "0"
 
 
-TABLES: dict[str, tuple[str, dict[str, Formatter]]] = {
-    "Accuracy": (
-        "Test accuracy (%) after the last epoch run (final) and after epoch 5 (ep5; — when the "
-        "run has fewer than 5 epochs), means over the seeds run; ± is the half-width of the "
-        "Student-t 95 % confidence interval over seeds (none with one seed); seeds = seeds per "
-        "cell and epochs = epochs run (per backend, in column order, when they differ).",
-        {"final %": _final, "ep5 %": _epoch5},
-    ),
-    "Speed": (
-        "Median seconds per warm training epoch (build and evaluation excluded; with several "
-        "seeds the mean of each seed's median, ± its 95 % interval), samples per "
-        "second (= n_train / median), speed relative to NumPy on this machine (NumPy's median "
-        "/ this one; ×2.00 = twice as fast), achieved GFLOP/s (the epoch's matrix products only) "
-        "and its share of the GEMM peak of the device the cell ran on, measured on this machine "
-        "in the same run: NumPy's on the host CPU for CPU cells, the GPU's own float32 (TF32 "
-        "where the cell allowed it, float64 for float64 runs) for GPU cells (the FLOP floor: "
-        "100 % would mean nothing but peak-rate matrix products). Where a backend measures it "
-        "(CUDA events before the first step and after each): device s/epoch, the median device "
-        "time of a warm epoch beside its wall time, and device µs/step, the median over warm "
-        "epochs of each epoch's median step (± its interquartile range).",
-        {
-            "s/epoch": _median,
-            "samples/s": lambda r: f"{r['samples_per_s']:,.0f}",
-            "vs numpy": _relative,
-            "GFLOP/s": _unless_nan("gflops", lambda v: f"{v:.1f}"),
-            "% GEMM peak": _unless_nan("gemm_peak_pct", lambda v: f"{v:.0f} %"),
-            "device s/epoch": _unless_nan("device_s_per_epoch", format_seconds),
-            "device µs/step": _device_step,
-        },
-    ),
-    "Cold start": (
-        "Epoch-1 seconds, build seconds (model, optimizer state, data to the device; untimed) "
-        "and cold overhead = epoch 1 − median warm epoch.",
-        {
-            "epoch 1 s": lambda r: format_seconds(r["epoch1_s"]),
-            "build s": lambda r: format_seconds(r["build_s"]),
-            "cold overhead s": _overhead,
-        },
-    ),
-    "Memory": (
-        "Peak resident memory of the process that trained the cell (host, MiB; with "
-        "`--executor process` each cell has its own process, otherwise it is the shared "
-        "process's peak so far) and the device's where the backend measures it (GPU, MiB), "
-        "named by what it measures: (pool) CuPy's memory pool, arrays and cached blocks; "
-        "(allocator peak) PyTorch's most bytes in tensors; (process peak) the XLA or TensorFlow "
-        "allocator's peak over the whole process. They are not the same measure.",
-        {
-            "host MiB": _unless_nan("host_peak_mib", lambda v: f"{v:,.0f}"),
-            "GPU MiB": lambda r: (
-                ""
-                if pd.isna(r["gpu_peak_mib"])
-                else f"{r['gpu_peak_mib']:,.0f} ({r['gpu_memory_measure']})"
-            ),
-        },
-    ),
+SCENARIO_COLUMNS: dict[str, Formatter] = {
+    "seeds": _seeds,
+    "final %": _final,
+    "s/epoch": _median,
+    "vs numpy": _relative,
+    "GFLOP/s": _unless_nan("gflops", lambda v: f"{v:.1f}"),
+    "% peak": _unless_nan("gemm_peak_pct", lambda v: f"{v:.0f} %"),
+    "epoch 1 s": lambda r: format_seconds(r["epoch1_s"]),
+}
+#: On a device that records CUDA events these replace GFLOP/s and epoch 1 s (8 columns at most).
+DEVICE_COLUMNS: dict[str, Formatter] = {
+    "device s/epoch": _unless_nan("device_s_per_epoch", format_seconds),
+    "device µs/step": _device_step,
 }
 
 
-def wide_table(frame: pd.DataFrame, columns: dict[str, Formatter]) -> pd.DataFrame:
-    """Rows scenario, columns '<backend> <label>' (one machine's rows): formatted text; a skipped
-    cell reads 'skipped', a scenario × backend that was not run reads 'not run'."""
-    texts = {
-        label: frame.apply(lambda r, f=fmt: "skipped" if r["status"] == "skipped" else f(r), axis=1)
-        for label, fmt in columns.items()
-    }
-    shown = frame[["scenario", "backend"]].assign(**texts)
-    wide = shown.pivot(index="scenario", columns="backend", values=list(columns))
-    order = [(label, b) for b in frame["backend"].unique() for label in columns]
-    wide = wide.reindex(columns=order).reindex(frame["scenario"].unique())
-    wide.columns = [f"{b} {label}".strip() for label, b in wide.columns]
-    wide.index.name = "scenario"
-    return wide.fillna("not run")
+def _cell(label: str, fmt: Formatter, r: pd.Series) -> str:
+    if r["status"] != "skipped" or label == "seeds":
+        return fmt(r)
+    return f"skipped: {r['reason']}" if label == "s/epoch" else "skipped"
 
 
-def metric_tables(frame: pd.DataFrame) -> dict[str, tuple[str, pd.DataFrame]]:
-    """{title: (legend, wide table)} for accuracy, speed, cold start and, where some cell
-    measured it, memory (one machine's rows)."""
-    tables = {
-        title: (legend, wide_table(frame, _measured(frame, cols)))
-        for title, (legend, cols) in TABLES.items()
-    }
+def scenario_table(rows: pd.DataFrame, device: bool) -> pd.DataFrame:
+    """One scenario's cells of one machine: rows backend, ``SCENARIO_COLUMNS`` (with the device
+    columns instead of GFLOP/s and epoch 1 s when ``device``); a skipped cell says why."""
+    columns = dict(SCENARIO_COLUMNS)
+    if device:
+        del columns["GFLOP/s"], columns["epoch 1 s"]
+        columns.update(DEVICE_COLUMNS)
+    table = pd.DataFrame(
+        [
+            {label: _cell(label, fmt, r) for label, fmt in columns.items()}
+            for _, r in rows.iterrows()
+        ],
+        index=list(rows["backend"]),
+    )
+    table.index.name = "backend"
+    return table
+
+
+def memory_table(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Rows scenario × backend with host and GPU peaks (None when nothing measured memory)."""
     if frame[["host_peak_mib", "gpu_peak_mib"]].isna().all(axis=None):
-        del tables["Memory"]  # nothing measured (the pytest-benchmark suite records no memory)
-    accuracy = tables["Accuracy"][1]
-    for column in ("epochs_run", "n_seeds"):
-        counts = frame.groupby("scenario", sort=False)[column].agg(_distinct)
-        accuracy.insert(0, "epochs" if column == "epochs_run" else "seeds", counts)
-    return tables
+        return None  # the pytest-benchmark suite records no memory
+    ran = frame[frame["status"] != "skipped"]
+    host = _unless_nan("host_peak_mib", lambda v: f"{v:,.0f}")
+    table = pd.DataFrame(
+        {
+            "backend": list(ran["backend"]),
+            "host MiB": [host(r) for _, r in ran.iterrows()],
+            "GPU MiB": [_gpu_memory(r) for _, r in ran.iterrows()],
+        },
+        index=list(ran["scenario"]),
+    )
+    table.index.name = "scenario"
+    return table
 
 
-def _measured(frame: pd.DataFrame, columns: dict[str, Formatter]) -> dict[str, Formatter]:
-    """``columns`` less those in MEASURED_ONLY that no row of ``frame`` measured."""
-    return {
-        label: fmt
-        for label, fmt in columns.items()
-        if label not in MEASURED_ONLY or frame[MEASURED_ONLY[label]].notna().any()
-    }
+def _gpu_memory(r: pd.Series) -> str:
+    if pd.isna(r["gpu_peak_mib"]):
+        return "—"
+    return f"{r['gpu_peak_mib']:,.0f} ({r['gpu_memory_measure']})"
 
 
-def _distinct(values: pd.Series) -> str:
-    return "/".join(str(int(v)) for v in dict.fromkeys(values.dropna())) or "—"
+def machine_sections(frame: pd.DataFrame) -> list[str]:
+    """One machine's per-scenario tables and its memory table, as markdown parts."""
+    device = bool(frame[["device_s_per_epoch", "device_step_median_us"]].notna().any(axis=None))
+    parts = ["### Per scenario", PER_SCENARIO_LEGEND]
+    for scenario, rows in frame.groupby("scenario", sort=False):
+        parts += [f"#### {escape_markdown(scenario)}", to_markdown(scenario_table(rows, device))]
+    memory = memory_table(frame)
+    if memory is not None:
+        parts += ["### Memory", MEMORY_LEGEND, to_markdown(memory)]
+    return parts
+
+
+HEADLINE_LEGEND = (
+    "per scenario: NumPy's median warm s/epoch, the fastest backend with its s/epoch and its "
+    "ratio to NumPy (paired by seed, [95 % interval]), and the most accurate backend with its "
+    "final test accuracy (± = 95 % interval over seeds)"
+)
 
 
 def headline_table(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
-    """(legend, table) for one machine: rows scenario, one column per backend."""
-    legend = (
-        "final test accuracy (%) · median warm s/epoch · speed vs NumPy on this machine "
-        "(± = 95 % interval over seeds)"
-    )
-    return legend, wide_table(frame, {"": _headline_cell})
+    """(legend, table) for one machine: rows scenario, five columns."""
+    rows = []
+    for scenario, group in frame.groupby("scenario", sort=False):
+        ran = group[(group["status"] != "skipped") & group["median_s_per_epoch"].notna()]
+        if ran.empty:
+            continue
+        fastest = ran.loc[ran["median_s_per_epoch"].idxmin()]
+        best = ran.loc[ran["final_test_accuracy_pct"].idxmax()]
+        numpy = ran[ran["backend"] == "numpy"]
+        rows.append(
+            {
+                "scenario": scenario,
+                "numpy s/epoch": _median(numpy.iloc[0]) if len(numpy) else "not run",
+                "fastest": fastest["backend"],
+                "its s/epoch": _median(fastest),
+                "vs numpy": _relative(fastest),
+                "most accurate": f"{best['backend']}: {_final(best)} %",
+            }
+        )
+    table = pd.DataFrame(rows).set_index("scenario") if rows else pd.DataFrame()
+    return HEADLINE_LEGEND, table
 
 
 def headline_markdown(paths: Sequence[Path]) -> str:
@@ -218,5 +234,5 @@ def headline_markdown_of(frame: pd.DataFrame) -> str:
     parts = []
     for machine, rows in by_machine(frame):
         legend, table = headline_table(rows)
-        parts += [f"**{machine}** — {legend}", to_markdown(table)]
+        parts += [f"**{escape_markdown(machine)}** — {legend}", to_markdown(table)]
     return "\n\n".join(parts)

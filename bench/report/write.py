@@ -23,7 +23,7 @@ import pandas as pd
 from bench.errors import MlpbenchError
 from bench.report.caveats import agreement, caveats
 from bench.report.facts import machine_facts_table
-from bench.report.formatting import bullets, to_markdown
+from bench.report.formatting import bullets, escape_markdown, to_markdown
 from bench.report.frame import CSV_COLUMNS, FRAME_COLUMNS, runs_frame
 from bench.report.ladder import LEGEND as LADDER_LEGEND
 from bench.report.ladder import ladder_frame, ladder_table
@@ -31,7 +31,7 @@ from bench.report.questions import LEGEND as QUESTIONS_LEGEND
 from bench.report.questions import questions_table
 from bench.report.scaling import points_frame, scaling_rows
 from bench.report.summary import cells_frame
-from bench.report.tables import by_machine, headline_markdown_of, metric_tables
+from bench.report.tables import by_machine, headline_markdown_of, machine_sections
 from bench.results.read import Collection, collect
 
 
@@ -92,7 +92,7 @@ def scaling_markdown(runs: pd.DataFrame, machines: dict) -> list[str]:
             }
         ).set_index("backend")
         title = f"{origin}, sweeping {key}" + (f" ({others})" if others else "")
-        parts += [f"#### {title}", to_markdown(table, align="left")]
+        parts += [f"#### {escape_markdown(title)}", to_markdown(table, align="left")]
         parts.append(bullets([f"{r.backend}: {r.regime_words}" for r in group.itertuples()]))
     return parts
 
@@ -110,9 +110,8 @@ def results_markdown(collection: Collection) -> str:
         headline_markdown_of(cells),
     ]
     for machine, rows in by_machine(cells):
-        parts.append(f"## Results on {machine}")
-        for title, (legend, table) in metric_tables(rows).items():
-            parts += [f"### {title}", legend, to_markdown(table)]
+        parts.append(f"## Results on {escape_markdown(machine)}")
+        parts += machine_sections(rows)
         unstable = unstable_lines(rows)
         if unstable:
             parts += ["### Unstable speeds (⚠)", UNSTABLE_LEGEND, bullets(unstable)]
@@ -162,11 +161,24 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
             frame.reindex(columns=columns).to_csv(out_dir / name, index=False, float_format="%.6g")
             written.append(out_dir / name)
         written += _plots(cells, runs, collection.machines, out_dir, problems)
+        written += _page(collection, runs, cells, out_dir, problems)
     except OSError as err:
         raise MlpbenchError(
             f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"
         ) from None
     return TablesReport(written, problems, markdown, unstable_lines(cells))
+
+
+def _page(
+    collection: Collection, runs: pd.DataFrame, cells: pd.DataFrame, out_dir: Path, problems: list
+) -> list[Path]:
+    from bench.report.html import PageUnavailable, write_page
+
+    try:
+        return [write_page(collection, runs, cells, out_dir)]
+    except PageUnavailable as err:
+        problems.append(str(err))
+        return []
 
 
 def _plots(

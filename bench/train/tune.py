@@ -20,6 +20,8 @@ import itertools
 import json
 import math
 import statistics
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,15 +126,13 @@ def _shipped_point(doc: dict, by_point: dict) -> tuple | None:
 
 def run_tune(args: argparse.Namespace) -> int:
     """Search, print the candidates, write the profile; 0 (a winner or not), errors raise."""
-    from bench.cli import build_parser
-    from bench.train.command import run_command
-
     registry.check_name(args.backend)
     count = len(candidates(args.backend))
     print(f"tune: {args.backend} × {args.scenario}: {count} candidates, {args.rounds} rounds")
     with tempfile.TemporaryDirectory(prefix="mlpbench-tune-") as tmp:
         out = Path(tmp) / "tune.json"
-        code = run_command(build_parser().parse_args(run_args(args, out)))
+        # the search is an ordinary `mlpbench run` (its own process, its own cells' processes)
+        code = subprocess.run([sys.executable, "-m", "bench", *run_args(args, out)]).returncode
         if code not in (0, 1) or not out.exists():
             raise ConfigError(f"tune: the search run failed (exit {code}); see above")
         doc = json.loads(out.read_text(encoding="utf-8"))
