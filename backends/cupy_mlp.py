@@ -19,8 +19,10 @@ Options (speed only: neither changes the math beyond what the GPU tests bound):
   backward, update — captured once into a CUDA graph (``cupy.cuda.Stream.begin_capture``) and
   replayed per batch; the batch's row indices and Adam's step size are copied into static device
   buffers before each replay, because a graph freezes every kernel argument, host scalars
-  included. The first (cold) epoch runs eagerly: it compiles every kernel and fills CuPy's memory
-  pool before the capture. A last, smaller batch and recipes with dropout (CuPy's generator
+  included. The first (cold) epoch runs eagerly: it compiles every kernel (and creates cuBLAS's
+  handle) before the capture. The capture runs on a stream of its own, whose memory-pool blocks
+  CuPy keeps apart from the default stream's, so the graph's temporaries take memory of their
+  own (about a step's worth). A last, smaller batch and recipes with dropout (CuPy's generator
   state is not captured here) run eagerly; ``settings()`` says which ran.
 
 The defaults are the plain ``xp`` path, what a CuPy user writes first. NOT YET RUN ON A GPU: both

@@ -18,6 +18,7 @@ the calling process: for a cell's own process, where its one framework belongs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import json
@@ -205,23 +206,40 @@ def _probe(name: str, facts: bool, tf32: bool, backend: tuple[tuple[str, str], .
         return Probe(name, problem)
     args = [sys.executable, "-m", "bench.probe", name, *(["--facts"] if facts else [])]
     args += [*(["--tf32"] if tf32 else []), *(f"-O{k}={v}" for k, v in backend)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        # a probe only looks: JAX must not take 75 % of a GPU that the next probe or cell needs
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+    }
     started = time.perf_counter()
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # on a timeout the whole group goes, grandchildren too
+    )
     try:
-        done = subprocess.run(
-            args, capture_output=True, text=True, env=env, timeout=PROBE_TIMEOUT, check=False
-        )
+        stdout, stderr = proc.communicate(timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return Probe(name, f"probe did not answer in {PROBE_TIMEOUT} s", seconds=PROBE_TIMEOUT)
     seconds = time.perf_counter() - started
-    if done.returncode < 0:
-        signame = signal.Signals(-done.returncode).name
+    if proc.returncode < 0:
+        try:
+            signame = signal.Signals(-proc.returncode).name
+        except ValueError:
+            signame = f"signal {-proc.returncode}"
         hint = f" — {SEGFAULT_HINT}" if signame == "SIGSEGV" else ""
         return Probe(name, f"probe died with {signame}{hint}", seconds=seconds)
-    answer = _last_json_line(done.stdout)
-    if done.returncode != 0 or answer is None:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return Probe(name, f"probe failed (exit {done.returncode}): {last}", seconds=seconds)
+    answer = _last_json_line(stdout)
+    if proc.returncode != 0 or answer is None:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        return Probe(name, f"probe failed (exit {proc.returncode}): {last}", seconds=seconds)
     return Probe(
         name,
         answer["reason"],
@@ -245,13 +263,16 @@ def _last_json_line(text: str) -> dict[str, Any] | None:
 
 
 def probe_all(
-    names: Iterable[str], facts: bool = False, options: Mapping[str, RunOptions] | None = None
+    names: Iterable[str],
+    facts: bool = False,
+    options: Mapping[str, RunOptions] | None = None,
+    serial: bool = False,
 ) -> dict[str, Probe]:
-    """``probe`` of each backend in ``names`` (with its ``options``), side by side; name →
-    Probe, in that order."""
+    """``probe`` of each backend in ``names`` (with its ``options``), side by side, or one at a
+    time with ``serial``; name → Probe, in that order."""
     names = list(names)
     options = options or {}
-    workers = max(1, min(len(names), os.cpu_count() or 1, 8))
+    workers = 1 if serial else max(1, min(len(names), os.cpu_count() or 1, 8))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         probes = list(pool.map(lambda n: probe(n, facts, options.get(n)), names))
     return dict(zip(names, probes, strict=True))
@@ -265,9 +286,10 @@ def machine_facts() -> dict[str, Any]:
     list in device order) become one list, each device's object holding every key some backend
     gave. A backend whose facts fail adds ``{name}_error``."""
     with_facts = [n for n in names() if hasattr(_load(n)[0], "machine_facts")]
-    # probe(n, True) is the probe ``mlpbench run`` made to choose its backends (cached)
+    # facts measure GEMM peaks: on a GPU two probes at once would share the device they time
+    gpu = any(p.device == "gpu" for p in probe_all(with_facts).values())
     facts: dict[str, Any] = {}
-    for found in probe_all(with_facts, facts=True).values():
+    for found in probe_all(with_facts, facts=True, serial=gpu).values():
         facts = _merged(facts, found.facts)
     return facts
 

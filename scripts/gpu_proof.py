@@ -61,7 +61,7 @@ VARIANTS = (
     ("cupy-graph", "cupy", ["-O", "cupy.cuda_graph=true"], True),
     ("cupy-graph-fused", "cupy", ["-O", "cupy.cuda_graph=true", "-O", "cupy.fused=true"], True),
     ("torch-graphs", "torch", ["-O", "torch.cuda_graphs=true"], True),
-    ("jax-step", "jax", ["-O", "jax.epoch=loop"], False),
+    ("jax-scan", "jax", ["-O", "jax.epoch=scan"], False),
 )
 #: The unit tests the GPU run runs (tests/test_NAME.py): CuPy's, PyTorch's and JAX's own (their
 #: CUDA tests included) and the engine's math on every array module present.
@@ -129,17 +129,17 @@ class Run:
         )
         reader = threading.Thread(target=self._copy, args=(proc,), daemon=True)
         reader.start()
+        code = None
         try:
             code = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
-            code = None
             _signal_group(proc, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=self.kill_grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-        reader.join(timeout=5)
+        finally:  # whatever happened (a cut, Ctrl-C here): nothing of the phase outlives it
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+            reader.join()
         took = time.monotonic() - began
         if code is None:
             return self._record(name, f"cut at {limit:.0f} s", took)
@@ -295,6 +295,11 @@ def finish(run: Run) -> int:
     if not jsons:
         return 1
     assert run.out is not None
+    complete = all(p["outcome"] == "ok" for p in run.phases if p["phase"].startswith("bench "))
+    if not complete and run.out.exists() and any(run.out.glob("seed*.json")):
+        # a cut or failed run never replaces a complete earlier one: it lands beside it
+        run.out = run.out / f"partial-{time.strftime('%Y%m%d-%H%M%S')}"
+        run.say(f"phases were cut or failed: results kept apart, in {run.out}")
     run.out.mkdir(parents=True, exist_ok=True)
     for old in [*run.out.glob("seed*.json"), run.out / "variants"]:
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)

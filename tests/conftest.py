@@ -155,7 +155,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_sep(
                 "=", f"{count} tests that import torch._dynamo, in their own process"
             )
-        args = [_dynamo_arg(a) for a in session.config.invocation_params.args]
+        args = _dynamo_args(list(session.config.invocation_params.args))
         child = subprocess.run(
             [sys.executable, "-m", "pytest", *args],
             cwd=session.config.invocation_params.dir,
@@ -175,12 +175,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _dynamo_arg(arg: str) -> str:
-    """An argument for the dynamo child: its benchmark JSON goes to NAME-dynamo.json."""
-    if arg.startswith("--benchmark-json="):
-        path = Path(arg.partition("=")[2])
-        return f"--benchmark-json={path.with_name(f'{path.stem}-dynamo{path.suffix}')}"
-    return arg
+#: Options whose file the dynamo child must not overwrite: it writes NAME-dynamo.SUFFIX instead.
+OUTPUT_OPTIONS = ("--benchmark-json", "--junitxml", "--junit-xml")
+
+
+def _dynamo_args(args: list[str]) -> list[str]:
+    """The parent's arguments for the dynamo child, each output file renamed (``--opt=PATH``
+    and ``--opt PATH`` alike)."""
+    out = []
+    rename = False
+    for arg in args:
+        option, eq, value = arg.partition("=")
+        if rename:
+            out.append(_renamed(arg))
+        elif option in OUTPUT_OPTIONS and eq:
+            out.append(f"{option}={_renamed(value)}")
+        else:
+            out.append(arg)
+        rename = arg in OUTPUT_OPTIONS
+    return out
+
+
+def _renamed(path: str) -> str:
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-dynamo{p.suffix}"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,10 +20,12 @@ def escape_markdown(text: object) -> str:
     markdown viewer renders raw HTML), a table's pipe escaped, line breaks as spaces."""
     return (
         str(text)
+        .replace("\\", "\\\\")  # first: the escapes below must stay escapes
         .replace("&", "&amp;")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
         .replace("|", "\\|")
+        .replace("](", "]\\(")  # no [link](url) or ![image](url) from a name
         .replace("\r", " ")
         .replace("\n", " ")
     )

@@ -199,21 +199,14 @@ def _summary(rows: pd.DataFrame) -> str:
 
 def _row(r: pd.Series, anchor: str) -> dict[str, Any]:
     cells = []
-    for _, _, text, key in COLUMNS:
+    for label, _, text, key in COLUMNS:
         value = key(r)
         sort = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-        cells.append(
-            {
-                "text": "skipped"
-                if r["status"] == "skipped" and not cells
-                else text(r)
-                if r["status"] != "skipped"
-                else "—",
-                "sort": sort,
-            }
-        )
-    if r["status"] == "skipped":
-        cells[2]["text"] = f"skipped: {r['reason']}"
+        if r["status"] != "skipped" or label in ("backend", "seeds"):
+            shown = text(r)
+        else:
+            shown = f"skipped: {r['reason']}" if label == "s/epoch" else "—"
+        cells.append({"text": shown, "sort": sort})
     return {
         "anchor": f"{anchor}-{slug(str(r['backend']))}",
         "backend": r["backend"],

@@ -31,7 +31,8 @@ def machine_row(folder: Path) -> dict[str, Any] | None:
             dates.append(str(json.loads(path.read_text(encoding="utf-8")).get("datetime", ""))[:10])
         except (OSError, ValueError, AttributeError):
             continue
-    base = frame[(frame["scenario"] == "baseline") & (frame["status"] != "skipped")]
+    shipped = ~frame["backend"].astype(str).str.endswith(")")  # not "keras (tuned)"
+    base = frame[(frame["scenario"] == "baseline") & (frame["status"] != "skipped") & shipped]
     headline = [
         f"{r.backend}: {format_seconds(r.median_s_per_epoch)} s"
         + ("" if r.relative_to_numpy != r.relative_to_numpy else f" (×{r.relative_to_numpy:.2f})")

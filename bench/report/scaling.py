@@ -34,14 +34,18 @@ from bench.results.read import as_dict
 
 
 def _x_of(key: str, value: str) -> float | None:
-    """The swept value as a number for the axes: batch size, total hidden width, or a number;
-    None for a value that is not one (a dtype, an optimizer)."""
-    if key == "hidden":
-        return float(sum(int(w) for w in value.split("x")))
+    """The swept size as a number for the log axes: the batch size, or the total hidden width;
+    None for anything else (a rate, a seed, a dtype, an option: how cost grows is a question of
+    size) and for full batch, whose size is the data's."""
     try:
-        return float(value)
+        if key == "hidden":
+            return float(sum(int(w) for w in value.split("x")))
+        if key == "batch_size":
+            x = float(value)
+            return x if x > 0 else None
     except ValueError:
         return None
+    return None
 
 
 def points_frame(runs: pd.DataFrame, machines: dict[str, Any]) -> pd.DataFrame:

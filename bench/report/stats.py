@@ -75,8 +75,8 @@ def paired_ratio(reference: dict[int, float], other: dict[int, float]) -> Estima
 
 def relative_half_width(estimate: Estimate) -> float:
     """The interval's half-width as a fraction of the estimate (inf without an interval)."""
-    if not estimate.spread_known and estimate.n >= 2 and estimate.low == estimate.high:
-        return 0.0
+    if not estimate.spread_known:  # identical values say nothing of the spread
+        return math.inf
     if estimate.n < 2 or not estimate.mean or estimate.low != estimate.low:
         return math.inf
     return estimate.half_width / abs(estimate.mean)

@@ -53,8 +53,7 @@ def select_backends(
     Named backends must be available (BackendUnavailable otherwise); 'all' or nothing means
     every available one. An option a backend rejects is a ConfigError, before any training."""
     everyone = not requested or "all" in requested
-    # with their machine facts: the run records them next, from these same (cached) probes
-    probes = registry.probe_all(options, facts=True, options=options)
+    probes = registry.probe_all(options, options=options)
     for found in probes.values():
         if found.option_error:
             raise ConfigError(found.option_error)
@@ -298,7 +297,9 @@ def run_command(args: argparse.Namespace) -> int:
             machine_id=machine["mlpbench"]["machine_id"],
             packages=machine["mlpbench"]["packages"],
             code={n: code_fingerprint(n) for n in names},
-            options={n: Cell(n, rounds[0][0], options[n]).to_dict()["options"] for n in names},
+            options=lambda slot: Cell(
+                slot.backend, slot.scenario, point_options(options[slot.backend], slot)
+            ).to_dict()["options"],
             n_train=args.n_train or int(raw.x_train.shape[0]),
             n_test=args.n_test or int(raw.x_test.shape[0]),
         )
@@ -387,7 +388,8 @@ def more_rounds(
     references) while the budget allows one more (estimated from the cells' own durations)."""
     target, budget = args.target_ci / 100, 60 * (args.budget or 60.0)
     reference = registry.REFERENCE if registry.REFERENCE in names else names[0]
-    seeds = [r[0].seed for r in rounds]
+    # the planned rounds' seeds, and those of rounds an earlier run added (kept by --resume)
+    seeds = sorted({r[0].seed for r in rounds} | {key[2] for key in kept})
     budget_ended = False
     while True:
         entries = [*kept.values(), *(results.benchmark_entry(r) for r in done if r.history)]
@@ -395,7 +397,7 @@ def more_rounds(
         wanted = precision.too_wide(medians, reference, target)
         if not wanted:
             break
-        cost = _mean_durations(done)
+        cost = _mean_durations(done, kept)
         estimate = sum(cost.get(cell, max(cost.values(), default=0.0)) for cell in wanted)
         if time.perf_counter() - start + estimate > budget:
             budget_ended = True
@@ -425,10 +427,14 @@ def more_rounds(
             print(f"  {row['backend']} × {row['scenario']}: {width} ({row['status']})")
 
 
-def _mean_durations(done: list[Result]) -> dict[tuple[str, str], float]:
-    """Mean wall seconds each (backend, scenario) took per round so far."""
+def _mean_durations(done: list[Result], kept: dict) -> dict[tuple[str, str], float]:
+    """Mean wall seconds each (backend, scenario) took per round so far (kept cells too)."""
     spans: dict[tuple[str, str], list[float]] = {}
     for r in done:
         if r.started is not None and r.ended is not None:
             spans.setdefault((r.backend, r.scenario.name), []).append(r.ended - r.started)
+    for (backend, scenario, _), entry in kept.items():
+        extra = entry.get("extra_info") or {}
+        if isinstance(extra.get("started"), float) and isinstance(extra.get("ended"), float):
+            spans.setdefault((backend, scenario), []).append(extra["ended"] - extra["started"])
     return {cell: sum(v) / len(v) for cell, v in spans.items()}

@@ -23,6 +23,7 @@ from typing import Any
 
 import scenarios
 from backends.api import RunOptions
+from bench.errors import ConfigError, MlpbenchError
 from bench.report import gate
 from bench.train.cell import Cell
 from bench.train.executors import Subprocess
@@ -64,7 +65,7 @@ def measure_pairs(
         for cell in order.sample(cells, 2):
             result = executor.run(cell)
             if result.failed or not result.warm_seconds:
-                raise RuntimeError(f"self-test run failed: {result.failed or 'no warm epoch'}")
+                raise MlpbenchError(f"self-test run failed: {result.failed or 'no warm epoch'}")
             medians[cell.position] = statistics.median(result.warm_seconds)
         pairs.append((medians[0], medians[1]))
         print(f"  round {r}: {medians[0]:.4f} s, {medians[1]:.4f} s", flush=True)
@@ -101,12 +102,14 @@ def run_self_test(
     rounds: int = 12,
     n_train: int | None = 8192,
     epochs: int = 4,
-    factor: float = gate.SLOWDOWN,
+    factor: float = 1.05,
     alpha: float = 0.05,
     out: Path | None = None,
     seed: int = 0,
 ) -> list[Rates]:
     """Measure, print one line per sample size, optionally save the pairs and rates as JSON."""
+    if rounds < 3:
+        raise ConfigError("--self-test-rounds must be at least 3 (draws of 2 rounds from them)")
     size = f"{n_train} training rows" if n_train else "full data"
     print(
         f"self-test: {backend} × {scenario}, {size}, {epochs} epochs, {rounds} rounds of A/A pairs"

@@ -29,7 +29,8 @@ from pathlib import Path
 from bench import registry
 from bench.errors import ConfigError
 from bench.report.stats import paired_ratio
-from bench.train.profile import write_profile
+from bench.results.write import check_writable
+from bench.train.profile import load_profile, write_profile
 
 #: Accuracy points a speed option may move the final test accuracy (mean over rounds) before it
 #: counts as changing the math: a few test images of float rounding, far below what a changed
@@ -127,6 +128,10 @@ def _shipped_point(doc: dict, by_point: dict) -> tuple | None:
 def run_tune(args: argparse.Namespace) -> int:
     """Search, print the candidates, write the profile; 0 (a winner or not), errors raise."""
     registry.check_name(args.backend)
+    if args.out.exists():
+        load_profile(args.out)  # a bad profile to update fails now, not after the search
+    for path in filter(None, (args.out, args.keep)):
+        check_writable(path)
     count = len(candidates(args.backend))
     print(f"tune: {args.backend} × {args.scenario}: {count} candidates, {args.rounds} rounds")
     with tempfile.TemporaryDirectory(prefix="mlpbench-tune-") as tmp:
