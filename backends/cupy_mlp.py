@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from backends.api import EpochMetrics, OptionError, RunOptions, parse_bool
+from backends.api import EpochMetrics, RunOptions, parse_bool
 from backends.device_time import GPU_PEAK_REPEATS, GPU_PEAK_SIZE, StepMarks, gpu_gemm_peaks
 from backends.xp.backend import XpBackend
 
@@ -236,12 +236,7 @@ class CupyMLP(XpBackend):
 
     def __init__(self, options: RunOptions | None = None) -> None:
         super().__init__(options)
-        given = dict(self.options.backend)
-        unknown = sorted(set(given) - set(self.OPTIONS))
-        if unknown:
-            raise OptionError(
-                f"unknown cupy option {unknown[0]!r}; known: {', '.join(self.OPTIONS)}"
-            )
+        given = self.own_options("cupy")
         self.fused = parse_bool("fused", given.get("fused", "false"))
         self.cuda_graph = parse_bool("cuda_graph", given.get("cuda_graph", "false"))
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from backends.api import EpochMetrics, OptionError, RunOptions, parse_bool, parse_choice
+from backends.api import EpochMetrics, RunOptions, parse_bool, parse_choice
 from backends.xp import denormals
 from backends.xp.backend import XpBackend
 from backends.xp.blas import blas_info
@@ -51,12 +51,7 @@ class NumpyMLP(XpBackend):
 
     def __init__(self, options: RunOptions | None = None) -> None:
         super().__init__(options)
-        given = dict(self.options.backend)
-        unknown = sorted(set(given) - set(self.OPTIONS))
-        if unknown:
-            raise OptionError(
-                f"unknown numpy option {unknown[0]!r}; known: {', '.join(self.OPTIONS)}"
-            )
+        given = self.own_options("numpy")
         self.flush = parse_bool("flush_denormals", given.get("flush_denormals", "false"))
         self.small_batch_threads = parse_choice(
             "small_batch_threads", given.get("small_batch_threads", "default"), ("default", "1")

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from backends.api import EpochMetrics, Evaluation, Recipe, RunOptions, TrainData, Weights
+from backends.api import (
+    EpochMetrics,
+    Evaluation,
+    OptionError,
+    Recipe,
+    RunOptions,
+    TrainData,
+    Weights,
+)
 from backends.xp.blas import blas_info
 from backends.xp.engine import XpMLP
 
@@ -22,6 +30,17 @@ class XpBackend:
 
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()
+
+    def own_options(self, backend: str) -> dict[str, str]:
+        """The options given to this ``backend``, checked against its ``OPTIONS`` (OptionError,
+        one line, for another; the registry checks names first, this guards direct use)."""
+        given = dict(self.options.backend)
+        unknown = sorted(set(given) - set(self.OPTIONS))
+        if unknown:
+            raise OptionError(
+                f"unknown {backend} option {unknown[0]!r}; known: {', '.join(self.OPTIONS)}"
+            )
+        return given
 
     def array_module(self) -> ModuleType:
         raise NotImplementedError
