@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import statistics
 import time
@@ -91,8 +92,6 @@ def rates(
 
 
 def _count(total: int, n: int) -> int:
-    import math
-
     return math.comb(total, n)
 
 
@@ -117,7 +116,14 @@ def run_self_test(
     started = time.perf_counter()
     pairs = measure_pairs(backend, scenario, rounds, n_train, epochs, seed)
     found = [rates(pairs, n, factor, alpha, seed) for n in range(2, rounds + 1)]
-    spread = statistics.stdev([__import__("math").log(b / a) for a, b in pairs])
+    spread = statistics.stdev([math.log(b / a) for a, b in pairs])
+    aa = gate.ratio(
+        {i: a for i, (a, _) in enumerate(pairs)}, {i: b for i, (_, b) in enumerate(pairs)}, alpha
+    )
+    print(
+        f"self-test: A/A over all {rounds} rounds: A′/A = {aa.value:.3f} [{aa.low:.3f}, "
+        f"{aa.high:.3f}] ({'holds' if aa.low <= 1 <= aa.high else 'does not hold'} 1)"
+    )
     print(
         f"self-test: gate 'slower' when NEW/BASE's {100 * (1 - alpha):g} % interval lies above "
         f"{factor:g}; A/A log-ratio sd {100 * spread:.1f} % ({time.perf_counter() - started:.0f} s)"
