@@ -19,7 +19,7 @@ within a time limit. So, by construction:
   process reads them (``$MLPBENCH_FACTS``), so the budget goes to cells.
 - Phases run in order of importance: the baseline on CuPy, PyTorch, JAX and the NumPy reference;
   the tests; every other scenario on the same four; Keras on JAX and on PyTorch; the speed
-  variants (CuPy's fused kernel and CUDA graph, PyTorch's CUDA graphs, JAX's per-step jit); the
+  variants (CuPy's fused kernel and CUDA graph, PyTorch's CUDA graphs, JAX's whole-epoch scan); the
   report's recipe at its own seed; the tables.
 
 Exit status: 0 all phases passed; 1 a phase failed (the others' results are kept); 2 the machine

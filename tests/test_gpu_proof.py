@@ -107,8 +107,8 @@ def test_dry_run_returns_three_files_within_its_budget_with_every_phase(tmp_path
         assert {b["params"]["scenario"] for b in own["benchmarks"]} == {"report_recipe"}
         assert {b["params"]["backend"] for b in own["benchmarks"]} == {name}
     if "jax" in runnable:
-        variant = json.loads((out / "variants" / "jax-step.json").read_text())
-        assert variant["benchmarks"][0]["extra_info"]["settings"]["epoch"] == "loop"
+        variant = json.loads((out / "variants" / "jax-scan.json").read_text())
+        assert variant["benchmarks"][0]["extra_info"]["settings"]["epoch"] == "scan"
     results = (out / "results.md").read_text()
     for name in runnable:
         assert any(ln.startswith(f"| {name} ") for ln in results.splitlines())

@@ -109,7 +109,14 @@ def test_installed_plugin_is_listed_run_and_tabled(plugin_path: Path, tmp_path: 
     history = [e["extra_info"]["history"] for e in (entries["tiny"], entries["numpy"])]
     assert [h["test_loss"] for h in history[0]] == [h["test_loss"] for h in history[1]]
     results_md = (out.parent / "results.md").read_text()
-    assert "tiny final %" in results_md
+    per_scenario = results_md.split("#### baseline")[1].split("###")[0]
+    rows = {
+        cells[0]: cells
+        for ln in per_scenario.splitlines()
+        if ln.startswith("| ") and (cells := [c.strip() for c in ln.strip("|").split("|")])
+    }
+    final = rows["backend"].index("final %")
+    assert rows["tiny (custom)"][final] == rows["numpy"][final]  # tabled, marked as a plug-in
 
 
 def test_benchmark_suite_runs_a_plugin_per_seed_and_fails_a_bug_it_does_not_skip(

@@ -386,8 +386,9 @@ def test_the_doctor_names_a_busy_process(tmp_path):
 
 
 def test_the_publication_resumes_and_an_unchanged_rerun_only_checks(tmp_path):
-    """scripts/publish-results.sh on a slice with NumPy alone: the published folder appears only
-    when it finished; a second run trains nothing (every cell is kept)."""
+    """scripts/publish-results.sh on a slice with NumPy alone (its run steps: tune and scaling
+    train full-size data, and have tests of their own): the published folder appears only when
+    it finished; a second run trains nothing (every cell is kept)."""
     import os
 
     published = tmp_path / "results"
@@ -398,6 +399,7 @@ def test_the_publication_resumes_and_an_unchanged_rerun_only_checks(tmp_path):
         "ROUNDS": "2",
         "TARGET_CI": "",
         "BUDGET": "5",
+        "STEPS": "main own tables",
         "EXTRA": "-b numpy --n-train 512 --n-test 100 --epochs 2",
     }
     first = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -122,10 +123,12 @@ def test_report_recipe_exact_settings():
 def test_scenarios_are_frozen_and_round_trip_through_dicts():
     with pytest.raises(dataclasses.FrozenInstanceError):
         BASELINE.epochs = 3  # type: ignore[misc]
-    for scenario in scenarios.SCENARIOS.values():
-        d = scenario.to_dict()
-        assert isinstance(d["hidden"], list) and isinstance(d["changes"], list)
-        rebuilt = Scenario(**{**d, "hidden": tuple(d["hidden"]), "changes": tuple(d["changes"])})
+    swept = dataclasses.replace(BASELINE, batch_size=64, sweep=(("batch_size", "64"),))
+    for scenario in [*scenarios.SCENARIOS.values(), swept]:
+        d = json.loads(json.dumps(scenario.to_dict()))  # as a results file holds it
+        assert all(isinstance(d[k], list) for k in ("hidden", "changes", "sweep"))
+        tuples = {k: tuple(d[k]) for k in ("hidden", "changes")}
+        rebuilt = Scenario(**{**d, **tuples, "sweep": tuple(map(tuple, d["sweep"]))})
         assert rebuilt == scenario == Scenario.from_dict(d)
 
 

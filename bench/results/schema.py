@@ -54,11 +54,12 @@ HISTORY: Check = (
             isinstance(h, dict)
             and _positive(h.get("seconds"))
             and _number(h.get("test_accuracy"))
+            and _positive_int(h.get("epoch", 1))
             and all(_number(h[k]) for k in ("train_loss", "train_accuracy", "test_loss") if k in h)
             for h in v
         )
     ),
-    "epochs with positive seconds and numeric losses and accuracies",
+    "epochs with positive seconds, whole epoch numbers and numeric losses and accuracies",
 )
 NUMBERS_BY_NAME: Check = (
     lambda v: isinstance(v, dict) and all(map(_positive, v.values())),
