@@ -20,7 +20,9 @@ within a time limit. So, by construction:
 - Phases run in order of importance: the baseline on CuPy, PyTorch, JAX and the NumPy reference;
   the tests; every other scenario on the same four; Keras on JAX and on PyTorch; the speed
   variants (CuPy's fused kernel and CUDA graph, PyTorch's CUDA graphs, JAX's whole-epoch scan); the
-  report's recipe at its own seed; the tables.
+  report's recipe at its own seed; a batch-size sweep on the same four (scaling/); the tuned
+  division: ``mlpbench tune`` for CuPy, PyTorch and JAX into a profile made on the spot, then
+  baseline and dropout with it (tuned.json); the tables.
 
 Exit status: 0 all phases passed; 1 a phase failed (the others' results are kept); 2 the machine
 cannot run it (no GPU, a missing package, a pytest/pytest-benchmark pair that cannot work); 3 the
@@ -63,6 +65,13 @@ VARIANTS = (
     ("torch-graphs", "torch", ["-O", "torch.cuda_graphs=true"], True),
     ("jax-scan", "jax", ["-O", "jax.epoch=scan"], False),
 )
+#: The scaling sweep (batch size on baseline, 2 epochs, seed 0) and, in a dry run, its slice.
+SWEEP = ("--sweep", "batch_size=32,512,8192", "--epochs", "2", "--seed", "0")
+DRY_SWEEP = ("--sweep", "batch_size=64,256", "--epochs", "2", "--seed", "0", "--n-train", "2048",
+             "--n-test", "500")  # fmt: skip
+#: The backends tuned on the spot (a dry run tunes NumPy alone, on a slice).
+TUNED = ("cupy", "torch", "jax")
+DRY_SLICE = ("--n-train", "1024", "--n-test", "500", "--epochs", "2")
 #: The unit tests the GPU run runs (tests/test_NAME.py): CuPy's, PyTorch's and JAX's own (their
 #: CUDA tests included) and the engine's math on every array module present.
 TEST_FILES = ("cupy_backend", "cupy_standin", "device_time", "torch_backend", "jax_backend",
@@ -279,16 +288,49 @@ def proof(run: Run) -> int:
             variant(run, name, backend, options)
     for backend in [*GPU_BACKENDS, *(k for k, _ in KERAS)]:
         suite(run, f"seed_own-{backend}", backend, "report_recipe", seed=None)
+    sweep(run)
+    tuned(run)
     return finish(run)
+
+
+def sweep(run: Run) -> str:
+    """How the cost grows: baseline over batch sizes on every GPU backend and the NumPy
+    reference → ``scaling/batch.json``."""
+    backends = [a for b in (("numpy", "jax") if run.dry_run else GPU_BACKENDS) for a in ("-b", b)]
+    argv = [PY, "-m", "bench", "run", *backends, "-s", "baseline"]
+    argv += [*(DRY_SWEEP if run.dry_run else SWEEP), "--no-tables"]
+    argv += ["--out", str(run.staging / "scaling" / "batch.json")]
+    return run.phase("sweep batch_size", argv, cap=150)
+
+
+def tuned(run: Run) -> str:
+    """The tuned division, when time allows: ``mlpbench tune`` per GPU backend on baseline into
+    ``profile.toml``, then baseline and dropout with it → ``tuned.json``."""
+    profile = run.staging / "profile.toml"
+    backends = ("numpy",) if run.dry_run else TUNED
+    size = DRY_SLICE if run.dry_run else ("--epochs", "2")
+    for backend in backends:
+        argv = [PY, "-m", "bench", "tune", "-b", backend, "-s", "baseline", "--rounds", "2"]
+        run.phase(f"tune {backend}", [*argv, *size, "--out", str(profile)], cap=120)
+    if not profile.is_file():
+        run.say("no profile was made (see the tune phases): the tuned division is not run")
+        return "not started"
+    argv = [PY, "-m", "bench", "run", "--profile", str(profile), "-s", "baseline", "-s", "dropout"]
+    argv += [a for b in backends for a in ("-b", b)] + list(DRY_SLICE if run.dry_run else ())
+    argv += ["--seed", "0", "--no-tables", "--out", str(run.staging / "tuned.json")]
+    return run.phase("tuned division", argv, cap=120)
 
 
 def finish(run: Run) -> int:
     """Tables from the staged JSON; not-run.txt and phases.json beside; all moved into ``out``,
     replacing an earlier run's JSON there (nothing is replaced when no cell finished)."""
     staging = run.staging
-    jsons = sorted(str(p) for p in staging.glob("seed*.json"))
+    jsons = sorted(str(p) for p in [*staging.glob("seed*.json"), *staging.glob("tuned.json")])
     if jsons:
         run.phase("tables", [PY, "-m", "bench", "table", *jsons, "--out", str(staging)], 90, False)
+    if (staging / "scaling" / "batch.json").is_file():
+        table = [PY, "-m", "bench", "table", str(staging / "scaling" / "batch.json")]
+        run.phase("scaling tables", [*table, "--out", str(staging / "scaling")], 60, False)
     lines = [f"{p['phase']}: {p['outcome']}" for p in run.phases if p["outcome"] != "ok"]
     (staging / "not-run.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     (staging / "phases.json").write_text(json.dumps(run.phases, indent=1), encoding="utf-8")
@@ -301,7 +343,8 @@ def finish(run: Run) -> int:
         run.out = run.out / f"partial-{time.strftime('%Y%m%d-%H%M%S')}"
         run.say(f"phases were cut or failed: results kept apart, in {run.out}")
     run.out.mkdir(parents=True, exist_ok=True)
-    for old in [*run.out.glob("seed*.json"), run.out / "variants"]:
+    earlier = [run.out / n for n in ("variants", "scaling", "tuned.json", "profile.toml")]
+    for old in [*run.out.glob("seed*.json"), *earlier]:
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
     for path in staging.iterdir():
         path.replace(run.out / path.name)

@@ -109,7 +109,19 @@ def test_dry_run_returns_three_files_within_its_budget_with_every_phase(tmp_path
     if "jax" in runnable:
         variant = json.loads((out / "variants" / "jax-scan.json").read_text())
         assert variant["benchmarks"][0]["extra_info"]["settings"]["epoch"] == "scan"
+    sweep = json.loads((out / "scaling" / "batch.json").read_text())
+    points = {(b["params"]["backend"], b["params"]["scenario"]) for b in sweep["benchmarks"]}
+    swept = [n for n in ("numpy", "jax") if n in runnable]
+    assert points == {(n, f"baseline[batch_size={size}]") for n in swept for size in (64, 256)}
+    assert "### How cost grows (sweeps)" in (out / "scaling" / "results.md").read_text()
+    assert "[numpy]" in (out / "profile.toml").read_text()
+    tuned = json.loads((out / "tuned.json").read_text())["benchmarks"]
+    assert {(b["params"]["scenario"], b["extra_info"]["division"]) for b in tuned} == {
+        ("baseline", "tuned"),
+        ("dropout", "tuned"),
+    }
     results = (out / "results.md").read_text()
+    assert "numpy (tuned)" in results
     for name in runnable:
         assert any(ln.startswith(f"| {name} ") for ln in results.splitlines())
     assert ".staging" not in results and "/staging/" not in results

@@ -402,14 +402,14 @@ def test_the_publication_resumes_and_an_unchanged_rerun_only_checks(tmp_path):
         "STEPS": "main own tables",
         "EXTRA": "-b numpy --n-train 512 --n-test 100 --epochs 2",
     }
-    first = subprocess.run(
-        ["bash", "scripts/publish-results.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+
+    def publish() -> subprocess.CompletedProcess:
+        script = ["bash", "scripts/publish-results.sh"]
+        return subprocess.run(
+            script, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    first = publish()
     assert first.returncode == 0, first.stderr[-2000:]
     assert {"run.json", "seed_own.json", "results.md", "speed.csv"} <= {
         p.name for p in published.iterdir()
@@ -418,14 +418,7 @@ def test_the_publication_resumes_and_an_unchanged_rerun_only_checks(tmp_path):
     run = run_json(published / "run.json")
     assert len(run["benchmarks"]) == 2 * 12  # 7 scenarios + 5 gap rungs, 2 rounds
     assert str(published / "run.json") in (published / "results.md").read_text()
-    second = subprocess.run(
-        ["bash", "scripts/publish-results.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    second = publish()
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"resume: kept 24 finished cells of {published}/.staging/run.json" in second.stdout
     assert " (round " not in second.stdout
