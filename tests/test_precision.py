@@ -28,7 +28,7 @@ from bench.doctor import check_load
 from bench.report.stats import paired_ratio, relative_half_width
 from bench.train import fingerprint
 from bench.train.rounds import cell_filter, plan
-from bench.train.selftest import run_self_test
+from bench.train.selftest import rates, run_self_test
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-train", "1024", "--n-test", "200", "--epochs", "3"]
@@ -366,6 +366,21 @@ def test_the_self_test_counts_false_alarms_and_detections_over_real_pairs():
     assert [r.draws for r in found] == [math.comb(4, n) for n in (2, 3, 4)]
     for r in found:
         assert 0 <= r.false_alarm_rate <= 1 and 0 <= r.power <= 1
+
+
+def test_the_gate_rates_follow_the_noise_of_synthetic_pairs():
+    """Oracle: pairs with 0.5 % noise are never a false alarm and a 10 % slowdown is always seen
+    at 3 rounds; with 25 % noise the same gate rarely sees it (its interval is too wide)."""
+    rng = np.random.default_rng(7)
+
+    def pairs(sd: float) -> list[tuple[float, float]]:
+        return [(float(a), float(b)) for a, b in np.exp(rng.normal(0, sd, (10, 2)))]
+
+    quiet = rates(pairs(0.005), 3, factor=1.05, alpha=0.05, seed=0)
+    assert quiet.draws == math.comb(10, 3)
+    assert quiet.false_alarm_rate == 0 and quiet.power == 1
+    noisy = rates(pairs(0.25), 3, factor=1.05, alpha=0.05, seed=0)
+    assert noisy.power < 0.3 and noisy.false_alarm_rate <= 0.1
 
 
 def test_the_doctor_names_a_busy_process(tmp_path):
