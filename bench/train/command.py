@@ -318,8 +318,19 @@ def run_command(args: argparse.Namespace) -> int:
             written[:] = write_by_machine(out, done, executor, machine, commit)
         else:
             doc = results.document(done, machine, commit, kept=list(kept.values()), meta=meta)
+            doc["benchmarks"].sort(key=listed_order)
             results.write_json_atomic(out, doc)
         saved[:] = done
+
+    # the file lists cells as a sequential run would (scenarios in the catalogue's order, then
+    # backends, then rounds), whatever order they ran in: the tables follow it
+    listing = {(s.name, b): i for i, (s, b) in enumerate((s, b) for s in rounds[0] for b in names)}
+
+    def listed_order(entry: dict) -> tuple[int, int]:
+        params = entry["params"]
+        return listing.get((params["scenario"], params["backend"]), len(listing)), int(
+            params.get("seed") or 0
+        )
 
     def cells_of(todo: list[Slot]) -> list[Cell]:
         return [
