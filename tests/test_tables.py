@@ -704,3 +704,28 @@ def test_plots_for_several_backends_and_machines(tmp_path: Path) -> None:
     assert [p.name for p in pngs] == ["accuracy_vs_time.png", "speed.png"]
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000
+
+
+def test_a_tuned_row_is_paired_with_numpys_tuned_row_from_its_own_run(tmp_path: Path) -> None:
+    """The shipped run and the tuned run are two runs: a drift between them must not enter a
+    tuned ratio. Oracle: the machine was 2× slower during the tuned run (NumPy's tuned row,
+    same settings, takes twice as long); keras (tuned) took as long as that NumPy row, so its
+    ratio is ×1.00 — against shipped NumPy it would read ×0.50."""
+
+    def tuned(e: dict[str, Any]) -> dict[str, Any]:
+        e["extra_info"]["division"] = "tuned"
+        return e
+
+    shipped = [entry("numpy", "baseline", [1.0, 1.0], seed=s) for s in (0, 1, 2)]
+    shipped += [entry("keras", "baseline", [4.0, 4.0], seed=s) for s in (0, 1, 2)]
+    again = [tuned(entry("numpy", "baseline", [2.0, 2.0], seed=s)) for s in (0, 1, 2)]
+    again += [tuned(entry("keras", "baseline", [2.0 + s / 100] * 2, seed=s)) for s in (0, 1, 2)]
+    paths = [save(tmp_path, "run.json", doc(*shipped)), save(tmp_path, "t.json", doc(*again))]
+    write_tables(paths, tmp_path / "out")
+    speed = pd.read_csv(tmp_path / "out" / "speed.csv").set_index("backend")
+    assert speed.loc["keras", "relative_to_numpy"] == pytest.approx(0.25)
+    assert speed.loc["keras (tuned)", "relative_to_numpy"] == pytest.approx(0.99, abs=0.01)
+    assert speed.loc["numpy (tuned)", "relative_to_numpy"] == pytest.approx(1.0)
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    per_seed = runs[runs["backend"] == "keras (tuned)"]["relative_to_numpy"]
+    assert per_seed.round(2).tolist() == [1.0, round(2 / 2.01, 2), round(2 / 2.02, 2)]

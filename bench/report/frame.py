@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.results.read import Cell, as_dict
 
 #: The backend every speed is compared with ("vs numpy"), listed first.
 REFERENCE = "numpy"
+#: How a tuned row's backend is named, and NumPy's tuned row.
+TUNED = " (tuned)"
+TUNED_REFERENCE = f"{REFERENCE}{TUNED}"
 
 #: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second, MiB).
 KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
@@ -90,12 +94,27 @@ def runs_frame(
 
 
 def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """The reference backend's warm median / each row's, matched on ``keys``; NaN unless both
-    are over warm epochs (a cold-only time is not comparable)."""
+    """The reference's warm median / each row's, matched on ``keys`` (see ``reference_of``);
+    NaN unless both are over warm epochs (a cold-only time is not comparable)."""
     warm = frame["median_s_per_epoch"].where(frame["epochs_run"] >= 2)
-    numpy = frame.assign(_warm=warm)[frame["backend"] == REFERENCE].drop_duplicates(keys)
-    reference = numpy.set_index(keys)["_warm"].reindex(pd.MultiIndex.from_frame(frame[keys]))
-    return pd.Series(reference.to_numpy(dtype=float) / warm.to_numpy(dtype=float), frame.index)
+    index = pd.MultiIndex.from_frame(frame[keys])
+    by_reference = {}
+    for name in (REFERENCE, TUNED_REFERENCE):
+        rows = frame.assign(_warm=warm)[frame["backend"] == name].drop_duplicates(keys)
+        by_reference[name] = rows.set_index(keys)["_warm"].reindex(index).to_numpy(dtype=float)
+    tuned = frame["backend"].astype(str).str.endswith(TUNED).to_numpy()
+    own = by_reference[TUNED_REFERENCE]
+    reference = np.where(tuned & ~np.isnan(own), own, by_reference[REFERENCE])
+    return pd.Series(reference / warm.to_numpy(dtype=float), frame.index)
+
+
+def reference_of(backend: str, present: Container[str]) -> str:
+    """The backend a row's speed is compared with: NumPy; for a tuned row, NumPy's tuned row when
+    the results have one (it ran in the same interleaved run, so drift between the shipped and
+    the tuned run does not enter the ratio)."""
+    if str(backend).endswith(TUNED) and TUNED_REFERENCE in present:
+        return TUNED_REFERENCE
+    return REFERENCE
 
 
 def sort_cells(frame: pd.DataFrame, then: list[str]) -> pd.DataFrame:

@@ -45,7 +45,7 @@ COLUMNS = [
     ),
     (
         "vs numpy",
-        "numpy's time / this one, paired by seed, [95 % interval]",
+        "numpy's time / this one, paired by seed, [95 % interval]; tuned rows: numpy (tuned)'s",
         lambda r: _ratio(r),
         lambda r: r["relative_to_numpy"],
     ),

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import REFERENCE, sort_cells
+from bench.report.frame import reference_of, sort_cells
 from bench.report.stats import mean_ci, paired_ratio
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
@@ -107,9 +107,13 @@ def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, f
         )
         for key, group in warm.groupby(KEYS, sort=False)
     }
+    present: dict[tuple[str, str], set[str]] = {}
+    for machine, scenario, backend in medians:
+        present.setdefault((machine, scenario), set()).add(backend)
     out = {}
     for (machine, scenario, backend), per_seed in medians.items():
-        reference = medians.get((machine, scenario, REFERENCE))
+        against = reference_of(backend, present[(machine, scenario)])
+        reference = medians.get((machine, scenario, against))
         if reference is None:
             continue
         estimate = paired_ratio(reference, per_seed)
