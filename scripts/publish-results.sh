@@ -40,7 +40,8 @@
 #   SCALING_ROUNDS  rounds of each scaling sweep (default 3)
 #   STEPS           the steps to run (above)
 #   RESULTS         the folder to publish into (default: results/<machine>)
-#   EXTRA           more `mlpbench run` arguments for the runs (e.g. a data slice, for a rehearsal)
+#   EXTRA           more `mlpbench run` arguments for the runs (e.g. a data slice, for a rehearsal;
+#                   tune and scaling keep their own sizes: leave them out of STEPS to rehearse)
 set -euo pipefail
 shopt -s nullglob
 rounds="${ROUNDS:-5}"
