@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import run_mlpbench
 
@@ -241,3 +242,26 @@ def test_two_hidden_layers_train_on_every_backend_and_agree(tmp_path):
         assert math.isclose(value, accuracy["numpy"], abs_tol=0.006), (backend, accuracy)
     for e in entries:
         assert e["extra_info"]["scenario"]["hidden"] == [512, 512]
+
+
+def test_the_crossover_says_who_leads_on_which_side():
+    """Oracle: a backend with a lower fixed cost and a lower rate than NumPy leads at small
+    batches; the two step times cross where the fits meet, 0.8 ms = x·1e6·(1/5e10 − 1/1e11)."""
+    from bench.report.scaling import scaling_rows
+
+    rows = []
+    for seed in (0, 1, 2):
+        for x in (16, 64, 256, 1024, 4096):
+            flops = x * 1e6
+            for backend, fixed, rate in (("numpy", 1e-3, 1e11), ("jax", 2e-4, 5e10)):
+                step = (fixed + flops / rate) * (1 + 0.01 * seed)
+                where = {"machine_id": "m", "origin": "baseline", "key": "batch_size"}
+                sizes = {"x": float(x), "flops_per_step": flops, "bytes_per_step": 1e6}
+                ceilings = {"peak_gflops": 200.0, "bandwidth_gbs": 20.0}
+                rows.append({**where, "others": "", "backend": backend, "seed": seed,
+                             "step_s": step, **sizes, **ceilings})  # fmt: skip
+    found = scaling_rows(pd.DataFrame(rows)).set_index("backend")
+    assert found.loc["jax", "crossover"] == pytest.approx(80, rel=0.15)  # 0.8e-3 / 1e-5
+    assert found.loc["jax", "crossover_text"].startswith("jax faster below 8")
+    assert found.loc["jax", "fixed_us"] == pytest.approx(200, rel=0.05)
+    assert found.loc["jax", "rate_gflops"] == pytest.approx(50, rel=0.05)

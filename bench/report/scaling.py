@@ -184,7 +184,8 @@ def _crossover_vs_reference(group: pd.DataFrame, backend: str) -> dict[str, Any]
         leads.append(mine[xs[0]] < ref[xs[0]])
     if found:
         estimate = mean_ci([math.log(v) for v in found])
-        text = f"{math.exp(estimate.mean):,.0f}"
+        side = "below" if 2 * sum(leads) > len(leads) else "above"  # where this backend leads
+        text = f"{backend} faster {side} {math.exp(estimate.mean):,.0f}"
         if estimate.n >= 2 and estimate.low == estimate.low:
             text += f" [{math.exp(estimate.low):,.0f}, {math.exp(estimate.high):,.0f}]"
         text += f" ({len(found)} of {len(leads)} seeds)"

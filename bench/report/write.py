@@ -66,8 +66,9 @@ SCALING_LEGEND = (
     "share of the device's measured GEMM peak, and the largest relative residual of the fit "
     "(a large one: the line does not describe that backend). Crossover: the swept value where the "
     "backend's step time crosses NumPy's (log-log interpolation between measured points, mean "
-    "over the seeds that cross, with its 95 % interval). Regime at the catalogue's own value "
-    "(batch 32, width 128): overhead-bound when the fixed cost is over half the step, else "
+    "over the seeds that cross, with its 95 % interval), and on which side the backend is the "
+    "faster. Regime at the measured point nearest the catalogue's own value (batch 32, width "
+    "128; the smaller on a tie): overhead-bound when the fixed cost is over half the step, else "
     "memory- or compute-bound by the nearer roofline ceiling (GEMM peak; memory bandwidth × "
     "the step's arithmetic intensity, from an estimate of its least traffic). Plot: scaling.png."
 )
