@@ -25,10 +25,11 @@ from scipy import stats
 import scenarios
 from bench import registry
 from bench.doctor import check_load
+from bench.report import gate
 from bench.report.stats import paired_ratio, relative_half_width
 from bench.train import fingerprint
 from bench.train.rounds import cell_filter, plan
-from bench.train.selftest import rates, run_self_test
+from bench.train.selftest import rates, rounds_for_power, run_self_test
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-train", "1024", "--n-test", "200", "--epochs", "3"]
@@ -382,6 +383,15 @@ def test_the_gate_rates_follow_the_noise_of_synthetic_pairs():
     assert quiet.false_alarm_rate == 0 and quiet.power == 1
     noisy = rates(pairs(0.25), 3, factor=1.05, alpha=0.05, seed=0)
     assert noisy.power < 0.3 and noisy.false_alarm_rate <= 0.1
+
+
+@pytest.mark.parametrize("sd", [0.02, 0.062, 0.15])
+def test_the_rounds_the_gate_needs_follow_the_normal_approximation(sd):
+    """Oracle: n ≈ ((z₀.₉₇₅ + z₀.₈₀)·sd / ln(1.10/1.05))², which the t distribution's heavier
+    tails raise by a few rounds at small n."""
+    approx = ((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / math.log(1.10 / 1.05)) ** 2
+    needed = rounds_for_power(gate.Ratio(1.0, 0.9, 1.1, 5, sd, True), factor=1.05, alpha=0.05)
+    assert max(2, math.ceil(approx)) <= needed <= math.ceil(approx) + 4
 
 
 def test_the_doctor_names_a_busy_process(tmp_path):
