@@ -10,7 +10,6 @@ import statistics
 from collections.abc import Container, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.results.read import Cell, as_dict
@@ -94,17 +93,19 @@ def runs_frame(
 
 
 def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """The reference's warm median / each row's, matched on ``keys`` (see ``reference_of``);
-    NaN unless both are over warm epochs (a cold-only time is not comparable)."""
+    """The reference's warm median / each row's, matched on ``keys`` (the reference as
+    ``reference_of`` chooses it among the rows sharing the keys); NaN unless both are over warm
+    epochs (a cold-only time is not comparable)."""
     warm = frame["median_s_per_epoch"].where(frame["epochs_run"] >= 2)
-    index = pd.MultiIndex.from_frame(frame[keys])
-    by_reference = {}
-    for name in (REFERENCE, TUNED_REFERENCE):
-        rows = frame.assign(_warm=warm)[frame["backend"] == name].drop_duplicates(keys)
-        by_reference[name] = rows.set_index(keys)["_warm"].reindex(index).to_numpy(dtype=float)
-    tuned = frame["backend"].astype(str).str.endswith(TUNED).to_numpy()
-    own = by_reference[TUNED_REFERENCE]
-    reference = np.where(tuned & ~np.isnan(own), own, by_reference[REFERENCE])
+    rows = frame.assign(_warm=warm).drop_duplicates([*keys, "backend"])
+    present = rows.groupby(keys, dropna=False, sort=False)["backend"].agg(set)
+    against = [
+        reference_of(backend, present.get(key, ()))
+        for backend, key in zip(frame["backend"], frame[keys].itertuples(index=False), strict=True)
+    ]
+    lookup = rows.set_index([*keys, "backend"])["_warm"]
+    index = pd.MultiIndex.from_arrays([*(frame[k] for k in keys), against])
+    reference = lookup.reindex(index).to_numpy(dtype=float)
     return pd.Series(reference / warm.to_numpy(dtype=float), frame.index)
 
 
