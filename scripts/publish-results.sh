@@ -106,9 +106,10 @@ for f in "$stage"/scaling/*; do mv -f "$f" "$out/scaling/"; done
 rmdir "$stage/scaling"
 for f in "$stage"/*; do mv -f "$f" "$out"/; done
 rmdir "$stage"
-# the tables name the files they read: say where they are published, not where they were staged
-for md in "$out/results.md" "$out/scaling/results.md"; do
-  [ ! -e "$md" ] || sed -i "s#$stage/#$out/#g" "$md"
+# the tables name the files they read (results.md, and each CSV's source column): say where
+# they are published, not where they were staged
+for table in "$out"/results.md "$out"/*.csv "$out"/scaling/results.md "$out"/scaling/*.csv; do
+  [ ! -e "$table" ] || sed -i "s#$stage/#$out/#g" "$table"
 done
 for page in "$out/index.html" "$out/scaling/index.html"; do  # its links to the JSON, likewise
   [ ! -e "$page" ] || sed -i "s#\.staging/##g" "$page"

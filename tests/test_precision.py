@@ -441,6 +441,7 @@ def test_the_publication_resumes_and_an_unchanged_rerun_only_checks(tmp_path):
         p.name for p in published.iterdir()
     }
     assert not (published / ".staging").exists()
+    assert ".staging" not in (published / "speed.csv").read_text()  # the sources, as published
     run = run_json(published / "run.json")
     assert len(run["benchmarks"]) == 2 * 12  # 7 scenarios + 5 gap rungs, 2 rounds
     assert str(published / "run.json") in (published / "results.md").read_text()
