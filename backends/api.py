@@ -11,7 +11,7 @@ A backend is a class registered under the entry-point group ``mlpbench.backends`
     [project.entry-points."mlpbench.backends"]
     mine = "my_package.my_module:MyMLP"
 
-and checked by the conformance kit (``backends.conformance``). Lifecycle, as the harness drives it:
+and checked by the conformance kit (``bench.conformance``). Lifecycle, as the harness drives it:
 ``cls(options)`` → ``build(recipe, data, init_weights)`` (untimed) → per epoch
 ``synchronize(); train_epoch(order); synchronize()`` (the timed region) then ``evaluate()``
 (untimed). Only the instance's ``device`` attribute and ``settings()`` are read after ``build``.
@@ -104,7 +104,7 @@ class RunOptions:
     ``{"jit_compile": "false"}``; the backend parses them and records the values in settings().
     ``threads``: the harness's thread budget for every pool the framework starts (None: the
     framework's own sizes, as its users get them). The harness sets what the environment
-    controls before the framework loads (``bench.train.threads``); a backend applies the rest
+    controls before the framework loads (``bench.cell.threads``); a backend applies the rest
     (pools it sizes at run time) and records what it ran with in settings().
     """
 

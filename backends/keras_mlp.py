@@ -307,7 +307,7 @@ class _Framework:
     @staticmethod
     def limit_threads(threads: int) -> None:
         """The harness's thread budget for pools sized at run time (the environment set before
-        the framework loaded covers the rest: ``bench.train.threads``)."""
+        the framework loaded covers the rest: ``bench.cell.threads``)."""
 
     @staticmethod
     def adam_beta(beta: float, dtype: str) -> Any:

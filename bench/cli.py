@@ -413,7 +413,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.train.command import run_command
+    from bench.campaign.command import run_command
 
     return run_command(args)
 
@@ -430,7 +430,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.self_test:
-        from bench.train.selftest import run_self_test
+        from bench.campaign.selftest import run_self_test
 
         full = args.self_test_data == "full"
         run_self_test(
@@ -449,7 +449,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from bench.train.tune import run_tune
+    from bench.campaign.tune import run_tune
 
     return run_tune(args)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import registry
-from bench.train.conditions import snapshot
-from bench.train.machine import SPEED_ENV
+from bench.campaign.conditions import snapshot
+from bench.campaign.machine import SPEED_ENV
 
 
 @dataclass(frozen=True)

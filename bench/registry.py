@@ -8,12 +8,12 @@ run of other backends. Two distributions declaring the same name is a ConfigErro
 
 One framework per process. Importing a backend's module and reading its ``OPTIONS`` imports no
 framework; everything else a parent process needs to know — whether a backend can run here, its
-device, its machine facts — it learns from ``probe``: a short ``python -m bench.probe`` in a fresh
-process per backend (in parallel), cached for the process. Frameworks can crash each other in one
-process (TensorFlow beside PyTorch's triton dies with SIGSEGV), so ``mlpbench list``, the parent
-of ``mlpbench run`` and the machine facts never import one; a probe that dies reports its backend
-unavailable in one line, and the others carry on. ``unavailable_reason`` and ``create`` work in
-the calling process: for a cell's own process, where its one framework belongs.
+device, its machine facts — it learns from ``probe``: a short ``python -m bench.cell.probe`` in a
+fresh process per backend (in parallel), cached for the process. Frameworks can crash each other
+in one process (TensorFlow beside PyTorch's triton dies with SIGSEGV), so ``mlpbench list``, the
+parent of ``mlpbench run`` and the machine facts never import one; a probe that dies reports its
+backend unavailable in one line, and the others carry on. ``unavailable_reason`` and ``create``
+work in the calling process: for a cell's own process, where its one framework belongs.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class Probe:
 
 
 def probe(name: str, facts: bool = False, options: RunOptions | None = None) -> Probe:
-    """Ask backend ``name`` in a fresh process (``python -m bench.probe``) whether it can run
+    """Ask backend ``name`` in a fresh process (``python -m bench.cell.probe``) whether it can run
     here, its device as made with ``options`` (and whether they are valid) and, with ``facts``,
     its machine facts; cached for this process. A probe that crashes, hangs or answers nonsense
     makes the backend unavailable with a one-line reason. The child sees this process's
@@ -204,7 +204,7 @@ def _probe(name: str, facts: bool, tf32: bool, backend: tuple[tuple[str, str], .
     cls, problem = _load(name)
     if cls is None:
         return Probe(name, problem)
-    args = [sys.executable, "-m", "bench.probe", name, *(["--facts"] if facts else [])]
+    args = [sys.executable, "-m", "bench.cell.probe", name, *(["--facts"] if facts else [])]
     args += [*(["--tf32"] if tf32 else []), *(f"-O{k}={v}" for k, v in backend)]
     env = {
         **os.environ,

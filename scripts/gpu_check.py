@@ -5,7 +5,7 @@
 Prints one line per backend (CuPy, PyTorch, JAX, Keras on JAX/PyTorch): the device it would use,
 or why it cannot run, each asked in its own process (``bench.registry.probe``); then the GPUs as
 the harness records them (name, memory, measured GEMM peaks) and ``gpu_check: machine_id NAME``.
-The facts are ``bench.train.machine``'s, measured here once: with ``$MLPBENCH_FACTS`` set, they
+The facts are ``bench.campaign.machine``'s, measured here once: with ``$MLPBENCH_FACTS`` set, they
 are written there for the run's later processes. Exits 2 with one line when no backend sees a
 usable NVIDIA GPU, unless ``--dry-run`` (a CPU machine rehearsing the GPU run: the GPU backends
 then run on the CPU or are skipped).
@@ -18,7 +18,7 @@ import json
 import sys
 
 from bench import registry
-from bench.train.machine import mlpbench_facts
+from bench.campaign.machine import mlpbench_facts
 
 GPU_BACKENDS = ("cupy", "torch", "jax", "keras-jax", "keras-torch")
 

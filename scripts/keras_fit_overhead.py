@@ -6,7 +6,7 @@ and a scenario (default ``baseline``, batch 32, full MNIST):
 - ``plain``: the backend's model, built as the harness builds it (same layers, compile, initial
   weights), trained by one ``model.fit(x, y, epochs=4, batch_size=B, shuffle=True)``; each
   epoch timed by a callback (``on_epoch_begin`` → ``on_epoch_end``);
-- ``harness``: the same backend driven by ``bench.train.session.Session`` for 4 epochs, each
+- ``harness``: the same backend driven by ``bench.cell.session.Session`` for 4 epochs, each
   epoch timed as ``mlpbench run`` times it (evaluation after each epoch, untimed);
 - ``harness-arrays``: the same, with ``fit`` handed fresh arrays each epoch (``_ArrayFeed``, the
   feed before the persistent ``tf.data`` pipeline) — the "before" of the change.
@@ -27,8 +27,8 @@ import numpy as np
 
 import scenarios
 from backends.keras_mlp import _ArrayFeed
+from bench.cell.session import Session
 from bench.data import load_dataset
-from bench.train.session import Session
 
 EPOCHS = 4
 

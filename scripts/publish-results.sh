@@ -50,7 +50,7 @@ budget="${BUDGET:-75}"
 steps=" ${STEPS:-tune main tuned own scaling tables} "
 nongap="baseline,neurons_256,he_init,rmsprop,dropout,best_config,report_recipe"
 scaled=(-b numpy -b jax -b torch -b keras -b keras-jax)
-out="${RESULTS:-results/$(python -m bench.train.machine)}"
+out="${RESULTS:-results/$(python -m bench.campaign.machine)}"
 stage="$out/.staging"
 mkdir -p "$stage/scaling"
 # resume from what is published, unless already staged

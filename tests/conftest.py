@@ -220,7 +220,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     cells at once, however long the facts take to measure."""
     wants_json = session.config.getoption("benchmark_json", None) is not None
     if wants_json and any("benchmark" in getattr(i, "fixturenames", ()) for i in session.items):
-        from bench.train.machine import mlpbench_facts
+        from bench.campaign.machine import mlpbench_facts
 
         mlpbench_facts()
 
@@ -228,7 +228,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add what pytest-benchmark does not record: BLAS and threads, versions, speed env, GPUs
     (measured once per process, before the first cell: see ``pytest_collection_finish``)."""
-    from bench.train.machine import mlpbench_facts
+    from bench.campaign.machine import mlpbench_facts
 
     machine_info["mlpbench"] = mlpbench_facts()
 

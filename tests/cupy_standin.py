@@ -91,7 +91,7 @@ class Discipline:
     untimed ─(train_epoch called)→ in epoch ─(it returns)→ returned ─(stream synchronize)→ untimed
 
     The stream synchronize that ends "returned" is the harness's clock-stop synchronize
-    (``bench.train.timing.timed``): the only synchronization allowed while the clock runs.
+    (``bench.cell.timing.timed``): the only synchronization allowed while the clock runs.
     """
 
     UNTIMED = "untimed"

@@ -25,8 +25,8 @@ import pytest
 
 from backends.api import RecipeUnsupported
 from bench import registry
+from bench.cell.initializers import initial_weights
 from bench.data import Dataset, load_raw, prepare
-from bench.train.initializers import initial_weights
 from scenarios import BASELINE, Scenario
 
 N_TRAIN, N_TEST = 1024, 500

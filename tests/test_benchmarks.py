@@ -25,8 +25,8 @@ from conftest import bench_scenarios
 
 from backends.api import RecipeUnsupported
 from bench import registry
+from bench.cell.session import Session
 from bench.results import write as results
-from bench.train.session import Session
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""Every installed backend passes the conformance kit (``backends.conformance``), as a plug-in's
+"""Every installed backend passes the conformance kit (``bench.conformance``), as a plug-in's
 own tests would run it."""
 
 from __future__ import annotations
 
-from backends.conformance import BackendConformance
 from bench import registry
+from bench.conformance import BackendConformance
 
 #: What each in-tree backend's unavailable_reason() must leave unimported.
 FRAMEWORKS = {

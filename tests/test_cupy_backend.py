@@ -14,8 +14,8 @@ import pytest
 
 import scenarios
 from bench import registry
+from bench.cell.session import Session
 from bench.cli import main
-from bench.train.session import Session
 
 REASON = registry.unavailable_reason("cupy")
 needs_gpu = pytest.mark.skipif(REASON is not None, reason=REASON or "")

@@ -32,8 +32,8 @@ from backends.api import RunOptions
 from backends.cupy_mlp import CupyMLP
 from backends.xp.engine import XpMLP
 from bench import registry
+from bench.cell.session import Session
 from bench.data import Dataset, prepare
-from bench.train.session import Session
 
 REAL_REASON = registry.unavailable_reason("cupy")  # before any stand-in is installed
 

@@ -33,8 +33,8 @@ def test_numpy_backend_records_the_setting():
     import scenarios
     from backends.api import RunOptions
     from backends.numpy_mlp import NumpyMLP
+    from bench.cell.session import scenario_weights
     from bench.data import load_dataset
-    from bench.train.session import scenario_weights
 
     data = load_dataset().subset(64, 10)
     recipe, weights = (

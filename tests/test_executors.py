@@ -11,9 +11,9 @@ import pytest
 from conftest import run_mlpbench, write_distribution
 
 import scenarios
+from bench.campaign.executors import InProcess, Subprocess
+from bench.cell.spec import CellSpec
 from bench.results.record import Result
-from bench.train.cell import Cell
-from bench.train.executors import InProcess, Subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 SLICE = ["--n-train", "512", "--n-test", "200"]
@@ -99,7 +99,7 @@ def test_an_exception_in_a_backend_is_one_line_per_cell(crashing_plugins: Path) 
 
 
 def test_in_process_executor_gives_the_same_numbers() -> None:
-    cell = Cell("numpy", scenarios.BASELINE.with_overrides(epochs=2), n_train=512, n_test=200)
+    cell = CellSpec("numpy", scenarios.BASELINE.with_overrides(epochs=2), n_train=512, n_test=200)
     here, there = InProcess().run(cell), Subprocess().run(cell)
     assert isinstance(there, Result) and there.complete and there.pid != os.getpid()
     assert here.pid == os.getpid()

@@ -1,6 +1,7 @@
 """FLOP counting against a hand count, and the GEMM peak measurement's sanity."""
 
-from bench.train.flops import epoch_flops, gemm_peak_gflops
+from bench.campaign.peaks import gemm_peak_gflops
+from scenarios.work import epoch_flops
 
 
 def test_epoch_flops_of_the_baseline_by_hand():

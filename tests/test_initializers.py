@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.train.initializers import initial_weights
+from bench.cell.initializers import initial_weights
 
 FAN_IN, FAN_OUT = 784, 128
 INITS = ("glorot_uniform", "he_normal", "report_normal")

@@ -19,8 +19,8 @@ from backends import conformance
 from backends.api import OptionError, Recipe, RunOptions, TrainData
 from backends.jax_mlp import DEFAULT_DONATE, DEFAULT_EPOCH, JaxMLP
 from backends.numpy_mlp import NumpyMLP
+from bench.cell.initializers import initial_weights
 from bench.data import load_dataset
-from bench.train.initializers import initial_weights
 
 REASON = JaxMLP.unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")

@@ -27,8 +27,8 @@ from test_agreement import CONFIGS, tolerance
 from backends.api import OptionError, RecipeUnsupported, RunOptions
 from backends.keras_mlp import DEFAULT_JIT_COMPILE, KerasJaxMLP, KerasMLP, KerasTorchMLP
 from backends.numpy_mlp import NumpyMLP
+from bench.cell.initializers import initial_weights
 from bench.data import Dataset, RawMNIST, prepare
-from bench.train.initializers import initial_weights
 from scenarios import BASELINE, Scenario
 
 EAGER = RunOptions(backend={"jit_compile": "false"})
@@ -468,7 +468,7 @@ def test_baseline_epoch_at_batch_600_matches_numpy(raw_mnist: RawMNIST, cls) -> 
     """The harness's own weights and batches (seed 3), full MNIST, one baseline epoch: the test
     loss within 1e-3 relative of the NumPy engine's."""
     import scenarios
-    from bench.train.session import epoch_order, scenario_weights
+    from bench.cell.session import epoch_order, scenario_weights
 
     scenario = scenarios.BASELINE.with_overrides(batch_size=600, seed=3, epochs=1)
     data = prepare(raw_mnist, "float32")

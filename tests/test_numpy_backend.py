@@ -7,8 +7,8 @@ from threadpoolctl import threadpool_info
 
 import scenarios
 from backends.numpy_mlp import SINGLE_THREAD_BELOW, NumpyMLP
+from bench.cell.session import epoch_order, scenario_weights
 from bench.data import load_dataset
-from bench.train.session import epoch_order, scenario_weights
 
 
 def blas_threads() -> int:

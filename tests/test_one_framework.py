@@ -21,8 +21,8 @@ from conftest import needs_dynamo, run_module, write_distribution
 
 from backends.api import RunOptions
 from bench import registry
+from bench.campaign.command import one_process
 from bench.errors import ConfigError
-from bench.train.command import one_process
 
 FRAMEWORKS = ("tensorflow", "torch", "jax", "keras", "cupy")
 REPORT = textwrap.dedent(

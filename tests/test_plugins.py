@@ -14,9 +14,9 @@ import pytest
 from conftest import run_mlpbench, run_module, write_distribution
 
 from backends.api import RunOptions
-from backends.conformance import BackendConformance
 from backends.numpy_mlp import NumpyMLP
 from bench import registry
+from bench.conformance import BackendConformance
 from bench.errors import ConfigError
 
 PLUGIN_MODULE = '''

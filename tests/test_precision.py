@@ -24,12 +24,12 @@ from scipy import stats
 
 import scenarios
 from bench import registry
+from bench.campaign import fingerprint
+from bench.campaign.rounds import cell_filter, plan
+from bench.campaign.selftest import rates, rounds_for_power, run_self_test
 from bench.doctor import check_load
 from bench.report import gate
-from bench.report.stats import paired_ratio, relative_half_width
-from bench.train import fingerprint
-from bench.train.rounds import cell_filter, plan
-from bench.train.selftest import rates, rounds_for_power, run_self_test
+from bench.stats import paired_ratio, relative_half_width
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-train", "1024", "--n-test", "200", "--epochs", "3"]

@@ -9,8 +9,8 @@ import pytest
 from test_tables import doc, entry, save, table_rows
 
 from bench.report.questions import accuracy_verdict
-from bench.report.stats import paired_difference
 from bench.report.write import write_tables
+from bench.stats import paired_difference
 
 
 def result(backend, scenario, seed, accuracies, speed=1.0, base=None, ladder=None):

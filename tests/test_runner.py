@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import reference
 
-import bench.train.timing
+import bench.cell.timing
 import scenarios
 from backends.api import RecipeUnsupported
 from backends.numpy_mlp import NumpyMLP
+from bench.cell import session as runner
 from bench.data import load_dataset
 from bench.errors import ConfigError
-from bench.train import session as runner
 
 SMALL = scenarios.BASELINE.with_overrides(epochs=2, batch_size=64)
 
@@ -164,9 +164,7 @@ def test_timed_region_is_synchronized_before_start_and_before_stop(data, recordi
         log.append("clock")
         return next(ticks)
 
-    monkeypatch.setattr(
-        bench.train.timing, "time", types.SimpleNamespace(perf_counter=perf_counter)
-    )
+    monkeypatch.setattr(bench.cell.timing, "time", types.SimpleNamespace(perf_counter=perf_counter))
     result = runner.run(name, SMALL, data)
     assert log.count("train") == 2 and log.count("clock") == 4  # only training is timed
     for i in (j for j, event in enumerate(log) if event == "train"):

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 import scenarios
+from bench.cell.spec import CellSpec
 from bench.results import read
 from bench.results.record import EpochRecord, Result
-from bench.train.cell import Cell
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "local-slurm.sh"
@@ -57,8 +57,8 @@ SLURM_REASON = slurm_reason()
 needs_slurm = pytest.mark.skipif(SLURM_REASON is not None, reason=SLURM_REASON or "")
 
 
-def cell(name: str, epochs: int = 1, **sizes) -> Cell:
-    return Cell("numpy", scenarios.get(name).with_overrides(epochs=epochs), **(sizes or TINY))
+def cell(name: str, epochs: int = 1, **sizes) -> CellSpec:
+    return CellSpec("numpy", scenarios.get(name).with_overrides(epochs=epochs), **(sizes or TINY))
 
 
 def job_state(job_id: str) -> str:
@@ -117,7 +117,7 @@ def test_cli_runs_each_cell_as_a_slurm_job(tmp_path: Path) -> None:
 @pytest.mark.slurm
 @needs_slurm
 def test_run_many_gathers_each_job_with_its_node_facts(tmp_path: Path) -> None:
-    from bench.train.slurm import Slurm, write_by_machine
+    from bench.campaign.slurm import Slurm, write_by_machine
 
     executor = Slurm(tmp_path / "jobs", poll_s=0.5)
     cells = [cell("baseline"), cell("rmsprop")]
@@ -125,7 +125,7 @@ def test_run_many_gathers_each_job_with_its_node_facts(tmp_path: Path) -> None:
     epochs: list[tuple[str, int]] = []
     out = tmp_path / "run.json"
 
-    def on_done(c: Cell, r: Result) -> None:
+    def on_done(c: CellSpec, r: Result) -> None:
         done.append(r)
         write_by_machine(out, done, executor, {}, {})  # saved after each, as run_all does
 
@@ -149,12 +149,12 @@ def test_run_many_gathers_each_job_with_its_node_facts(tmp_path: Path) -> None:
 @pytest.mark.slurm
 @needs_slurm
 def test_a_cancelled_job_is_a_failed_cell_in_one_line(tmp_path: Path) -> None:
-    from bench.train.slurm import Slurm
+    from bench.campaign.slurm import Slurm
 
     executor = Slurm(tmp_path / "jobs", poll_s=0.5)
     long = cell("baseline", epochs=500, n_train=60000, n_test=1000)
 
-    def cancel_once_running(c: Cell, r: EpochRecord) -> None:
+    def cancel_once_running(c: CellSpec, r: EpochRecord) -> None:
         if r.epoch == 1:
             subprocess.run(["scancel", executor.submitted[0][1]], check=True)
 
@@ -171,14 +171,14 @@ def test_a_cancelled_job_is_a_failed_cell_in_one_line(tmp_path: Path) -> None:
 @pytest.mark.slurm
 @needs_slurm
 def test_ctrl_c_cancels_unfinished_jobs_and_keeps_finished_epochs(tmp_path: Path) -> None:
-    from bench.train.slurm import Slurm
+    from bench.campaign.slurm import Slurm
 
     executor = Slurm(tmp_path / "jobs", poll_s=0.5)
     long = cell("baseline", epochs=500, n_train=60000, n_test=1000)
     queued = cell("rmsprop", epochs=500, n_train=60000, n_test=1000)  # waits: jobs are exclusive
     done: list[Result] = []
 
-    def interrupt(c: Cell, r: EpochRecord) -> None:
+    def interrupt(c: CellSpec, r: EpochRecord) -> None:
         raise KeyboardInterrupt  # as Ctrl-C arriving while the first epochs come in
 
     with pytest.raises(KeyboardInterrupt):
@@ -196,10 +196,10 @@ def test_ctrl_c_cancels_unfinished_jobs_and_keeps_finished_epochs(tmp_path: Path
 @pytest.mark.slurm
 @needs_slurm
 def test_a_job_whose_cell_fails_is_failed_with_its_reason(tmp_path: Path) -> None:
-    from bench.train.slurm import Slurm
+    from bench.campaign.slurm import Slurm
 
     executor = Slurm(tmp_path / "jobs", poll_s=0.5)
-    missing = Cell("numpy", scenarios.get("baseline"), data=str(tmp_path / "nowhere.npz"))
+    missing = CellSpec("numpy", scenarios.get("baseline"), data=str(tmp_path / "nowhere.npz"))
     result = executor.run(missing)
     assert result.failed and result.failed.startswith("DataError")
     assert "\n" not in result.failed and not result.history
@@ -209,8 +209,8 @@ def test_a_job_whose_cell_fails_is_failed_with_its_reason(tmp_path: Path) -> Non
 @pytest.mark.slurm
 @needs_slurm
 def test_sbatch_refusal_is_one_line(tmp_path: Path) -> None:
+    from bench.campaign.slurm import Slurm
     from bench.errors import ConfigError
-    from bench.train.slurm import Slurm
 
     executor = Slurm(tmp_path / "jobs", partition="no-such-partition")
     with pytest.raises(ConfigError, match=r"^sbatch failed for numpy/baseline: .+") as err:
@@ -277,7 +277,7 @@ def result(name: str, history: bool = True, failed: str | None = None) -> Result
 
 
 def test_results_of_two_node_types_are_two_machines(tmp_path: Path) -> None:
-    from bench.train.slurm import write_by_machine
+    from bench.campaign.slurm import write_by_machine
 
     executor = StandIn()
     a, b = result("baseline"), result("rmsprop")
@@ -306,7 +306,7 @@ def test_results_of_two_node_types_are_two_machines(tmp_path: Path) -> None:
 
 
 def test_no_node_reported_yet_writes_this_machine(tmp_path: Path) -> None:
-    from bench.train.slurm import write_by_machine
+    from bench.campaign.slurm import write_by_machine
 
     executor = StandIn()
     lost = result("baseline", history=False, failed="slurm job 3 NODE_FAIL")
@@ -321,7 +321,7 @@ def test_no_node_reported_yet_writes_this_machine(tmp_path: Path) -> None:
 def test_the_module_imports_without_submitit_and_says_what_is_missing(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['submitit'] = None\n"
-        "from bench.train.slurm import Slurm\n"
+        "from bench.campaign.slurm import Slurm\n"
         "from bench.errors import ConfigError\n"
         "try:\n    Slurm('x')\nexcept ConfigError as e:\n    print(e)\n"
     )

@@ -21,6 +21,8 @@ import pytest
 
 import scenarios
 from bench import cli
+from bench.campaign.machine import machine_info
+from bench.cell import session as runner
 from bench.data import load_dataset
 from bench.report.caveats import AGREEMENT, FIT_OVERHEAD
 from bench.report.plots import MISSING
@@ -28,8 +30,6 @@ from bench.report.tables import headline_markdown
 from bench.report.write import results_markdown, write_tables
 from bench.results.read import collect
 from bench.results.write import document, epoch_stats, write_json_atomic
-from bench.train import session as runner
-from bench.train.machine import machine_info
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUTS = {

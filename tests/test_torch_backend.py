@@ -74,7 +74,7 @@ def data() -> dict[str, TrainData]:
 
 
 def start(dtype: str = "float32") -> list[np.ndarray]:
-    from bench.train.initializers import initial_weights
+    from bench.cell.initializers import initial_weights
 
     return initial_weights("glorot_uniform", 784, (128,), 10, seed=0, dtype=dtype)
 

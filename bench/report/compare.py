@@ -14,7 +14,7 @@ Contract:
   process are not independent runs (run both sides with ``mlpbench run --rounds N``).
 - Each row says "x % ± y % slower/faster" and the gate's power to catch a 10 % slowdown at that
   row's sample size and spread. ``mlpbench compare --self-test`` measures the false-alarm rate
-  and that power on this machine, from real runs (``bench.train.selftest``).
+  and that power on this machine, from real runs (``bench.campaign.selftest``).
 - Accuracy: final test accuracy NEW − BASE in percentage points, mean over the rounds.
 - Output: a markdown table on stdout, then one line per regressed cell, the cells only in one
   file, and notes. Exit 1 when a cell regressed, else 0; a file that cannot be read or holds no

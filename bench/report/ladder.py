@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from bench.report.stats import mean_ci
+from bench.stats import mean_ci
 
 LEGEND = (
     "From the report's recipe (rung 0) to the baseline (last rung), one change per rung: mean "

@@ -2,7 +2,7 @@
 
 Every comparison pairs results by seed (same seed → same initial weights and batch order), takes
 the per-seed differences and reports their mean with a Student-t 95 % interval
-(``bench.report.stats``): "better by 0.30 ± 0.10 pt" when the interval excludes zero, "no
+(``bench.stats``): "better by 0.30 ± 0.10 pt" when the interval excludes zero, "no
 difference detected at n = 5 (+0.05 ± 0.20 pt)" when it does not. The questions:
 
 1. Each change of the report's Part 3 against the scenario it changes (``recipe.base``), at equal
@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.frame import REFERENCE
-from bench.report.stats import TIE, Estimate, mean_ci, paired_difference
+from bench.stats import TIE, Estimate, mean_ci, paired_difference
 
 BEST = "best_config"
 COLUMNS = ["question", "backend", "n", "difference", "verdict"]

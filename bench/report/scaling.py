@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.frame import REFERENCE
-from bench.report.stats import mean_ci
 from bench.results.read import as_dict
+from bench.stats import mean_ci
 
 
 def _x_of(key: str, value: str) -> float | None:

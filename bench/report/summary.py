@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.frame import reference_of, sort_cells
-from bench.report.stats import mean_ci, paired_ratio
+from bench.stats import mean_ci, paired_ratio
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
 #: is unstable (pyperf warns from 10 % too).

@@ -38,8 +38,8 @@ class Result:
     it (``--executor slurm``; None otherwise). ``round`` and ``position``: where ``mlpbench run``
     placed the cell (its round, 0-based, and its 0-based place in that round's order);
     ``started`` / ``ended``: when it ran (UNIX seconds); ``conditions``: what the machine was
-    doing meanwhile (``bench.train.conditions``); ``code``: the fingerprint of the code it ran
-    (``bench.train.fingerprint``); ``options``: the backend options it was asked to run with."""
+    doing meanwhile (``bench.campaign.conditions``); ``code``: the fingerprint of the code it ran
+    (``bench.campaign.fingerprint``); ``options``: the backend options it was asked to run with."""
 
     backend: str
     scenario: Scenario

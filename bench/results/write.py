@@ -23,8 +23,8 @@ import bench
 from bench.errors import MlpbenchError
 from bench.results.record import Result
 from bench.results.schema import SCHEMA_VERSION
-from bench.train.flops import epoch_flops, step_bytes
 from scenarios import N_CLASSES
+from scenarios.work import epoch_flops, step_bytes
 
 #: Where ``mlpbench run`` writes its results unless told otherwise.
 DEFAULT_OUT = Path("mlpbench-results") / "run.json"
@@ -87,7 +87,7 @@ def extra_info(result: Result) -> dict[str, Any]:
 
 def _step_facts(result: Result) -> dict[str, Any]:
     """Training steps per epoch and the estimated memory traffic of one (bytes; see
-    ``bench.train.flops.step_bytes``), for the scaling section's roofline."""
+    ``scenarios.work.step_bytes``), for the scaling section's roofline."""
     if not result.n_train:
         return {}
     batch = min(result.scenario.batch_size or result.n_train, result.n_train)

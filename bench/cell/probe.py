@@ -1,4 +1,4 @@
-"""The child side of a backend probe: ``python -m bench.probe NAME [--facts]``.
+"""The child side of a backend probe: ``python -m bench.cell.probe NAME [--facts]``.
 
 Run by ``bench.registry.probe`` in a fresh process, so that the parent (``mlpbench list``, the
 parent of ``mlpbench run``, the machine facts) never imports a framework: two frameworks in one
@@ -45,7 +45,7 @@ def answer(name: str, facts: bool, options: RunOptions) -> dict[str, Any]:
                 given = cls.machine_facts()
             except Exception as err:  # a broken driver must not stop a CPU benchmark
                 given = {f"{name}_error": registry.one_line(err)}
-    from bench.train.conditions import process_threads
+    from bench.cell.threads import process_threads
 
     return {
         "reason": reason,

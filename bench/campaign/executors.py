@@ -19,16 +19,16 @@ import sys
 from dataclasses import replace
 from typing import Protocol
 
+from bench.cell.spec import CellSpec, EpochCallback, train_here
+from bench.cell.worker import MARK
 from bench.data import DataCache, load_raw
 from bench.results.record import EpochRecord, Result
-from bench.train.cell import Cell, EpochCallback, train_here
-from bench.train.worker import MARK
 
 
 class Executor(Protocol):
     name: str
 
-    def run(self, cell: Cell, on_epoch: EpochCallback | None = None) -> Result: ...
+    def run(self, cell: CellSpec, on_epoch: EpochCallback | None = None) -> Result: ...
 
 
 class InProcess:
@@ -39,7 +39,7 @@ class InProcess:
     def __init__(self) -> None:
         self._data: dict[tuple, DataCache] = {}
 
-    def run(self, cell: Cell, on_epoch: EpochCallback | None = None) -> Result:
+    def run(self, cell: CellSpec, on_epoch: EpochCallback | None = None) -> Result:
         key = (cell.data, cell.n_train, cell.n_test)
         if key not in self._data:
             self._data[key] = DataCache(load_raw(cell.data), cell.n_train, cell.n_test)
@@ -49,13 +49,13 @@ class InProcess:
 
 
 class Subprocess:
-    """Each cell in a fresh ``python -m bench.train.worker``; its peak RSS from ``wait4``."""
+    """Each cell in a fresh ``python -m bench.cell.worker``; its peak RSS from ``wait4``."""
 
     name = "process"
 
-    def run(self, cell: Cell, on_epoch: EpochCallback | None = None) -> Result:
+    def run(self, cell: CellSpec, on_epoch: EpochCallback | None = None) -> Result:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.train.worker"],
+            [sys.executable, "-m", "bench.cell.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -97,7 +97,7 @@ class Subprocess:
         )
 
 
-def _read(line: str, cell: Cell, history: list, outcome: dict, on_epoch) -> None:
+def _read(line: str, cell: CellSpec, history: list, outcome: dict, on_epoch) -> None:
     """One line from the worker: protocol lines update ``history`` / ``outcome``; anything else
     is the framework's output, passed on to stderr."""
     if not line.startswith(MARK):

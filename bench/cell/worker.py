@@ -1,4 +1,4 @@
-"""``python -m bench.train.worker``: train one cell in this (fresh) process, for the process
+"""``python -m bench.cell.worker``: train one cell in this (fresh) process, for the process
 executor.
 
 Protocol: the cell arrives as one JSON line on stdin. Progress and the outcome go to stdout as
@@ -38,8 +38,8 @@ def report_epoch(session: Any, record: Any) -> None:
 def train_reporting(cell: Any) -> Any:
     """Load the cell's data and train it in this process, sending ``data`` and ``epoch`` lines as
     it goes (the first epoch's line carries the settings, so a cell killed later keeps them)."""
+    from bench.cell.session import run
     from bench.data import DataCache, load_raw
-    from bench.train.session import run
 
     data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test).get(cell.scenario.dtype)
     send("data", {"n_train": data.n_train, "n_test": data.n_test, "n_features": data.n_features})
@@ -54,12 +54,12 @@ def main() -> int:
         cell = json.loads(line)
         threads = cell["options"].get("threads")
         if threads:  # before anything loads a framework (it sizes its pools as it loads)
-            from bench.train.threads import apply
+            from bench.cell.threads import apply
 
             apply(threads)
-        from bench.train.cell import Cell  # only now: it loads NumPy, which sizes its BLAS pool
+        from bench.cell.spec import CellSpec  # only now: it loads NumPy, which sizes its BLAS pool
 
-        result = train_reporting(Cell.from_dict(cell))
+        result = train_reporting(CellSpec.from_dict(cell))
     except KeyboardInterrupt:  # before the first epoch: nothing finished
         send("failed", {"reason": "interrupted before its first epoch finished"})
         return 130
@@ -69,7 +69,7 @@ def main() -> int:
         return 1
     from dataclasses import replace
 
-    from bench.train.conditions import process_threads
+    from bench.cell.threads import process_threads
 
     send("result", replace(result, conditions={"threads": process_threads()}).to_dict())
     return 0

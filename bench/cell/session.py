@@ -19,10 +19,10 @@ import numpy as np
 
 from backends.api import RecipeUnsupported, RunOptions
 from bench import registry
+from bench.cell.initializers import initial_weights
+from bench.cell.timing import timed
 from bench.errors import ConfigError
 from bench.results.record import EpochRecord, Result
-from bench.train.initializers import initial_weights
-from bench.train.timing import timed
 from scenarios import N_CLASSES, Scenario
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ from typing import Any
 
 import scenarios
 from backends.api import RunOptions
+from bench.campaign.executors import Subprocess
+from bench.cell.spec import CellSpec
 from bench.errors import ConfigError, MlpbenchError
 from bench.report import gate
-from bench.train.cell import Cell
-from bench.train.executors import Subprocess
 
 DRAWS = 2000
 
@@ -61,7 +61,7 @@ def measure_pairs(
     executor = Subprocess()
     for r in range(rounds):
         recipe = base.with_overrides(seed=r)
-        cells = [Cell(backend, recipe, RunOptions(), None, n_train, None, r, i) for i in (0, 1)]
+        cells = [CellSpec(backend, recipe, RunOptions(), None, n_train, None, r, i) for i in (0, 1)]
         medians = {}
         for cell in order.sample(cells, 2):
             result = executor.run(cell)

@@ -3,7 +3,7 @@
 After the planned rounds, every cell's speed is known per round (the median of its warm epochs).
 A cell's precision is the relative half-width of its interval: for the reference backend its own
 speed's (Student-t over rounds), for every other backend its ratio to the reference, paired
-within rounds (``bench.report.stats.paired_ratio``). While some cell is wider than the target and
+within rounds (``bench.stats.paired_ratio``). While some cell is wider than the target and
 the budget allows another round of the cells that are (each with its reference, so the pairs stay
 paired), that round runs; then each cell is "target met", or "budget ended" with its width.
 """
@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from bench.report.stats import mean_ci, paired_ratio, relative_half_width
+from bench.stats import mean_ci, paired_ratio, relative_half_width
 
 CellKey = tuple[str, str]  # (backend, scenario)
 

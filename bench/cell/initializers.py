@@ -10,17 +10,11 @@ Definitions follow Keras 3 (biases zero in every scheme):
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
+from scenarios.work import layer_sizes
+
 TRUNCATION_CORRECTION = 0.87962566103423978  # stddev of N(0, 1) truncated to [−2, 2]
-
-
-def layer_sizes(n_in: int, hidden: tuple[int, ...], n_out: int) -> list[tuple[int, int]]:
-    """(fan_in, fan_out) of each Dense layer."""
-    widths = [n_in, *hidden, n_out]
-    return list(itertools.pairwise(widths))
 
 
 def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:

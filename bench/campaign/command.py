@@ -19,19 +19,19 @@ from pathlib import Path
 import scenarios
 from backends.api import RunOptions
 from bench import registry
+from bench.campaign import conditions, precision
+from bench.campaign.executors import EXECUTORS, Executor
+from bench.campaign.fingerprint import code_fingerprint
+from bench.campaign.machine import machine_info
+from bench.campaign.profile import load_profile
+from bench.campaign.resume import Expected, read_resumable, recorded_order_seed
+from bench.campaign.rounds import Slot, cell_filter, new_order_seed, plan
+from bench.cell.spec import CellSpec
 from bench.data import DataCache, load_raw
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BackendUnavailable, ConfigError
 from bench.report import write_tables_and_report
 from bench.results import write as results
 from bench.results.record import EpochRecord, Result
-from bench.train import conditions, precision
-from bench.train.cell import Cell
-from bench.train.executors import EXECUTORS, Executor
-from bench.train.fingerprint import code_fingerprint
-from bench.train.machine import machine_info
-from bench.train.profile import load_profile
-from bench.train.resume import Expected, read_resumable, recorded_order_seed
-from bench.train.rounds import Slot, cell_filter, new_order_seed, plan
 from scenarios import Scenario
 from scenarios.files import expand as expand_sweep
 from scenarios.files import is_scenario_file, parse_sweeps
@@ -104,7 +104,7 @@ def select_rounds(
     return [[s.with_overrides(seed=seed) for s in chosen] for seed in seeds]
 
 
-def show_epoch(cell: Cell, r: EpochRecord) -> None:
+def show_epoch(cell: CellSpec, r: EpochRecord) -> None:
     print(
         f"  [{cell.label}] epoch {r.epoch:>2}/{cell.scenario.epochs}  {r.seconds:7.3f} s"
         f"  loss {r.train_loss:.4f}  acc {100 * r.train_accuracy:6.2f}%"
@@ -184,7 +184,7 @@ def foreign_point(slot: Slot) -> str | None:
     return f"this point sweeps {keys}, an option {slot.backend} does not have"
 
 
-def annotate(cell: Cell, result: Result, before: dict | None, started: float | None) -> Result:
+def annotate(cell: CellSpec, result: Result, before: dict | None, started: float | None) -> Result:
     """The result with its place in the plan, when it ran, the machine's conditions meanwhile,
     the code fingerprint and the options it was asked for."""
     ended = time.time()
@@ -205,7 +205,7 @@ def annotate(cell: Cell, result: Result, before: dict | None, started: float | N
 
 
 def run_all(
-    cells: list[Cell],
+    cells: list[CellSpec],
     executor: Executor,
     save: Callable[[list[Result]], None],
     done: list[Result] | None = None,
@@ -219,7 +219,7 @@ def run_all(
     run_many = getattr(executor, "run_many", None)
     if run_many is not None:
 
-        def finished(cell: Cell, result: Result) -> None:
+        def finished(cell: CellSpec, result: Result) -> None:
             done.append(annotate(cell, result, None, None))
             save(done)
             if result.skipped or result.failed:
@@ -266,7 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
                 "when they load, before this process could set them"
             )
     if args.executor == "slurm":  # ConfigError here when submitit or sbatch is missing
-        from bench.train.slurm import Slurm
+        from bench.campaign.slurm import Slurm
 
         executor: Executor = Slurm.from_args(args)
     else:
@@ -297,7 +297,7 @@ def run_command(args: argparse.Namespace) -> int:
             machine_id=machine["mlpbench"]["machine_id"],
             packages=machine["mlpbench"]["packages"],
             code={n: code_fingerprint(n) for n in names},
-            options=lambda slot: Cell(
+            options=lambda slot: CellSpec(
                 slot.backend, slot.scenario, point_options(options[slot.backend], slot)
             ).to_dict()["options"],
             n_train=args.n_train or int(raw.x_train.shape[0]),
@@ -313,7 +313,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     def save(done: list[Result]) -> None:
         if executor.name == "slurm":  # each node's results under its own machine facts
-            from bench.train.slurm import write_by_machine
+            from bench.campaign.slurm import write_by_machine
 
             written[:] = write_by_machine(out, done, executor, machine, commit)
         else:
@@ -332,9 +332,9 @@ def run_command(args: argparse.Namespace) -> int:
             params.get("seed") or 0
         )
 
-    def cells_of(todo: list[Slot]) -> list[Cell]:
+    def cells_of(todo: list[Slot]) -> list[CellSpec]:
         return [
-            Cell(s.backend, s.scenario, point_options(options[s.backend], s), args.data,
+            CellSpec(s.backend, s.scenario, point_options(options[s.backend], s), args.data,
                  args.n_train, args.n_test, s.round, s.position, divisions[s.backend])
             for s in todo
             if s.key not in kept and not foreign_point(s)
@@ -348,7 +348,7 @@ def run_command(args: argparse.Namespace) -> int:
     cells = cells_of(slots)
     start = time.perf_counter()
     done: list[Result] = [
-        annotate(Cell(s.backend, s.scenario, options[s.backend], round=s.round),
+        annotate(CellSpec(s.backend, s.scenario, options[s.backend], round=s.round),
                  Result(s.backend, s.scenario, skipped=foreign_point(s)), None, None)
         for s in slots
         if foreign_point(s) and s.key not in kept
@@ -392,8 +392,8 @@ def more_rounds(
     done: list[Result],
     kept: dict,
     meta: dict,
-    cells_of: Callable[[list[Slot]], list[Cell]],
-    run: Callable[[list[Cell]], object],
+    cells_of: Callable[[list[Slot]], list[CellSpec]],
+    run: Callable[[list[CellSpec]], object],
 ) -> None:
     """``--target-ci``: rounds of the cells whose interval is still too wide (with their
     references) while the budget allows one more (estimated from the cells' own durations)."""

@@ -27,16 +27,6 @@ def snapshot() -> dict[str, Any]:
     return facts
 
 
-def process_threads() -> int | None:
-    """This process's thread count (Linux), e.g. a framework's pools once they started."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            match = re.search(r"^Threads:\s+(\d+)", f.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
 def during(before: dict[str, Any], after: dict[str, Any], **measured: Any) -> dict[str, Any]:
     """One cell's conditions: the snapshots' worst values and what was measured of the cell."""
     out: dict[str, Any] = {"cores": os.cpu_count()}

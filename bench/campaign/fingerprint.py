@@ -21,9 +21,9 @@ from bench import registry
 #: Harness modules every cell's time depends on: the timed region, the session around it, the
 #: initial weights and batch order, the data.
 HARNESS = (
-    "bench.train.timing",
-    "bench.train.session",
-    "bench.train.initializers",
+    "bench.cell.timing",
+    "bench.cell.session",
+    "bench.cell.initializers",
     "bench.data",
     "scenarios",
 )

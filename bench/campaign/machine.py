@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
-from bench.train.flops import gemm_peaks, memory_bandwidth_gbs
+from bench.campaign.peaks import gemm_peaks, memory_bandwidth_gbs
 
 #: A JSON file of ``mlpbench_facts()``, measured once and read by every later process of one run
 #: (``scripts/gpu_proof.py`` sets it): the GEMM peaks and the frameworks' device probes take tens
@@ -153,5 +153,5 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-if __name__ == "__main__":  # ``python -m bench.train.machine``: this machine's results folder name
+if __name__ == "__main__":  # ``python -m bench.campaign.machine``: the results folder name
     print(machine_id())

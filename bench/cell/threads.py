@@ -11,6 +11,7 @@ inter-op pool, tf.data's private pool). This module imports nothing but ``os``.
 from __future__ import annotations
 
 import os
+import re
 
 #: Variables read at load time, set to N.
 COUNT_VARIABLES = (
@@ -36,3 +37,13 @@ def apply(threads: int) -> None:
     """Set the environment for a thread budget of ``threads`` in this process (before any
     framework loads: call it first thing in a fresh process)."""
     os.environ.update(environment(threads))
+
+
+def process_threads() -> int | None:
+    """This process's thread count (Linux), e.g. a framework's pools once they started."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            match = re.search(r"^Threads:\s+(\d+)", f.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None

@@ -1,9 +1,8 @@
-"""How much matrix-product work a training epoch is, and how fast this machine's GEMM can go.
+"""How fast this machine's GEMM and memory can go: the ceilings recorded in the machine facts.
 
-Together they put every speed on an absolute scale: achieved GFLOP/s = epoch FLOPs / seconds, and
-its share of the GEMM peak measured on the same machine in the same run. Only the matrix products
-are counted (they are > 97 % of the arithmetic); elementwise work, softmax and the optimizer are
-extra cost on top of this floor, never counted as useful FLOPs.
+A cell's achieved GFLOP/s (its epoch's FLOPs, ``scenarios.work.epoch_flops``, over its seconds)
+is shown as a share of the GEMM peak measured on the same machine in the same run; the memory
+bandwidth is the roofline's other ceiling.
 """
 
 from __future__ import annotations
@@ -12,23 +11,8 @@ import time
 
 import numpy as np
 
-from bench.train.initializers import layer_sizes
-
 PEAK_SIZE = 2048  # square GEMM used for the peak: large enough to reach BLAS' best rate
 PEAK_REPEATS = 5
-
-
-def epoch_flops(n_train: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> int:
-    """Matrix-product FLOPs (2 per multiply-add) of one training epoch over n_train samples.
-
-    Per sample and Dense layer (fan_in → fan_out): forward 2·in·out, weight gradient 2·in·out, and
-    input gradient 2·in·out for every layer but the first (the input needs no gradient).
-    """
-    per_sample = 0
-    for layer, (fan_in, fan_out) in enumerate(layer_sizes(n_in, hidden, n_out)):
-        products = 2 if layer == 0 else 3
-        per_sample += products * 2 * fan_in * fan_out
-    return per_sample * n_train
 
 
 def gemm_peak_gflops(dtype: str = "float32", size: int = PEAK_SIZE) -> float:
@@ -69,14 +53,3 @@ def memory_bandwidth_gbs(nbytes: int = BANDWIDTH_BYTES, repeats: int = PEAK_REPE
         np.copyto(b, a)
         best = min(best, time.perf_counter() - start)
     return round(2 * a.nbytes / best / 1e9, 2)
-
-
-def step_bytes(batch: int, n_in: int, hidden: tuple[int, ...], n_out: int, itemsize: int) -> int:
-    """An estimate of the least memory traffic of one training step (bytes): every weight read
-    in the forward and backward passes and written as a gradient, the optimizer reading and
-    writing weights, gradients and two moments (~10 passes over the parameters), and each
-    activation written once and read about five times (forward, backward, ReLU mask, dropout)."""
-    sizes = layer_sizes(n_in, hidden, n_out)
-    params = sum(i * o + o for i, o in sizes)
-    activations = batch * (n_in + sum(hidden) + n_out)
-    return itemsize * (10 * params + 6 * activations)

@@ -8,20 +8,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.api import RunOptions
+from bench.cell.session import run
 from bench.data import DataCache
 from bench.results.record import EpochRecord, Result
-from bench.train.session import run
 from scenarios import Scenario
 
 #: Called after every finished epoch of a cell.
-EpochCallback = Callable[["Cell", EpochRecord], None]
+EpochCallback = Callable[["CellSpec", EpochRecord], None]
 
 
 @dataclass(frozen=True)
-class Cell:
+class CellSpec:
     """What to train and on which data: ``data`` is the path ``--data`` named (None: the shipped
     MNIST), cut to the first ``n_train`` / ``n_test`` rows (None: all). ``round`` and
-    ``position``: its place in ``mlpbench run``'s plan (``bench.train.rounds``), if any."""
+    ``position``: its place in ``mlpbench run``'s plan (``bench.campaign.rounds``), if any."""
 
     backend: str
     scenario: Scenario
@@ -55,7 +55,7 @@ class Cell:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Cell:
+    def from_dict(cls, d: dict[str, Any]) -> CellSpec:
         return cls(
             **{
                 **d,
@@ -65,7 +65,7 @@ class Cell:
         )
 
 
-def train_here(cell: Cell, data: DataCache, on_epoch: EpochCallback | None = None) -> Result:
+def train_here(cell: CellSpec, data: DataCache, on_epoch: EpochCallback | None = None) -> Result:
     """Train ``cell`` in this process on ``data`` (which must hold the cell's data)."""
     progress = None if on_epoch is None else lambda s, r: on_epoch(cell, r)
     return run(cell.backend, cell.scenario, data.get(cell.scenario.dtype), progress, cell.options)

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from bench.cell.spec import CellSpec, EpochCallback
+from bench.cell.worker import MARK
 from bench.errors import ConfigError
 from bench.results.record import EpochRecord, Result
-from bench.train.cell import Cell, EpochCallback
-from bench.train.worker import MARK
 
 #: Called once per cell as soon as its job has ended (or, at Ctrl-C, been cancelled).
-DoneCallback = Callable[[Cell, Result], None]
+DoneCallback = Callable[[CellSpec, Result], None]
 
 #: Slurm job states after which a job will not run again.
 FINAL_STATES = {
@@ -70,13 +70,13 @@ def train_job(cell_dict: dict[str, Any]) -> dict[str, Any]:
     import resource
     import socket
 
-    from bench.train.threads import apply
+    from bench.cell.threads import apply
 
     if cell_dict["options"].get("threads"):  # before the cell's framework loads
         apply(cell_dict["options"]["threads"])
 
-    from bench.train.machine import machine_info
-    from bench.train.worker import train_reporting
+    from bench.campaign.machine import machine_info
+    from bench.cell.worker import train_reporting
 
     reply: dict[str, Any] = {
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -85,7 +85,7 @@ def train_job(cell_dict: dict[str, Any]) -> dict[str, Any]:
     }
     try:
         reply["machine_info"] = machine_info()  # before training, as a local run measures it
-        reply["result"] = train_reporting(Cell.from_dict(cell_dict)).to_dict()
+        reply["result"] = train_reporting(CellSpec.from_dict(cell_dict)).to_dict()
     except BaseException as err:  # one line for the submitting side, never a traceback
         text = str(err).strip().splitlines()
         reply["failed"] = f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -100,7 +100,7 @@ def train_job(cell_dict: dict[str, Any]) -> dict[str, Any]:
 class _Job:
     """One submitted cell: its submitit job and what its log has shown so far."""
 
-    cell: Cell
+    cell: CellSpec
     job: Any
     history: list[EpochRecord] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)
@@ -152,7 +152,7 @@ class Slurm:
         self.folder = Path(folder)
         self.poll_s = poll_s
         #: (cell, Slurm job id) of every job submitted, in order
-        self.submitted: list[tuple[Cell, str]] = []
+        self.submitted: list[tuple[CellSpec, str]] = []
         #: (result, its node's machine facts or None, its job facts) of every result made
         self.machines: list[tuple[Result, dict[str, Any] | None, dict[str, Any]]] = []
         # the cell's process is the batch script's own (no srun step): it has every CPU of the
@@ -192,7 +192,7 @@ class Slurm:
 
     # -- the executor interface --
 
-    def run(self, cell: Cell, on_epoch: EpochCallback | None = None) -> Result:
+    def run(self, cell: CellSpec, on_epoch: EpochCallback | None = None) -> Result:
         """One cell: submit it and wait for it."""
         done: list[Result] = []
         self.run_many([cell], lambda c, r: done.append(r), on_epoch)
@@ -200,7 +200,7 @@ class Slurm:
 
     def run_many(
         self,
-        cells: Sequence[Cell],
+        cells: Sequence[CellSpec],
         on_done: DoneCallback,
         on_epoch: EpochCallback | None = None,
     ) -> list[Result]:
@@ -238,7 +238,7 @@ class Slurm:
             raise
         return finished
 
-    def _submit(self, cell: Cell, submitted: list[_Job]) -> Any:
+    def _submit(self, cell: CellSpec, submitted: list[_Job]) -> Any:
         """sbatch one cell; when that fails, cancel the cells already submitted and say why."""
         self._executor.update_parameters(name=f"mlpbench-{cell.backend}-{cell.scenario.name}")
         try:

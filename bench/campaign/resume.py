@@ -2,7 +2,7 @@
 
 A cell of FILE is kept when it is one this run would train (same backend, scenario and seed), it
 finished (complete, not failed), and nothing it depends on changed: its recipe, the backend
-options asked for, the data slice, the code it ran (``bench.train.fingerprint``), the software
+options asked for, the data slice, the code it ran (``bench.campaign.fingerprint``), the software
 versions and the machine. Everything else is trained again. Read from the JSON only.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.campaign.rounds import Slot
 from bench.errors import ConfigError
-from bench.train.rounds import Slot
 
 Key = tuple[str, str, int]
 

@@ -5,12 +5,12 @@ its class: options that must not change the math, each with the values worth try
 backend as shipped. They run as one ``mlpbench run`` in interleaved rounds — each round trains
 every candidate once, in a fresh random order, each in its own process — so they are compared as
 the benchmarks are: the speed-up over shipped is the paired ratio over rounds with its 95 %
-interval (``bench.report.stats.paired_ratio``).
+interval (``bench.stats.paired_ratio``).
 
 A candidate whose final test accuracy differs from shipped's by more than ``tolerance`` points
 (mean over rounds) is rejected as "changes the math": a speed option must not. The winner is the
 fastest candidate whose whole interval lies above 1 (else shipped stays); its options are written
-to a profile (``bench.train.profile``) that ``mlpbench run --profile`` applies.
+to a profile (``bench.campaign.profile``) that ``mlpbench run --profile`` applies.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import registry
+from bench.campaign.profile import load_profile, write_profile
 from bench.errors import ConfigError
-from bench.report.stats import paired_ratio
 from bench.results.write import check_writable
-from bench.train.profile import load_profile, write_profile
+from bench.stats import paired_ratio
 
 #: Accuracy points a speed option may move the final test accuracy (mean over rounds) before it
 #: counts as changing the math: a few test images of float rounding, far below what a changed

@@ -2,7 +2,7 @@
 
 A plug-in's test suite subclasses ``BackendConformance`` once, naming its backend::
 
-    from backends.conformance import BackendConformance
+    from bench.conformance import BackendConformance
 
     class TestMyBackendConformance(BackendConformance):
         backend = "mine"                 # its entry-point name (or: backend_class = MyMLP)
@@ -86,7 +86,7 @@ def _dataset(dtype: str, sliced: bool) -> Any:
 
 def _weights(dtype: str, seed: int = 0, hidden: tuple[int, ...] = (128,)) -> Weights:
     """Glorot-uniform weights drawn as float32 (exactly representable in float64 too)."""
-    from bench.train.initializers import initial_weights
+    from bench.cell.initializers import initial_weights
 
     start = initial_weights("glorot_uniform", 784, hidden, 10, seed=seed, dtype="float32")
     return [w.astype(dtype) for w in start]
@@ -275,7 +275,7 @@ class BackendConformance:
         """The harness's own weights and batches (seed 3), full MNIST, one baseline epoch."""
         import scenarios
         from backends.numpy_mlp import NumpyMLP
-        from bench.train.session import epoch_order, scenario_weights
+        from bench.cell.session import epoch_order, scenario_weights
 
         scenario = scenarios.BASELINE.with_overrides(batch_size=FULL_BATCH, seed=FULL_SEED)
         data = _dataset("float32", False)
