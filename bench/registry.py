@@ -34,13 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from backends.api import OptionError, RunOptions
 from bench.errors import BackendUnavailable, ConfigError
+from bench.stats import REFERENCE  # listed first; the row every speed is compared with
 
 if TYPE_CHECKING:
     from backends.api import Backend
 
 GROUP = "mlpbench.backends"
-#: The reference backend: listed first, and the column every speed is compared with.
-REFERENCE = "numpy"
 #: What a backend class must provide (``backends.api.Backend``).
 CONTRACT = (
     "unavailable_reason",
@@ -278,7 +277,7 @@ def probe_all(
     return dict(zip(names, probes, strict=True))
 
 
-def machine_facts() -> dict[str, Any]:
+def backend_facts() -> dict[str, Any]:
     """Facts about this machine that only backends know (NumPy's BLAS pools, the GPUs), each
     backend asked in its own process (``probe``), merged from every available backend's
     optional ``machine_facts()``; the first backend to give a key wins (the reference first),

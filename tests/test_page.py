@@ -17,7 +17,7 @@ import pytest
 from test_tables import doc, entry, save
 
 from bench.report.landing import write_landing
-from bench.report.write import write_tables
+from bench.report.outputs import write_tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

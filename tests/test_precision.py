@@ -26,10 +26,9 @@ import scenarios
 from bench import registry
 from bench.campaign import fingerprint
 from bench.campaign.rounds import cell_filter, plan
-from bench.campaign.selftest import rates, rounds_for_power, run_self_test
+from bench.campaign.selftest import rates, run_self_test
 from bench.doctor import check_load
-from bench.report import gate
-from bench.stats import paired_ratio, relative_half_width
+from bench.stats import Ratio, paired_ratio, relative_half_width, rounds_for_power
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-train", "1024", "--n-test", "200", "--epochs", "3"]
@@ -105,13 +104,13 @@ def test_the_paired_ratio_is_the_t_interval_of_the_log_ratios():
     half = stats.t.ppf(0.975, 4) * logs.std(ddof=1) / math.sqrt(5)
     found = paired_ratio(reference, other)
     assert found.n == 5
-    assert found.mean == pytest.approx(math.exp(logs.mean()))
+    assert found.value == pytest.approx(math.exp(logs.mean()))
     assert (found.low, found.high) == pytest.approx(
         (math.exp(logs.mean() - half), math.exp(logs.mean() + half))
     )
-    assert relative_half_width(found) == pytest.approx((found.high - found.low) / 2 / found.mean)
+    assert relative_half_width(found) == pytest.approx((found.high - found.low) / 2 / found.value)
     one = paired_ratio({0: 1.0}, {0: 0.5})
-    assert one.mean == 2.0 and math.isnan(one.low) and relative_half_width(one) == math.inf
+    assert one.value == 2.0 and math.isnan(one.low) and relative_half_width(one) == math.inf
 
 
 # --- real runs -----------------------------------------------------------------------------------
@@ -390,7 +389,7 @@ def test_the_rounds_the_gate_needs_follow_the_normal_approximation(sd):
     """Oracle: n ≈ ((z₀.₉₇₅ + z₀.₈₀)·sd / ln(1.10/1.05))², which the t distribution's heavier
     tails raise by a few rounds at small n."""
     approx = ((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / math.log(1.10 / 1.05)) ** 2
-    needed = rounds_for_power(gate.Ratio(1.0, 0.9, 1.1, 5, sd, True), factor=1.05, alpha=0.05)
+    needed = rounds_for_power(Ratio(1.0, 0.9, 1.1, 5, sd, True), factor=1.05, confidence=0.95)
     assert max(2, math.ceil(approx)) <= needed <= math.ceil(approx) + 4
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_tables import doc, entry, save, table_rows
 
+from bench.report.outputs import write_tables
 from bench.report.questions import accuracy_verdict
-from bench.report.write import write_tables
 from bench.stats import paired_difference
 
 
@@ -124,6 +124,6 @@ def test_no_questions_or_ladder_without_what_they_need(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables only (plots are tested in test_tables)."""
-    from bench.report import write
+    from bench.report import outputs
 
-    monkeypatch.setattr(write, "_plots", lambda *args: [])
+    monkeypatch.setattr(outputs, "_plots", lambda *args: [])

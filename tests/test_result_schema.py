@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bench.report import write as report_write
-from bench.report.write import write_tables
+from bench.report import outputs as report_outputs
+from bench.report.outputs import write_tables
 from bench.results.schema import SCHEMA_VERSION
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "amd-epyc-2cpu"
@@ -65,7 +65,7 @@ def test_every_field_of_the_wrong_type_is_at_most_one_line(
     small_doc: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # without plots (they take ~0.3 s a file); the next test draws them for a sample of fields
-    monkeypatch.setattr(report_write, "_plots", lambda *args: [])
+    monkeypatch.setattr(report_outputs, "_plots", lambda *args: [])
     fields = list(paths(small_doc))
     assert len(fields) > 100
     for i, path in enumerate(fields):

@@ -25,9 +25,9 @@ from bench.campaign.machine import machine_info
 from bench.cell import session as runner
 from bench.data import load_dataset
 from bench.report.caveats import AGREEMENT, FIT_OVERHEAD
+from bench.report.outputs import results_markdown, write_tables
 from bench.report.plots import MISSING
 from bench.report.tables import headline_markdown
-from bench.report.write import results_markdown, write_tables
 from bench.results.read import collect
 from bench.results.write import document, epoch_stats, write_json_atomic
 

@@ -11,11 +11,11 @@ paired), that round runs; then each cell is "target met", or "budget ended" with
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from bench.results.read import warm_median
 from bench.stats import mean_ci, paired_ratio, relative_half_width
 
 CellKey = tuple[str, str]  # (backend, scenario)
@@ -31,17 +31,15 @@ class Width:
 
 
 def round_medians(entries: list[dict[str, Any]]) -> dict[CellKey, dict[int, float]]:
-    """(backend, scenario) → {seed: median warm epoch seconds} from benchmark entries (complete
-    ones with warm epochs only)."""
+    """(backend, scenario) → {seed: the round's speed (``bench.results.read.warm_median``)} from
+    benchmark entries (complete ones with warm epochs only)."""
     found: dict[CellKey, dict[int, float]] = defaultdict(dict)
     for entry in entries:
         extra, params = entry.get("extra_info") or {}, entry.get("params") or {}
-        data = (entry.get("stats") or {}).get("data") or []
-        if not extra.get("complete") or extra.get("failed") or extra.get("epochs_run", 0) < 2:
+        median = warm_median(entry)
+        if not extra.get("complete") or extra.get("failed") or median is None:
             continue
-        found[(params["backend"], params["scenario"])][int(params["seed"])] = statistics.median(
-            data
-        )
+        found[(params["backend"], params["scenario"])][int(params["seed"])] = median
     return dict(found)
 
 

@@ -3,7 +3,8 @@
 Runs one cheap cell (default: NumPy × baseline on a slice) ``rounds`` times in pairs — each round
 trains it twice with the same seed, in a random order, each in a fresh process: two identical
 alternatives, interleaved (an A/A design). Then, for each sample size n, it draws n of the rounds
-(every combination, or ``DRAWS`` at random) and asks the gate (``bench.report.gate``) about
+(every combination, or ``DRAWS`` at random) and asks the gate (``bench.stats.gate_verdict``)
+about
   - A vs A: any verdict but "no change detected" is a false alarm;
   - A vs A × 1.10 (the second run's epoch times slowed by 10 %): "slower" is a detection.
 The rates are over real timing noise of this machine; the slowdown is applied to measured times
@@ -16,18 +17,17 @@ import itertools
 import json
 import math
 import random
-import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import scenarios
 from backends.api import RunOptions
+from bench import stats
 from bench.campaign.executors import Subprocess
 from bench.cell.spec import CellSpec
 from bench.errors import ConfigError, MlpbenchError
-from bench.report import gate
 
 DRAWS = 2000
 
@@ -67,7 +67,7 @@ def measure_pairs(
             result = executor.run(cell)
             if result.failed or not result.warm_seconds:
                 raise MlpbenchError(f"self-test run failed: {result.failed or 'no warm epoch'}")
-            medians[cell.position] = statistics.median(result.warm_seconds)
+            medians[cell.position] = stats.round_median(result.warm_seconds)
         pairs.append((medians[0], medians[1]))
         print(f"  round {r}: {medians[0]:.4f} s, {medians[1]:.4f} s", flush=True)
     return pairs
@@ -85,20 +85,10 @@ def rates(
     for combo in combos:
         base = {i: pairs[i][0] for i in combo}
         same = {i: pairs[i][1] for i in combo}
-        slow = {i: pairs[i][1] * gate.SLOWDOWN for i in combo}
-        false_alarms += gate.verdict(gate.ratio(base, same, alpha), factor) != gate.SAME
-        detections += gate.verdict(gate.ratio(base, slow, alpha), factor) == gate.SLOWER
+        slow = {i: pairs[i][1] * stats.SLOWDOWN for i in combo}
+        false_alarms += stats.gate_verdict(stats.ratio(same, base, 1 - alpha), factor) != stats.SAME
+        detections += stats.gate_verdict(stats.ratio(slow, base, 1 - alpha), factor) == stats.SLOWER
     return Rates(n, len(combos), false_alarms, detections)
-
-
-def rounds_for_power(
-    aa: gate.Ratio, factor: float, alpha: float, target: float = 0.8
-) -> int | None:
-    """The fewest paired rounds per side at which the gate, at ``aa``'s measured spread, catches a
-    10 % slowdown with probability ``target`` (``gate.power``); None beyond 200."""
-    return next(
-        (n for n in range(2, 201) if gate.power(replace(aa, n=n), factor, alpha) >= target), None
-    )
 
 
 def _count(total: int, n: int) -> int:
@@ -126,9 +116,10 @@ def run_self_test(
     started = time.perf_counter()
     pairs = measure_pairs(backend, scenario, rounds, n_train, epochs, seed)
     found = [rates(pairs, n, factor, alpha, seed) for n in range(2, rounds + 1)]
-    aa = gate.ratio(
-        {i: a for i, (a, _) in enumerate(pairs)}, {i: b for i, (_, b) in enumerate(pairs)}, alpha
-    )  # paired: its sd_log is the spread of the A/A log ratios
+    second = {i: b for i, (_, b) in enumerate(pairs)}
+    aa = stats.paired_ratio(
+        second, {i: a for i, (a, _) in enumerate(pairs)}, 1 - alpha
+    )  # its sd_log is the spread of the A/A log ratios
     print(
         f"self-test: A/A over all {rounds} rounds: A′/A = {aa.value:.3f} [{aa.low:.3f}, "
         f"{aa.high:.3f}] ({'holds' if aa.low <= 1 <= aa.high else 'does not hold'} 1)"
@@ -149,7 +140,7 @@ def run_self_test(
         if enough
         else "self-test: no sample size here reaches ≤ 5 % false alarms and ≥ 80 % power"
     )
-    needed = rounds_for_power(aa, factor, alpha)
+    needed = stats.rounds_for_power(aa, factor, 1 - alpha)
     print(
         f"self-test: at this A/A spread the gate's power for a 10 % slowdown reaches 80 % from "
         f"n = {needed} rounds per side (noncentral t, as compare states it)"

@@ -1,13 +1,20 @@
 """Reporting: result JSON → tables, caveats and plots. Reads JSON only: nothing here imports a
 backend or the scenario catalogue, so tables can be made on any machine.
 
-- ``frame``: the runs frame (one row per result cell, raw numbers; the CSVs' columns).
-- ``tables``: the markdown tables (accuracy, speed, cold start, headline).
+- ``frame``: the runs frame (one row per result: machine × scenario × backend × seed, raw
+  numbers; runs.csv and the CSVs' columns).
+- ``summary``: the cells frame (one row per machine × scenario × backend over its seeds: means,
+  95 % intervals, the paired ratio to NumPy, instability).
+- ``tables``: the markdown tables (per scenario, memory, headline).
+- ``questions``, ``ladder``: the report's questions, paired by seed, and the gap ladder.
+- ``scaling``: how cost grows over a sweep (fits, crossovers, regimes).
 - ``caveats``: generated lines saying what the tables cannot.
 - ``facts``: the Machines table.
-- ``plots``: accuracy against time, epoch times (matplotlib, optional).
+- ``plots``: accuracy against time, epoch times, the gap ladder, scaling (matplotlib, optional).
+- ``html``, ``landing``: a results folder's index.html and results/index.html (Jinja2 + Bokeh).
 - ``formatting``: seconds and markdown, shared by the above.
-- ``write``: results.md, the CSVs and the plots into a folder (``mlpbench table``).
+- ``outputs``: results.md, the CSVs, the plots and the page into a folder (``mlpbench table``).
+- ``compare``: ``mlpbench compare``, speed regressions between two result sets.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.report.write import TablesReport, write_tables
+from bench.report.outputs import TablesReport, write_tables
 
 
 def write_tables_and_report(files: list[Path], out_dir: Path) -> TablesReport:

@@ -2,8 +2,9 @@
 
 One line each for: several machines, the notes from reading the files (superseded duplicates,
 software that changed between runs), settings that differ between backends side by side, results
-trained on a slice of MNIST, and skipped, failed, incomplete or cold-only runs. ``AGREEMENT`` is
-the measured paragraph that ends the section where it applies.
+trained on a slice of MNIST, and skipped, failed, incomplete or cold-only runs. ``AGREEMENT`` and
+``FIT_OVERHEAD`` are measured paragraphs (each saying where and how it was measured) that end the
+section where they apply (``agreement``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from bench.mnist import MNIST_TEST, MNIST_TRAIN
 from bench.results.read import Collection, cell_name
+from bench.stats import has_warm_epochs
 
 #: A measured fact about NumPy vs Keras on a CPU: shown only under tables that hold both
 #: backends' results from a machine without GPUs (see ``agreement``).
@@ -88,7 +90,7 @@ def _run_caveats(r: Any) -> list[str]:
             f"{where}: incomplete — interrupted after {r.epochs_run} of {r.epochs} epochs; its "
             "accuracy is not final"
         )
-    if r.epochs_run < 2:
+    if not has_warm_epochs(r.epochs_run):
         over = r.stats_over if isinstance(r.stats_over, str) else "epoch 1 only"  # NaN if absent
         lines.append(f"{where}: speed is over {over}, so it includes first-call costs")
     return lines

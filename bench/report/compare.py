@@ -8,14 +8,19 @@ Contract:
   model, GPU names, package versions, BLAS).
 - Speed: the ratio NEW/BASE of the rounds' median warm-epoch times, paired by seed where both
   sides have at least two seeds in common, else unpaired, with its interval at confidence
-  1 − ``alpha`` (``bench.report.gate``). A cell counts as *slower* (a regression) only when the
+  1 − ``alpha`` (``bench.stats.ratio``; the rule is ``bench.stats.gate_verdict``). A cell counts
+  as *slower* (a regression) only when the
   whole interval lies above ``factor`` (default 1.05), *faster* when it lies below 1/``factor``;
-  otherwise "no change detected". One round per side is "not testable": the warm epochs of one
-  process are not independent runs (run both sides with ``mlpbench run --rounds N``).
+  otherwise "no change detected". Where the spread between processes is unknown — one round per
+  side, or the same ratio in every round — the gate judges the two sides' warm epochs instead
+  (Welch on their logs) and says so in the row's "judged on" column: warm epochs of one process
+  are not independent runs, so that interval leaves the process level out (run both sides with
+  ``mlpbench run --rounds N`` to measure it); a consistent slowdown still exits 1.
 - Each row says "x % ± y % slower/faster" and the gate's power to catch a 10 % slowdown at that
   row's sample size and spread. ``mlpbench compare --self-test`` measures the false-alarm rate
   and that power on this machine, from real runs (``bench.campaign.selftest``).
-- Accuracy: final test accuracy NEW − BASE in percentage points, mean over the rounds.
+- Accuracy: final test accuracy NEW − BASE in percentage points, paired by seed, with its t
+  interval (``bench.stats.paired_difference``); unpaired means where no seed is on both sides.
 - Output: a markdown table on stdout, then one line per regressed cell, the cells only in one
   file, and notes. Exit 1 when a cell regressed, else 0; a file that cannot be read or holds no
   results, or no cell in common, raises ``MlpbenchError`` (one line, exit 2 from the CLI).
@@ -33,16 +38,26 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import EXIT_FAILED, EXIT_OK, MlpbenchError
-from bench.report import gate
 from bench.report.formatting import format_seconds, to_markdown
-from bench.report.gate import FASTER, SAME, SLOWER
-from bench.results.read import OLDEST, Cell, Collection, as_dict, collect
+from bench.results.read import OLDEST, Cell, Collection, as_dict, collect, warm_median
+from bench.stats import (
+    FASTER,
+    SAME,
+    SLOWER,
+    Estimate,
+    Ratio,
+    gate_verdict,
+    paired_difference,
+    power,
+    ratio,
+    unpaired_ratio,
+)
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_FACTOR = 1.05
 
 #: (backend, scenario, batch size): a cell, over its rounds
-Key = tuple[str, str, int | None]
+MatchKey = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,7 @@ class Side:
     label: str  # "BASE" or "NEW"
     path: Path
     collection: Collection
-    cells: dict[Key, dict[int, Cell]]
+    cells: dict[MatchKey, dict[int, Cell]]
     notes: list[str]
 
 
@@ -60,14 +75,15 @@ class Side:
 class Row:
     """One matched cell: mean round medians, the ratio NEW/BASE, the verdict, the power."""
 
-    key: Key
+    key: MatchKey
     base_median: float
     new_median: float
-    ratio: gate.Ratio
+    ratio: Ratio
     verdict: str
     power: float
-    accuracy_delta_pt: float
+    accuracy_delta_pt: Estimate
     rounds: tuple[int, int]
+    basis: str = "rounds"
 
     @property
     def regressed(self) -> bool:
@@ -77,8 +93,8 @@ class Row:
 @dataclass
 class Comparison:
     rows: list[Row]
-    only_base: list[Key]
-    only_new: list[Key]
+    only_base: list[MatchKey]
+    only_new: list[MatchKey]
     warnings: list[str] = field(default_factory=list)  # stderr lines
     notes: list[str] = field(default_factory=list)  # stdout lines below the table
 
@@ -137,10 +153,10 @@ def read_side(label: str, path: Path) -> Side:
         raise MlpbenchError(
             f"cannot compare {label} {path}: every cell in it was skipped (no results)"
         )
-    groups: dict[tuple[Key, int], list[Cell]] = {}
+    groups: dict[tuple[MatchKey, int], list[Cell]] = {}
     for cell in ran:
         groups.setdefault((key_of(cell), -1 if cell.seed is None else cell.seed), []).append(cell)
-    cells: dict[Key, dict[int, Cell]] = {}
+    cells: dict[MatchKey, dict[int, Cell]] = {}
     notes = list(collection.notes)
     for (key, seed), group in groups.items():
         group = sorted(group, key=lambda c: c.when)  # stable: the later of equal times wins
@@ -157,7 +173,7 @@ def read_side(label: str, path: Path) -> Side:
     return Side(label, path, collection, cells, notes)
 
 
-def key_of(cell: Cell) -> Key:
+def key_of(cell: Cell) -> MatchKey:
     batch = as_dict(as_dict(as_dict(cell.entry).get("extra_info")).get("settings")).get(
         "batch_size"
     )
@@ -165,27 +181,20 @@ def key_of(cell: Cell) -> Key:
     return (cell.backend, cell.scenario, batch)
 
 
-def cell_label(key: Key) -> str:
+def cell_label(key: MatchKey) -> str:
     """'numpy × baseline (batch 32)'."""
     backend, scenario, batch = key
     return f"{backend} × {scenario}" + (f" (batch {batch})" if batch is not None else "")
 
 
-def warm_samples(entry: dict[str, Any]) -> list[float] | None:
-    """The warm-epoch seconds, or None when the entry has only a median or only a cold epoch."""
-    data = entry["stats"].get("data")
-    if not data or str(entry["extra_info"].get("stats_over", "")).startswith("epoch 1 only"):
-        return None
-    return [float(x) for x in data]
-
-
 def median_of(entry: dict[str, Any]) -> float:
+    """The entry's median epoch seconds over its timed sample (warm or cold), for display."""
     data = entry["stats"].get("data")
     return float(statistics.median(data)) if data else float(entry["stats"]["median"])
 
 
 def compare_cell(
-    key: Key,
+    key: MatchKey,
     base: dict[int, Cell],
     new: dict[int, Cell],
     *,
@@ -194,24 +203,23 @@ def compare_cell(
 ) -> Row:
     """The ratio NEW/BASE over the rounds of one cell, its verdict and the gate's power."""
     medians = [
-        {seed: statistics.median(x) for seed, c in side.items() if (x := warm_samples(c.entry))}
+        {seed: m for seed, c in side.items() if (m := warm_median(c.entry)) is not None}
         for side in (base, new)
     ]
-    accuracy = 100 * (
-        statistics.fmean(_final_accuracy(c.entry) for c in new.values())
-        - statistics.fmean(_final_accuracy(c.entry) for c in base.values())
-    )
     means = [
         statistics.fmean(m.values())
         if m
         else statistics.fmean(median_of(c.entry) for c in s.values())
         for m, s in zip(medians, (base, new), strict=True)
     ]
-    estimate = gate.ratio(medians[0], medians[1], alpha) if all(medians) else gate.Ratio(
-        means[1] / means[0], math.nan, math.nan, 0, math.nan, False
-    )  # fmt: skip
-    verdict = gate.verdict(estimate, factor)
-    if not all(medians):
+    basis = "rounds"
+    if all(medians):
+        estimate = ratio(medians[1], medians[0], 1 - alpha)
+        if not estimate.testable and gate_verdict(estimate, factor) != SAME:
+            estimate, basis = _warm_epochs_ratio(base, new, alpha), WARM_BASIS
+        verdict = gate_verdict(estimate, factor)
+    else:
+        estimate = Ratio(means[1] / means[0], math.nan, math.nan, 0, math.nan, False)
         verdict = "not testable (cold epoch or median only)"
     return Row(
         key,
@@ -219,10 +227,40 @@ def compare_cell(
         means[1],
         estimate,
         verdict,
-        gate.power(estimate, factor, alpha),
-        accuracy,
+        power(estimate, factor, 1 - alpha) if basis == "rounds" else math.nan,
+        accuracy_change(base, new),
         (len(base), len(new)),
+        basis,
     )
+
+
+#: The "judged on" of a cell whose spread between processes is unknown.
+WARM_BASIS = "warm epochs (spread between processes not measured)"
+
+
+def _warm_epochs_ratio(base: dict[int, Cell], new: dict[int, Cell], alpha: float) -> Ratio:
+    """NEW/BASE of all warm epochs of each side, unpaired (Welch on the logs)."""
+    samples = [
+        [
+            float(x)
+            for c in side.values()
+            if warm_median(c.entry) is not None
+            for x in c.entry["stats"]["data"]
+        ]
+        for side in (new, base)
+    ]
+    return unpaired_ratio(samples[0], samples[1], 1 - alpha)
+
+
+def accuracy_change(base: dict[int, Cell], new: dict[int, Cell]) -> Estimate:
+    """Final test accuracy NEW − BASE (percentage points), paired by seed where the sides share
+    seeds; otherwise the difference of the means, without an interval."""
+    a = {seed: 100 * _final_accuracy(c.entry) for seed, c in base.items()}
+    b = {seed: 100 * _final_accuracy(c.entry) for seed, c in new.items()}
+    if set(a) & set(b):
+        return paired_difference(a, b)
+    mean = statistics.fmean(b.values()) - statistics.fmean(a.values())
+    return Estimate(mean, math.nan, math.nan, min(len(a), len(b)))
 
 
 def machine_difference(a: Side, b: Side) -> tuple[str | None, str | None]:
@@ -232,7 +270,7 @@ def machine_difference(a: Side, b: Side) -> tuple[str | None, str | None]:
         sorted({c.machine_id for g in s.cells.values() for c in g.values()}) for s in (a, b)
     ]
     facts = [
-        [machine_facts(s.collection.machines.get(m, {})) for m in ms]
+        [compared_facts(s.collection.machines.get(m, {})) for m in ms]
         for s, ms in zip((a, b), machines, strict=True)
     ]
     if len(facts[0]) == 1 and len(facts[1]) == 1:
@@ -255,7 +293,7 @@ def machine_difference(a: Side, b: Side) -> tuple[str | None, str | None]:
     return None, None
 
 
-def machine_facts(info: dict[str, Any]) -> dict[str, Any]:
+def compared_facts(info: dict[str, Any]) -> dict[str, Any]:
     """The facts compared between the files: CPU model, GPU names, package versions, BLAS."""
     facts = as_dict(as_dict(info).get("mlpbench"))
     blas = [
@@ -289,10 +327,11 @@ def comparison_markdown(
                 "base s/epoch": format_seconds(r.base_median),
                 "new s/epoch": format_seconds(r.new_median),
                 "NEW/BASE": _interval(r.ratio),
-                "change": r.ratio.text(),
+                "change": change_text(r.ratio),
                 "verdict": r.verdict,
+                "judged on": r.basis,
                 "power (10 %)": "—" if math.isnan(r.power) else f"{100 * r.power:.0f} %",
-                "Δ accuracy pt": f"{r.accuracy_delta_pt:+.2f}",
+                "Δ accuracy pt": _points(r.accuracy_delta_pt),
             }
             for r in result.rows
         ]
@@ -305,14 +344,17 @@ def comparison_markdown(
         f"NEW/BASE over the rounds with its {confidence} interval (paired by seed where both "
         f"sides have the seeds). A cell is slower when the whole interval lies above {factor:g}, "
         f"faster when it lies below {1 / factor:.3g}; power (10 %): the chance this gate calls "
-        "a true 10 % slowdown at the row's rounds and spread.",
+        "a true 10 % slowdown at the row's rounds and spread. Judged on warm epochs: the spread "
+        "between processes was not measured (one round per side, or the same ratio in every "
+        "round), so the two sides' warm epochs are compared instead (Welch on their logs); "
+        "run both sides with --rounds N to measure it.",
         "",
         to_markdown(table),
         "",
         f"{len(result.rows)} cell(s) compared: {counts[SLOWER]} slower, {counts[FASTER]} faster, "
         f"{counts[SAME]} no change detected, {untested} not testable.",
     ]
-    lines += [f"regressed: {cell_label(r.key)}: {r.ratio.text()}" for r in result.regressed]
+    lines += [f"regressed: {cell_label(r.key)}: {change_text(r.ratio)}" for r in result.regressed]
     if result.only_base:
         lines.append(f"only in BASE: {', '.join(map(cell_label, result.only_base))}")
     if result.only_new:
@@ -321,8 +363,24 @@ def comparison_markdown(
     return "\n".join(lines)
 
 
-def _interval(r: gate.Ratio) -> str:
+def _interval(r: Ratio) -> str:
     return f"{r.value:.3f}" + (f" [{r.low:.3f}, {r.high:.3f}]" if r.testable else "")
+
+
+def change_text(r: Ratio) -> str:
+    """'12.3 % ± 2.1 % slower' / '4.0 % ± 3.3 % faster' (± the interval's half-width)."""
+    change = 100 * (r.value - 1)
+    word = "slower" if change >= 0 else "faster"
+    if r.testable:
+        return f"{abs(change):.1f} % ± {100 * r.half_width:.1f} % {word}"
+    return f"{abs(change):.1f} % {word}"
+
+
+def _points(d: Estimate) -> str:
+    """'+0.02 pt [-0.05, +0.09]' (paired), '+0.02 pt' without an interval."""
+    if d.spread_known:
+        return f"{d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
+    return f"{d.mean:+.2f}"
 
 
 def format_p(p: float) -> str:
@@ -337,7 +395,7 @@ def _final_accuracy(entry: dict[str, Any]) -> float:
     return float(entry["extra_info"]["history"][-1]["test_accuracy"])
 
 
-def _sort_key(key: Key) -> tuple[str, str, int]:
+def _sort_key(key: MatchKey) -> tuple[str, str, int]:
     backend, scenario, batch = key
     return (backend, scenario, -1 if batch is None else batch)
 
@@ -370,7 +428,7 @@ def _fact_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _setting_notes(keys: list[Key], a: Side, b: Side) -> list[str]:
+def _setting_notes(keys: list[MatchKey], a: Side, b: Side) -> list[str]:
     """A note per matched cell whose runs differ in what makes epoch times incomparable."""
     notes = []
     for key in keys:

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from bench.results.read import Cell, as_dict
-
-#: The backend every speed is compared with ("vs numpy"), listed first.
-REFERENCE = "numpy"
-#: How a tuned row's backend is named, and NumPy's tuned row.
-TUNED = " (tuned)"
-TUNED_REFERENCE = f"{REFERENCE}{TUNED}"
+from bench.stats import COLD_EPOCHS, REFERENCE, has_warm_epochs, reference_of
 
 #: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second, MiB).
 KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
@@ -96,7 +91,7 @@ def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
     """The reference's warm median / each row's, matched on ``keys`` (the reference as
     ``reference_of`` chooses it among the rows sharing the keys); NaN unless both are over warm
     epochs (a cold-only time is not comparable)."""
-    warm = frame["median_s_per_epoch"].where(frame["epochs_run"] >= 2)
+    warm = frame["median_s_per_epoch"].where(has_warm(frame))
     rows = frame.assign(_warm=warm).drop_duplicates([*keys, "backend"])
     present = rows.groupby(keys, dropna=False, sort=False)["backend"].agg(set)
     against = [
@@ -109,13 +104,11 @@ def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
     return pd.Series(reference / warm.to_numpy(dtype=float), frame.index)
 
 
-def reference_of(backend: str, present: Container[str]) -> str:
-    """The backend a row's speed is compared with: NumPy; for a tuned row, NumPy's tuned row when
-    the results have one (it ran in the same interleaved run, so drift between the shipped and
-    the tuned run does not enter the ratio)."""
-    if str(backend).endswith(TUNED) and TUNED_REFERENCE in present:
-        return TUNED_REFERENCE
-    return REFERENCE
+def has_warm(frame: pd.DataFrame) -> pd.Series:
+    """Per row: whether its run has a warm epoch (``bench.stats.has_warm_epochs``)."""
+    return (
+        frame["epochs_run"].map(lambda n: not pd.isna(n) and has_warm_epochs(int(n))).astype(bool)
+    )
 
 
 def sort_cells(frame: pd.DataFrame, then: list[str]) -> pd.DataFrame:
@@ -159,7 +152,9 @@ def _row(cell: Cell) -> dict[str, Any]:
         "settings": settings,
         "history": history,
         "recipe": as_dict(extra.get("scenario")),
-        "warm_seconds": list(cell.entry["stats"].get("data") or []) if len(history) > 1 else [],
+        "warm_seconds": list(cell.entry["stats"].get("data") or [])
+        if has_warm_epochs(len(history))
+        else [],
         "conditions": as_dict(extra.get("conditions")),
         "steps_per_epoch": extra.get("steps_per_epoch", math.nan),
         "step_bytes": extra.get("step_bytes", math.nan),
@@ -245,7 +240,7 @@ def _gpu_of(gpus: Any, used: Any) -> dict[str, Any]:
 def _device_time(history: list[dict[str, Any]]) -> dict[str, float]:
     """Median device seconds per warm epoch (epochs 2.., or epoch 1 alone), and the median over
     those epochs of each one's per-step median and IQR (µs); NaN where not measured."""
-    warm = history[1:] or history
+    warm = history[COLD_EPOCHS:] or history
 
     def median_of(key: str, scale: float = 1.0) -> float:
         values = [h[key] for h in warm if isinstance(h.get(key), int | float)]
@@ -269,7 +264,7 @@ def _timing(entry: dict[str, Any]) -> dict[str, Any]:
         "stats_over": extra.get("stats_over"),
         "epoch1_s": cold,
         "build_s": extra.get("build_seconds"),
-        "cold_overhead_s": cold - median if len(extra["history"]) > 1 else math.nan,
+        "cold_overhead_s": cold - median if has_warm_epochs(len(extra["history"])) else math.nan,
     }
 
 

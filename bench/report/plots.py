@@ -1,9 +1,11 @@
-"""Plots for ``mlpbench table``: test accuracy against training time, and median epoch times.
+"""Plots for ``mlpbench table``: test accuracy against training time, median epoch times, the gap
+ladder (``write_ladder_plot``) and how cost grows over a sweep (``write_scaling_plot``).
 
 matplotlib is optional (the 'plots' extra) and imported here only when a plot is drawn, through
-its object API on the Agg canvas (no display, no pyplot global state). Input: the cells frame from
-``bench.report.summary.cells_frame`` (one row per machine × scenario × backend over its seeds;
-skipped rows are ignored).
+its object API on the Agg canvas (no display, no pyplot global state). ``write_plots`` takes the
+cells frame from ``bench.report.summary.cells_frame`` (one row per machine × scenario × backend
+over its seeds; skipped rows are ignored); the ladder and scaling plots take the frames of
+``bench.report.ladder`` and ``bench.report.scaling``.
 Times are training wall-clock seconds: build and evaluation time are excluded.
 """
 
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bench.report.formatting import format_seconds
+from bench.report.frame import has_warm
+from bench.stats import has_warm_epochs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -196,7 +200,7 @@ def _speed_panel(ax: Axes, frame: pd.DataFrame, styles: dict) -> None:
         )
         labels = [format_seconds(v) for v in rows["median_s_per_epoch"]]
         ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
-    if (frame["epochs_run"] < 2).any():
+    if not has_warm(frame).all():
         ax.bar([0], [0], 0, color="lightgrey", hatch="//", label="hatched: epoch 1 only (cold)")
     _speed_axes(ax, names, frame["median_s_per_epoch"])
 
@@ -213,7 +217,7 @@ def _speed_axes(ax: Axes, names: list[str], values: pd.Series) -> None:
 
 def _hatch(epochs_run: int) -> str:
     """Hatched bars: only a cold epoch-1 time exists for that run."""
-    return "//" if epochs_run < 2 else ""
+    return "" if has_warm_epochs(epochs_run) else "//"
 
 
 def write_scaling_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:

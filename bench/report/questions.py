@@ -9,19 +9,20 @@ difference detected at n = 5 (+0.05 ± 0.20 pt)" when it does not. The questions
    epochs: the variant's test accuracy after as many epochs as its base ran.
 2. Is the report's best configuration (``best_config``) better than each single change, at equal
    epochs?
-3. Each backend against NumPy on the same scenario: final test accuracy, and speed as the ratio of
-   warm-epoch medians (its mean over seeds of log-ratios, shown as a factor).
+3. Each backend against its reference row on the same scenario (``bench.stats.reference_of``:
+   NumPy; a tuned row against NumPy's tuned row of the same run where there is one): final test
+   accuracy, and speed as the paired ratio of warm-epoch medians (``bench.stats.paired_ratio``,
+   the same value the tables show).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import REFERENCE
-from bench.stats import TIE, Estimate, mean_ci, paired_difference
+from bench.report.frame import has_warm
+from bench.stats import TIE, Estimate, paired_difference, paired_ratio, reference_of
 
 BEST = "best_config"
 COLUMNS = ["question", "backend", "n", "difference", "verdict"]
@@ -103,53 +104,46 @@ def _best(ran: pd.DataFrame) -> list[dict[str, Any]]:
 def _backends(ran: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for scenario, runs in ran.groupby("scenario", sort=False):
-        reference = runs[runs["backend"] == REFERENCE]
-        if reference.empty:
-            continue
+        present = set(runs["backend"])
         for backend, group in runs.groupby("backend", sort=False):
-            if backend == REFERENCE:
+            against = reference_of(backend, present)
+            reference = runs[runs["backend"] == against]
+            if backend == against or reference.empty:
                 continue
             d = paired_difference(_accuracy_at(reference, None), _accuracy_at(group, None))
-            question = f"same accuracy as numpy on {scenario}?"
+            question = f"same accuracy as {against} on {scenario}?"
             rows.append(_row(question, backend, d, better="higher", worse="lower"))
-            rows += _speed(scenario, backend, reference, group)
+            rows += _speed(scenario, backend, against, reference, group)
     return rows
 
 
 def _speed(
-    scenario: str, backend: str, reference: pd.DataFrame, group: pd.DataFrame
+    scenario: str, backend: str, against: str, reference: pd.DataFrame, group: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    """numpy's median / this backend's, paired by seed (warm epochs only), as a factor."""
+    """The reference row's median / this backend's, paired by seed (warm epochs only)."""
 
     def medians(g: pd.DataFrame) -> dict[int, float]:
-        warm = g[(g["epochs_run"] >= 2) & g["seed"].notna()]
+        warm = g[has_warm(g) & g["seed"].notna()]
         return dict(zip(warm["seed"].astype(int), warm["median_s_per_epoch"], strict=True))
 
-    ref, mine = medians(reference), medians(group)
-    common = sorted(set(ref) & set(mine))
-    if not common:
+    ratio = paired_ratio(medians(reference), medians(group))
+    if ratio.n == 0:
         return []
-    logs = mean_ci([math.log(ref[s] / mine[s]) for s in common])
-    factor = math.exp(logs.mean)
-    if logs.n < 2:
+    if ratio.n < 2:
         verdict = "one seed: cannot tell"
-        shown = f"×{factor:.2f}"
+    elif not ratio.testable:
+        verdict = f"×{ratio.value:.2f} on all {ratio.n} seeds: its spread is unknown, cannot tell"
+    elif ratio.excludes_one:
+        verdict = f"{'faster' if ratio.value > 1 else 'slower'} than {against}: ×{ratio.value:.2f}"
     else:
-        low, high = math.exp(logs.low), math.exp(logs.high)
-        shown = f"×{factor:.2f} [{low:.2f}, {high:.2f}]"
-        if not logs.spread_known:
-            verdict = f"×{factor:.2f} on all {logs.n} seeds: its spread is unknown, cannot tell"
-        elif logs.excludes_zero:
-            verdict = f"{'faster' if factor > 1 else 'slower'} than numpy: ×{factor:.2f}"
-        else:
-            verdict = f"no speed difference detected at n = {logs.n}"
-    question = f"as fast as numpy on {scenario}? (numpy's time / this)"
+        verdict = f"no speed difference detected at n = {ratio.n}"
+    question = f"as fast as {against} on {scenario}? ({against}'s time / this)"
     return [
         {
             "question": question,
             "backend": backend,
-            "n": logs.n,
-            "difference": shown,
+            "n": ratio.n,
+            "difference": ratio.shown(),
             "verdict": verdict,
         }
     ]

@@ -3,7 +3,8 @@
 Per cell: ``n_seeds`` (results that trained at least one epoch), the mean final test accuracy with
 its Student-t 95 % interval (``ci95_low`` / ``ci95_high``), the warm-epoch time as the mean over
 seeds of each seed's median with its interval (``speed_ci95_low`` / ``speed_ci95_high``), other
-numbers as means over seeds (memory peaks as maxima), ``relative_to_numpy`` from those means.
+numbers as means over seeds (memory peaks as maxima), and ``relative_to_numpy``: the reference
+row's time / this one's, paired by round — not a ratio of the means (see below).
 One seed → the intervals are NaN (the tables then say "1 seed"). Status: skipped when every seed
 was skipped; otherwise failed, incomplete or ok, the worst of its seeds.
 
@@ -11,9 +12,11 @@ Speed has two levels of variation (Kalibera & Jones, ISMM 2013): between process
 one per seed) and between the warm epochs of one process. The cell's interval is over the rounds'
 medians — each already carries its process's epoch noise — and both levels are reported:
 ``within_cv_pct`` (the median over rounds of the warm epochs' coefficient of variation) and
-``between_cv_pct`` (the rounds' medians'). The ratio to the reference backend is paired within
-rounds (``stats.paired_ratio``: geometric mean of the per-round ratios, t interval on the log
-scale): ``relative_to_numpy`` with ``ratio_ci95_low`` / ``ratio_ci95_high``. A cell whose warm
+``between_cv_pct`` (the rounds' medians'). The ratio to the reference row (``stats.reference_of``:
+NumPy, or NumPy's tuned row for a tuned one) is paired within rounds: for each round (seed) both
+ran, the reference's warm median / this one's, and ``relative_to_numpy`` is the geometric mean of
+those per-round ratios, with ``ratio_ci95_low`` / ``ratio_ci95_high`` its t interval on the log
+scale (``stats.paired_ratio``); only rounds with warm epochs count. A cell whose warm
 epochs or rounds vary more than ``UNSTABLE`` is ``unstable``, with what was seen meanwhile.
 """
 
@@ -24,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import reference_of, sort_cells
-from bench.stats import mean_ci, paired_ratio
+from bench.report.frame import has_warm, sort_cells
+from bench.stats import mean_ci, paired_ratio, reference_of
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
 #: is unstable (pyperf warns from 10 % too).
@@ -100,7 +103,7 @@ def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
 def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, float]]:
     """(machine, scenario, backend) → the reference's median / this one's, paired by seed, with
     its interval; only warm medians count (a cold-only time is not comparable)."""
-    warm = runs[(runs["status"] != "skipped") & (runs["epochs_run"] >= 2)]
+    warm = runs[(runs["status"] != "skipped") & has_warm(runs)]
     medians = {
         key: dict(
             zip(group["seed"].fillna(-1).astype(int), group["median_s_per_epoch"], strict=True)
@@ -118,7 +121,7 @@ def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, f
             continue
         estimate = paired_ratio(reference, per_seed)
         out[(machine, scenario, backend)] = {
-            "relative_to_numpy": estimate.mean,
+            "relative_to_numpy": estimate.value,
             "ratio_ci95_low": estimate.low,
             "ratio_ci95_high": estimate.high,
         }
@@ -161,9 +164,7 @@ def _levels(ran: pd.DataFrame) -> dict[str, Any]:
     """Within- and between-process variation of the warm epochs (percent CVs) and, past
     ``UNSTABLE``, why the cell is unstable (what was seen while it ran)."""
     within = [_cv(h) for h in ran["warm_seconds"] if isinstance(h, list) and len(h) >= 2]
-    medians = [
-        m for m, n in zip(ran["median_s_per_epoch"], ran["epochs_run"], strict=True) if n >= 2
-    ]
+    medians = list(ran["median_s_per_epoch"][has_warm(ran)])
     within_cv = float(pd.Series(within).median()) if within else math.nan
     between_cv = _cv(medians) if len(medians) >= 2 else math.nan
     causes = []

@@ -1,5 +1,8 @@
-"""The markdown tables of results.md: accuracy, speed, cold start and the headline, one machine
-at a time (rows scenario, a column group per backend), formatted from the runs frame."""
+"""The markdown tables of results.md, one machine at a time, formatted from the cells frame
+(``bench.report.summary``): one table per scenario (rows backend: seeds, accuracy, speed and its
+ratio to NumPy, GFLOP/s and share of the GEMM peak, the cold epoch — or device times where a
+backend records them), the memory table (rows scenario × backend) and the headline (rows
+scenario)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from bench.report.formatting import escape_markdown, format_seconds, to_markdown
 from bench.report.frame import runs_frame
 from bench.report.summary import cells_frame
 from bench.results.read import collect
+from bench.stats import has_warm_epochs
 
 Formatter = Callable[[pd.Series], str]
 
@@ -33,7 +37,7 @@ def _final(r: pd.Series) -> str:
 
 
 def _median(r: pd.Series, unit: str = "") -> str:
-    cold = " (epoch 1, cold)" if r["epochs_run"] < 2 else ""
+    cold = "" if has_warm_epochs(r["epochs_run"]) else " (epoch 1, cold)"
     spread = _spread(r, "speed_ci95_low", "speed_ci95_high", format_seconds)
     return format_seconds(r["median_s_per_epoch"]) + spread + unit + cold + _unstable_mark(r)
 
@@ -79,7 +83,6 @@ def _device_step(r: pd.Series) -> str:
     return f"{median:,.1f}" + ("" if math.isnan(iqr) else f" (IQR {iqr:,.1f})")
 
 
-#: Columns shown only where some cell of the machine measured them (label → frame column).
 PER_SCENARIO_LEGEND = (
     "One table per scenario, backends as rows (tuned ones as `backend (tuned)`). seeds: seeds "
     "(rounds) run. final %: test accuracy after the last epoch, mean over seeds ± the half-width "

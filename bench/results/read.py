@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results.schema import document_flaw, entry_flaw
+from bench.stats import has_warm_epochs, is_warm_sample, round_median
 
 OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -54,6 +55,25 @@ class Collection:
     sources: list[str]
     notes: list[str]
     problems: list[str]
+
+
+def warm_median(entry: dict[str, Any] | None) -> float | None:
+    """A result entry's round speed (``bench.stats.round_median`` of its timed sample), or None
+    when it has no warm epoch — it stopped (failed, interrupted) before epoch 2 or ran one epoch
+    (its sample is then the cold epoch, labelled so in ``extra_info.stats_over``; files without
+    the label are judged by their history's length) — or has no per-epoch data."""
+    if not entry:
+        return None
+    extra = entry.get("extra_info") or {}
+    data = (entry.get("stats") or {}).get("data") or []
+    label = extra.get("stats_over")
+    if label is None:
+        warm = has_warm_epochs(len(extra.get("history") or []))
+    else:
+        warm = is_warm_sample(label)
+    if not data or not warm:
+        return None
+    return round_median(data)
 
 
 class _Unusable(Exception):

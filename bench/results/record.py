@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from bench.stats import warm_epochs
 from scenarios import Scenario
 
 
@@ -75,7 +76,7 @@ class Result:
 
     @property
     def warm_seconds(self) -> list[float]:
-        return self.epoch_seconds[1:]
+        return warm_epochs(self.epoch_seconds)
 
     @property
     def test_accuracy(self) -> float | None:

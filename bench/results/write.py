@@ -23,6 +23,7 @@ import bench
 from bench.errors import MlpbenchError
 from bench.results.record import Result
 from bench.results.schema import SCHEMA_VERSION
+from bench.stats import timed_sample
 from scenarios import N_CLASSES
 from scenarios.work import epoch_flops, step_bytes
 
@@ -31,11 +32,8 @@ DEFAULT_OUT = Path("mlpbench-results") / "run.json"
 
 
 def timed_epochs(result: Result) -> tuple[list[float], str]:
-    """The epoch times the stats are over: the warm epochs (2..N), or, when a run has a single
-    epoch, that cold epoch (and the label says so)."""
-    if result.warm_seconds:
-        return result.warm_seconds, f"warm epochs 2..{len(result.history)}"
-    return result.epoch_seconds, "epoch 1 only (cold; no warm epoch was run)"
+    """The epoch times the stats are over, with their label (``bench.stats.timed_sample``)."""
+    return timed_sample(result.epoch_seconds)
 
 
 def epoch_stats(seconds: list[float]) -> dict[str, Any]:

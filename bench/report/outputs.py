@@ -4,12 +4,13 @@ Contract:
 - Input: the cells ``bench.results.read.collect`` keeps (one per machine × scenario × backend, the
   newest when files repeat one); unusable files are its ``problems``, passed on in
   ``TablesReport.problems``. Caveats come from ``bench.report.caveats``.
-- Machines never share a table: each machine_id gets its own accuracy, speed, cold-start and memory
-  tables,
-  and "vs numpy" divides medians measured on the same machine only.
+- Machines never share a table: each machine_id gets its own tables, and "vs numpy" pairs medians
+  measured on the same machine only.
 - ``write_tables`` writes results.md, the CSVs of ``CSV_COLUMNS`` (long form: one row per
   machine × scenario × backend over its seeds, raw numbers, with n_seeds and 95 % intervals),
-  runs.csv (one row per seed), accuracy_vs_time.png and speed.png.
+  runs.csv (one row per seed), the plots where matplotlib is installed (accuracy_vs_time.png,
+  speed.png, gap_ladder.png and scaling.png where the results hold a ladder or a sweep) and
+  index.html where Jinja2 and Bokeh are (``bench.report.html``).
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ SCALING_LEGEND = (
     "(a large one: the line does not describe that backend). Crossover: the swept value where the "
     "backend's step time crosses NumPy's (log-log interpolation between measured points, mean "
     "over the seeds that cross, with its 95 % interval), and on which side the backend is the "
-    "faster. Regime at the measured point nearest the catalogue's own value (batch 32, width "
-    "128; the smaller on a tie): overhead-bound when the fixed cost is over half the step, else "
+    "faster. Regime at the measured point nearest the scenario's own batch size or width (as "
+    "its runs in these results that do not sweep it record it; the smaller point on a tie; "
+    "the smallest point where they hold none): overhead-bound when the fixed cost is over half "
+    "the step, else "
     "memory- or compute-bound by the nearer roofline ceiling (GEMM peak; memory bandwidth × "
     "the step's arithmetic intensity, from an estimate of its least traffic). Plot: scaling.png."
 )
@@ -99,9 +102,9 @@ def scaling_markdown(runs: pd.DataFrame, machines: dict) -> list[str]:
 
 
 def results_markdown(collection: Collection) -> str:
-    """results.md: sources, headline, per-machine accuracy / speed / cold-start / memory tables
-    (over seeds), caveats (ending with the agreement paragraph where it applies) and machine
-    facts."""
+    """results.md: sources, headline, then per machine its tables (over seeds), unstable speeds,
+    the scaling section, the questions and the gap ladder where its results allow; caveats
+    (ending with the agreement paragraph where it applies) and machine facts."""
     runs = runs_frame(collection.cells, collection.machines)
     cells = cells_frame(runs)
     parts = [
@@ -142,9 +145,9 @@ def _answers(runs: pd.DataFrame) -> list[str]:
 
 
 def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
-    """Read ``paths``; write results.md, the CSVs and the plots into ``out_dir`` (created if
-    needed). Writes nothing when no file held a result. Raises MlpbenchError (one line) when
-    ``out_dir`` cannot be written."""
+    """Read ``paths``; write results.md, the CSVs, the plots and the page into ``out_dir``
+    (created if needed). Writes nothing when no file held a result. Raises MlpbenchError (one
+    line) when ``out_dir`` cannot be written."""
     collection = collect(paths)
     if not collection.cells:
         return TablesReport([], list(collection.problems), "")
