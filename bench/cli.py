@@ -1,4 +1,9 @@
-"""Command line: ``mlpbench list | run | table | compare`` (also ``python -m bench``).
+"""Command line: ``mlpbench list | doctor | run | tune | table | compare`` (also ``python -m
+bench``).
+
+argparse lives here only: each ``cmd_*`` turns its flags into values (a ``RunRequest``, a
+``TuneRequest``, plain arguments) and calls the library with them. ``run`` calls the campaign,
+which writes the results JSON, and then the report, which writes the tables beside it.
 
 Every user error ends with one line on stderr, ``mlpbench: error: …``, exit code 2, no traceback.
 ``run`` writes its JSON after every finished run (atomically), so Ctrl-C or a crash in a later run
@@ -12,13 +17,17 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bench
 import scenarios
 from bench import registry
+from bench.campaign.tune import TOLERANCE_PT
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlpbenchError
 from bench.results.write import DEFAULT_OUT
+
+if TYPE_CHECKING:
+    from bench.campaign.command import RunRequest
 
 
 def positive_int(text: str) -> int:
@@ -101,6 +110,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``mlpbench`` parser: one sub-command per ``COMMANDS`` entry, each from its own
+    ``_add_*_parser``; usage errors are one line (``OneLineParser``)."""
     parser = OneLineParser(
         prog="mlpbench",
         description="Benchmark one MNIST MLP across backends: same weights, batches and math.",
@@ -111,7 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("list", help="backends (with availability) and scenarios")
     sub.add_parser("doctor", help="is this machine ready for a benchmark run? what to change")
+    _add_run_parser(sub)
+    _add_tune_parser(sub)
+    _add_table_parser(sub)
+    _add_compare_parser(sub)
+    return parser
+
+
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+    """``run``: which cells, their rounds and settings, where they train."""
     run = sub.add_parser("run", help="train scenarios on backends; write JSON (and tables)")
+    _add_run_selection(run)
+    _add_run_rounds(run)
+    _add_run_settings(run)
+    _add_run_backend_options(run)
+    _add_run_executor(run)
+    run.add_argument(
+        "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
+    )
+
+
+def _add_run_selection(run: argparse.ArgumentParser) -> None:
+    """``run``: the backends, scenarios, seeds, sweeps and cells to train."""
     run.add_argument(
         "--backend",
         "-b",
@@ -152,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         "shell patterns on each side, e.g. 'numpy:gap_*' or 'keras-torch:baseline' "
         "(repeatable: the union)",
     )
+
+
+def _add_run_rounds(run: argparse.ArgumentParser) -> None:
+    """``run``: rounds and their order, ``--resume``, ``--target-ci`` and its budget."""
     run.add_argument(
         "--rounds",
         type=positive_int,
@@ -193,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="with --target-ci: the whole run's wall-time budget (default 60)",
     )
+
+
+def _add_run_settings(run: argparse.ArgumentParser) -> None:
+    """``run``: a profile, threads, the recipe's overrides, the data, the output."""
     run.add_argument(
         "--profile",
         metavar="FILE",
@@ -225,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"results JSON (default: the --resume FILE, else {DEFAULT_OUT})",
     )
+
+
+def _add_run_backend_options(run: argparse.ArgumentParser) -> None:
+    """``run``: TF32, Keras' shorthands and any backend's own options (``-O``)."""
     run.add_argument(
         "--tf32",
         action="store_true",
@@ -255,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a backend's own option (see 'mlpbench list'); unscoped, it goes to every chosen "
         "backend that has it (repeatable)",
     )
+
+
+def _add_run_executor(run: argparse.ArgumentParser) -> None:
+    """``run``: where each cell trains (``--executor``) and the ``--slurm-*`` options."""
     run.add_argument(
         "--executor",
         choices=["process", "inprocess", "slurm"],
@@ -282,9 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any other sbatch option, e.g. qos=high or constraint=a100 (repeatable)",
     )
-    run.add_argument(
-        "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
-    )
+
+
+def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
+    """``tune``: the backend and scenario to search on, and the profile to write."""
     tune = sub.add_parser(
         "tune",
         help="search a backend's speed options on this machine; write the fastest to a profile",
@@ -310,10 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--tolerance",
         type=positive_float,
-        default=0.5,
+        default=TOLERANCE_PT,
         metavar="PT",
         help="accuracy points a candidate may differ from shipped before it counts "
-        "as changing the math (default 0.5)",
+        f"as changing the math (default {TOLERANCE_PT:g})",
     )
     tune.add_argument(
         "--out",
@@ -323,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the profile to write (its other backends are kept; default profile.toml)",
     )
     tune.add_argument("--keep", type=Path, metavar="FILE", help="also keep the search's JSON")
+
+
+def _add_table_parser(sub: argparse._SubParsersAction) -> None:
+    """``table``: result JSON files and the output folder."""
     table = sub.add_parser("table", help="tables and plots from result JSON files")
     table.add_argument("files", nargs="+", type=Path, metavar="FILE")
     table.add_argument(
@@ -332,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: the first file's folder)",
     )
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    """``compare``: BASE and NEW, the gate's alpha and factor, and the self-test."""
     compare = sub.add_parser(
         "compare",
         help="speed and accuracy of NEW against BASE, cell by cell; exit 1 if a cell got slower",
@@ -371,7 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the self-test's cell: numpy × baseline on 8192 rows, 4 epochs (slice, default) "
         "or on the full data, 5 epochs, as published (full)",
     )
-    return parser
 
 
 #: Frameworks' C++ logs below this level (TensorFlow: 0 info, 1 warning, 2 error) stay quiet
@@ -413,9 +469,63 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The campaign trains and writes the results JSON; then, when it ran to its end and
+    without ``--no-tables``, the report writes tables and plots beside it; then one stderr line
+    per failed cell. The campaign's exit code."""
     from bench.campaign.command import run_command
 
-    return run_command(args)
+    outcome = run_command(run_request(args))
+    if outcome.finished and not args.no_tables:
+        from bench.report import write_tables_and_report
+
+        write_tables_and_report(list(outcome.written), outcome.out.parent)
+    for line in outcome.failed:
+        print(f"mlpbench: failed: {line}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def run_request(args: argparse.Namespace) -> RunRequest:
+    """``run``'s flags as values. ``--jit``/``--no-jit`` and ``--steps-per-execution`` become
+    the ``-O`` options they stand for, after the ones given; no ``--budget`` is the default."""
+    from bench.campaign.command import DEFAULT_BUDGET_MINUTES, RunRequest
+
+    options = list(args.option or [])
+    if args.jit_compile is not None:
+        options.append(f"jit_compile={args.jit_compile}")
+    if args.steps_per_execution is not None:
+        options.append(f"steps_per_execution={args.steps_per_execution}")
+    return RunRequest(
+        backends=tuple(args.backend or ()),
+        scenarios=tuple(args.scenario or ()),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        dropout=args.dropout,
+        seeds=tuple(args.seed or ()),
+        rounds=args.rounds,
+        sweeps=tuple(args.sweep or ()),
+        cells=tuple(args.cells or ()),
+        order=args.order,
+        order_seed=args.order_seed,
+        resume=args.resume,
+        target_ci=args.target_ci,
+        budget_minutes=args.budget or DEFAULT_BUDGET_MINUTES,
+        profile=args.profile,
+        threads=args.threads,
+        data=args.data,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        out=args.out,
+        tf32=args.tf32,
+        options=tuple(options),
+        executor=args.executor,
+        slurm_partition=args.slurm_partition,
+        slurm_account=args.slurm_account,
+        slurm_gpus=args.slurm_gpus,
+        slurm_cpus=args.slurm_cpus,
+        slurm_timeout_min=args.slurm_timeout_min,
+        slurm_option=tuple(args.slurm_option or ()),
+    )
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -449,9 +559,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from bench.campaign.tune import run_tune
+    from bench.campaign.tune import TuneRequest, run_tune
 
-    return run_tune(args)
+    request = TuneRequest(
+        backend=args.backend,
+        scenario=args.scenario,
+        rounds=args.rounds,
+        epochs=args.epochs,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        tolerance=args.tolerance,
+        out=args.out,
+        keep=args.keep,
+    )
+    return run_tune(request)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -166,6 +166,8 @@ def check_threads() -> list[Check]:
 
 
 def run_doctor() -> int:
+    """Print one line per check of this machine, then "ready" or the count of warnings; 1 when
+    any check warns, else 0."""
     checks = [check_load(), check_governor(), check_turbo(), check_memory(), check_environment()]
     checks += check_threads()
     for check in checks:

@@ -4,18 +4,20 @@ The candidates are every combination of the backend's speed-only options (``SPEE
 its class: options that must not change the math, each with the values worth trying), plus the
 backend as shipped. They run as one ``mlpbench run`` in interleaved rounds — each round trains
 every candidate once, in a fresh random order, each in its own process — so they are compared as
-the benchmarks are: the speed-up over shipped is the paired ratio over rounds with its 95 %
-interval (``bench.stats.paired_ratio``).
+the benchmarks are: the speed-up over shipped is the paired ratio over rounds
+(``bench.stats.paired_ratio``). Picking the fastest of k candidates is k comparisons at once, so
+each interval is taken at the Bonferroni confidence (``bench.stats.familywise``: 1 − 0.05/k),
+which keeps the chance of crowning a candidate that is not faster below 5 %.
 
 A candidate whose final test accuracy differs from shipped's by more than ``tolerance`` points
-(mean over rounds) is rejected as "changes the math": a speed option must not. The winner is the
-fastest candidate whose whole interval lies above 1 (else shipped stays); its options are written
-to a profile (``bench.campaign.profile``) that ``mlpbench run --profile`` applies.
+(mean over rounds of the paired per-seed differences) is rejected as "changes the math": a speed
+option must not. The winner is the fastest candidate whose whole interval lies above 1 (else
+shipped stays); its options are written to a profile (``bench.campaign.profile``) that
+``mlpbench run --profile`` applies.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -29,8 +31,9 @@ from pathlib import Path
 from bench import registry
 from bench.campaign.profile import load_profile, write_profile
 from bench.errors import ConfigError
+from bench.results.read import warm_median
 from bench.results.write import check_writable
-from bench.stats import paired_ratio
+from bench.stats import CONFIDENCE, familywise, paired_difference, paired_ratio
 
 #: Accuracy points a speed option may move the final test accuracy (mean over rounds) before it
 #: counts as changing the math: a few test images of float rounding, far below what a changed
@@ -47,6 +50,7 @@ class Candidate:
     high: float
     accuracy_delta_pt: float
     verdict: str
+    confidence: float  # of [low, high]: familywise over the candidates
 
 
 def candidates(backend: str) -> list[dict[str, str]]:
@@ -58,14 +62,29 @@ def candidates(backend: str) -> list[dict[str, str]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*speed.values())]
 
 
-def run_args(args: argparse.Namespace, out: Path) -> list[str]:
+@dataclass(frozen=True)
+class TuneRequest:
+    """What ``mlpbench tune`` was asked for, as values (the CLI builds it from its flags)."""
+
+    backend: str
+    scenario: str = "baseline"
+    rounds: int = 3  # interleaved rounds of every candidate
+    epochs: int | None = None  # None: the scenario's own
+    n_train: int | None = None  # the first N training rows only
+    n_test: int | None = None  # the first N test rows only
+    tolerance: float = TOLERANCE_PT  # accuracy points a candidate may differ from shipped
+    out: Path = Path("profile.toml")  # the profile to write (its other backends are kept)
+    keep: Path | None = None  # also keep the search's results JSON here
+
+
+def run_args(request: TuneRequest, out: Path) -> list[str]:
     """The ``mlpbench run`` arguments of the search: one sweep over every speed option."""
-    speed = registry.backend_class(args.backend).SPEED_OPTIONS
-    sweeps = [f"{args.backend}.{k}={','.join(v)}" for k, v in speed.items()]
-    argv = ["run", "-b", args.backend, "-s", args.scenario, "--rounds", str(args.rounds)]
+    speed = registry.backend_class(request.backend).SPEED_OPTIONS
+    sweeps = [f"{request.backend}.{k}={','.join(v)}" for k, v in speed.items()]
+    argv = ["run", "-b", request.backend, "-s", request.scenario, "--rounds", str(request.rounds)]
     argv += [x for s in sweeps for x in ("--sweep", s)]
     for name in ("epochs", "n_train", "n_test"):
-        value = getattr(args, name)
+        value = getattr(request, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
     return [*argv, "--out", str(out), "--no-tables"]
@@ -78,10 +97,10 @@ def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], 
     by_point: dict[tuple, dict[int, tuple[float, float]]] = {}
     for entry in doc["benchmarks"]:
         extra = entry["extra_info"]
-        if not extra.get("complete") or extra.get("failed") or len(extra["history"]) < 2:
+        median = warm_median(entry)
+        if not extra.get("complete") or extra.get("failed") or median is None:
             continue
         point = tuple(sorted((entry["params"].get("sweep") or {}).items()))
-        median = statistics.median(entry["stats"]["data"])
         by_point.setdefault(point, {})[entry["params"]["seed"]] = (median, extra["test_accuracy"])
     shipped_point = _shipped_point(doc, by_point)
     if shipped_point is None:
@@ -89,26 +108,32 @@ def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], 
             "tune: the shipped defaults did not finish a warm epoch; nothing to compare"
         )
     shipped = by_point[shipped_point]
+    confidence = familywise(CONFIDENCE, len(by_point) - 1)
     found = []
     for point, rounds in by_point.items():
         ratio = paired_ratio(
-            {s: v[0] for s, v in shipped.items()}, {s: v[0] for s, v in rounds.items()}
+            {s: v[0] for s, v in shipped.items()}, {s: v[0] for s, v in rounds.items()}, confidence
         )
-        common = sorted(set(shipped) & set(rounds))
-        delta = 100 * statistics.fmean(rounds[s][1] - shipped[s][1] for s in common)
+        delta = paired_difference(
+            {s: 100 * v[1] for s, v in shipped.items()}, {s: 100 * v[1] for s, v in rounds.items()}
+        ).mean
         if abs(delta) > tolerance:
             verdict = f"rejected: changes the math ({delta:+.2f} pt accuracy)"
         elif point == shipped_point:
             verdict = "shipped"
-        elif ratio.low == ratio.low and ratio.low > 1:
+        elif ratio.testable and ratio.low > 1:
             verdict = "faster"
-        elif ratio.high == ratio.high and ratio.high < 1:
+        elif ratio.testable and ratio.high < 1:
             verdict = "slower"
         else:
             verdict = "no difference shown"
         options = {k.split(".", 1)[1]: v for k, v in point}
         seconds = statistics.fmean(v[0] for v in rounds.values())
-        found.append(Candidate(options, seconds, ratio.mean, ratio.low, ratio.high, delta, verdict))
+        found.append(
+            Candidate(
+                options, seconds, ratio.value, ratio.low, ratio.high, delta, verdict, confidence
+            )
+        )
     found.sort(key=lambda c: -c.speedup)
     winner = next((c for c in found if c.verdict == "faster"), None)
     return found, ({} if winner is None else winner.options)
@@ -125,27 +150,31 @@ def _shipped_point(doc: dict, by_point: dict) -> tuple | None:
     return point if point in by_point else None
 
 
-def run_tune(args: argparse.Namespace) -> int:
+def run_tune(request: TuneRequest) -> int:
     """Search, print the candidates, write the profile; 0 (a winner or not), errors raise."""
-    registry.check_name(args.backend)
-    if args.out.exists():
-        load_profile(args.out)  # a bad profile to update fails now, not after the search
-    for path in filter(None, (args.out, args.keep)):
+    registry.check_name(request.backend)
+    if request.out.exists():
+        load_profile(request.out)  # a bad profile to update fails now, not after the search
+    for path in filter(None, (request.out, request.keep)):
         check_writable(path)
-    count = len(candidates(args.backend))
-    print(f"tune: {args.backend} × {args.scenario}: {count} candidates, {args.rounds} rounds")
+    count = len(candidates(request.backend))
+    print(
+        f"tune: {request.backend} × {request.scenario}: {count} candidates, {request.rounds} rounds"
+    )
     with tempfile.TemporaryDirectory(prefix="mlpbench-tune-") as tmp:
         out = Path(tmp) / "tune.json"
         # the search is an ordinary `mlpbench run` (its own process, its own cells' processes)
-        code = subprocess.run([sys.executable, "-m", "bench", *run_args(args, out)]).returncode
+        code = subprocess.run([sys.executable, "-m", "bench", *run_args(request, out)]).returncode
         if code not in (0, 1) or not out.exists():
             raise ConfigError(f"tune: the search run failed (exit {code}); see above")
         doc = json.loads(out.read_text(encoding="utf-8"))
-        if args.keep:
-            args.keep.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
-    found, winner = judge(doc, args.scenario, args.tolerance)
+        if request.keep:
+            request.keep.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
+    found, winner = judge(doc, request.scenario, request.tolerance)
     print(
-        f"\ntune: {args.backend} × {args.scenario}, speed-up over shipped (paired by round, 95 %):"
+        f"\ntune: {request.backend} × {request.scenario}, speed-up over shipped (paired by round, "
+        f"{100 * found[0].confidence:.3g} % intervals: 95 % over all {len(found) - 1} candidates "
+        "together)"
     )
     for c in found:
         shown = ", ".join(f"{k}={v}" for k, v in c.options.items())
@@ -163,11 +192,11 @@ def run_tune(args: argparse.Namespace) -> int:
         winner = {}
     machine = doc["machine_info"]["mlpbench"]["machine_id"]
     when = doc.get("datetime", "")[:10]
-    note = f"mlpbench tune -b {args.backend} -s {args.scenario} on {machine}, {when}: " + (
+    note = f"mlpbench tune -b {request.backend} -s {request.scenario} on {machine}, {when}: " + (
         f"×{best.speedup:.2f} [{best.low:.2f}, {best.high:.2f}] over shipped"
         if best
         else "shipped is best"
     )
-    path = write_profile(args.out, args.backend, winner, note)
-    print(f"tune: wrote {path} ([{args.backend}] {winner or 'shipped defaults'})")
+    path = write_profile(request.out, request.backend, winner, note)
+    print(f"tune: wrote {path} ([{request.backend}] {winner or 'shipped defaults'})")
     return 0
