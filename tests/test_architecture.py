@@ -1,145 +1,98 @@
-"""The layout's rules, read from the source: no import cycles, and the reporting side reads JSON
-only (it never imports a backend, the registry, the training code or the scenario catalogue).
-
-Imports are collected with ``ast`` from every project module, inside functions too; imports
-under ``if TYPE_CHECKING:`` are left out (they never run). Importing ``a.b.c`` also runs the
-packages ``a`` and ``a.b``, so those count as dependencies as well — except a module's own
-enclosing packages, which are already running when it is imported.
-"""
+"""The house's rules, checked by import-linter: the contracts in pyproject.toml
+(``[tool.importlinter]``) hold for the code, and each breaks when an arrow against the flow is
+planted in a copy of the tree — among them every arrow that once ran against it (training
+importing the report, results importing training, the conformance kit in ``backends`` importing
+the cell, the report importing the data loader)."""
 
 from __future__ import annotations
 
-import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bench", "backends", "scenarios")
-#: The reporting side: what ``mlpbench table`` runs.
-REPORTING = ("bench.report", "bench.results.read")
-#: What the reporting side must never reach.
-PRODUCING = ("backends", "bench.registry", "bench.train", "bench.data", "scenarios")
+LINT = Path(sys.executable).with_name("lint-imports")
+TREE = ("bench", "backends", "scenarios", "pyproject.toml")
+
+pytestmark = pytest.mark.skipif(
+    not LINT.exists(), reason="import-linter is not installed (pip install -e '.[test]')"
+)
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def project_modules() -> dict[str, Path]:
-    return {
-        module_name(p): p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))
-    }
-
-
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node except those under ``if TYPE_CHECKING:``."""
-    nodes, stack = [], [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            stack.extend(node.orelse)
-            continue
-        nodes.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    return nodes
-
-
-def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """Project modules that importing ``name`` runs directly (with their parent packages)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    parts = name.split(".")
-    enclosing = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-    found: set[str] = set()
-    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
-        for target in targets:
-            pieces = target.split(".")
-            parents = {".".join(pieces[:i]) for i in range(1, len(pieces))} - enclosing
-            found |= ({target} | parents) & set(modules)
-    return found - {name}
+def lint(where: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` over the tree in ``where`` (its own copy of the packages first on the
+    path, so an installed checkout elsewhere is not what gets read)."""
+    return subprocess.run(
+        [str(LINT), "--no-cache", "--config", str(where / "pyproject.toml")],
+        cwd=where,
+        env={"PATH": str(LINT.parent), "PYTHONPATH": str(where)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
-def graph() -> dict[str, set[str]]:
-    modules = project_modules()
-    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine copy of the packages and the contracts; each planting test restores it."""
+    where = tmp_path_factory.mktemp("house")
+    for name in TREE:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, where / name)
+    return where
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
+def test_the_contracts_hold_for_the_code() -> None:
+    done = lint(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
 
 
-def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        for w in graph.get(todo.pop(), ()):
-            if w not in seen:
-                seen.add(w)
-                todo.append(w)
-    return seen
+def test_the_contracts_cover_every_layer() -> None:
+    """Every package and top-level module of the three roots is in the layers contract."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = next(c for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "layers")
+    named = {m.strip() for layer in layers["layers"] for m in layer.split("|")}
+    present = {
+        f"bench.{p.stem}"
+        for p in (ROOT / "bench").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    } | {"backends", "scenarios"}
+    assert present - named == set()
 
 
-def test_the_graph_sees_imports_inside_functions(graph: dict[str, set[str]]) -> None:
-    # bench.cli imports the run command inside cmd_run only: the collector must see it
-    assert "bench.campaign.command" in graph["bench.cli"]
+#: (file, line planted at its end, contract that must break)
+PLANTED = [
+    ("bench/campaign/precision.py", "from bench.report import summary", "Layers"),
+    ("bench/campaign/command.py", "from bench.report import outputs", "Layers"),
+    ("bench/results/write.py", "from bench.campaign import peaks", "Layers"),
+    ("backends/api.py", "from bench.cell import session", "Layers"),
+    ("bench/stats.py", "import bench.cli", "Layers"),
+    ("bench/report/caveats.py", "from bench.data import files", "JSON only"),
+    ("bench/report/plots.py", "import torch", "JSON only"),
+    ("bench/report/formatting.py", "from bench.report import tables", "No cycles"),
+]
 
 
-def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
-    assert cycles(graph) == []
-
-
-def test_cycle_finder_finds_a_planted_cycle(graph: dict[str, set[str]]) -> None:
-    planted = {k: set(v) for k, v in graph.items()}
-    planted["bench.cell.timing"].add("bench.campaign.command")  # command → … → timing → command
-    assert any("bench.cell.timing" in c for c in cycles(planted))
-
-
-@pytest.mark.parametrize("start", REPORTING)
-def test_reporting_side_reads_json_only(graph: dict[str, set[str]], start: str) -> None:
-    starts = [m for m in graph if m == start or m.startswith(f"{start}.")]
-    assert starts
-    for module in starts:
-        reached = reachable(graph, module)
-        bad = sorted(m for m in reached if m.startswith(PRODUCING))
-        assert bad == [], f"{module} reaches {bad}"
+@pytest.mark.parametrize(("path", "line", "contract"), PLANTED, ids=[p[1] for p in PLANTED])
+def test_a_planted_arrow_against_the_flow_breaks_a_contract(
+    copy: Path, path: str, line: str, contract: str
+) -> None:
+    target = copy / path
+    original = target.read_text(encoding="utf-8")
+    target.write_text(f"{original}\n{line}  # planted\n", encoding="utf-8")
+    try:
+        done = lint(copy)
+    finally:
+        target.write_text(original, encoding="utf-8")
+    assert done.returncode == 1, done.stdout + done.stderr
+    broken = [ln for ln in done.stdout.splitlines() if ln.rstrip().endswith("BROKEN")]
+    assert any(contract.lower() in ln.lower() for ln in broken), done.stdout
