@@ -11,12 +11,18 @@ backend and machine:
 - **crossovers** against NumPy on the same machine: where the ratio of step times changes side,
   interpolated on log-log axes between the two measured points around it, per seed, with the
   t interval over seeds; "none in range" says who leads throughout;
-- **the regime** at the scenario's own value: overhead-bound when the fixed cost is above half the
-  step, else memory- or compute-bound by which ceiling is nearer — the roofline: the GEMM peak, or
-  the measured memory bandwidth × the step's arithmetic intensity (``step_bytes`` in the JSON:
-  an estimate of the least traffic of a step).
+- **the regime** at the measured point nearest the scenario's own value of the swept key (the
+  smaller point on a tie): overhead-bound when the fixed cost is above half the step, else
+  memory- or compute-bound by which ceiling is nearer — the roofline: the GEMM peak, or the
+  measured memory bandwidth × the step's arithmetic intensity (``step_bytes`` in the JSON: an
+  estimate of the least traffic of a step).
 
-Reads the runs frame only (JSON-derived): nothing here runs a backend.
+A scenario's own batch size and width are read from the recipes in the results (``own_sizes``):
+the value carried by its rows that do not sweep that key — its unswept run, or a sweep of another
+key from the same scenario. Where the results hold no such row (or its rows disagree), the regime
+is given at the smallest measured point, and its words say so.
+
+Reads the runs frame only (JSON-derived): nothing here runs a backend or imports the catalogue.
 """
 
 from __future__ import annotations
@@ -28,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.frame import REFERENCE
+from bench.report.frame import has_warm
 from bench.results.read import as_dict
-from bench.stats import mean_ci
+from bench.stats import REFERENCE, mean_ci
 
 
 def _x_of(key: str, value: str) -> float | None:
@@ -48,11 +54,50 @@ def _x_of(key: str, value: str) -> float | None:
     return None
 
 
+def _size(value: Any) -> float | None:
+    """A positive finite number from a JSON value, else None."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def own_sizes(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """origin scenario → {"batch_size": rows per step, "hidden": total hidden width}: its own
+    values, from every row of ``runs`` named after it (``origin[...]`` for a sweep point) whose
+    recipe does not sweep that key; full batch counts as the row's ``n_train``. A key its rows
+    disagree on (runs with different overrides) is left out."""
+    seen: dict[str, dict[str, set[float]]] = {}
+    for r in runs.itertuples():
+        recipe = as_dict(r.recipe)
+        if not recipe:
+            continue
+        swept = {point[0] for point in recipe.get("sweep") or [] if point}
+        hidden = recipe.get("hidden")
+        widths = hidden if isinstance(hidden, list) and hidden else []
+        numbers = all(isinstance(w, int | float) and not isinstance(w, bool) for w in widths)
+        sizes = {
+            "batch_size": _size(recipe.get("batch_size") or r.n_train),
+            "hidden": _size(sum(widths)) if widths and numbers else None,
+        }
+        origin = str(r.scenario).split("[", 1)[0]
+        for key, x in sizes.items():
+            if x is not None and key not in swept:
+                seen.setdefault(origin, {}).setdefault(key, set()).add(x)
+    return {
+        origin: {key: xs.pop() for key, xs in keys.items() if len(xs) == 1}
+        for origin, keys in seen.items()
+    }
+
+
 def points_frame(runs: pd.DataFrame, machines: dict[str, Any]) -> pd.DataFrame:
-    """One row per swept run: machine, origin, key, x, backend, seed, step_s, gflops,
-    flops_per_step, bytes_per_step, peak_gflops, bandwidth_gbs (NaN where unknown)."""
+    """One row per swept run: machine, origin, key, others, x, label, backend, seed, step_s,
+    gflops, flops_per_step, bytes_per_step, peak_gflops, bandwidth_gbs and own_x (the origin's
+    own value of the key, ``own_sizes``), NaN where unknown."""
+    own = own_sizes(runs)
     rows = []
-    for r in runs[(runs["status"] == "ok") & (runs["epochs_run"] >= 2)].itertuples():
+    for r in runs[(runs["status"] == "ok") & has_warm(runs)].itertuples():
         recipe = as_dict(r.recipe)
         sweep = [tuple(p) for p in recipe.get("sweep") or []]
         if not sweep:
@@ -68,10 +113,11 @@ def points_frame(runs: pd.DataFrame, machines: dict[str, Any]) -> pd.DataFrame:
             if x is None:
                 continue
             others = ",".join(f"{k}={v}" for k, v in fixed.items() if k != key)
+            origin = str(r.scenario).split("[", 1)[0]
             rows.append(
                 {
                     "machine_id": r.machine_id,
-                    "origin": str(r.scenario).split("[", 1)[0],
+                    "origin": origin,
                     "key": key,
                     "others": others,
                     "x": x,
@@ -86,6 +132,7 @@ def points_frame(runs: pd.DataFrame, machines: dict[str, Any]) -> pd.DataFrame:
                     if isinstance(r.gemm_peak_pct, float) and r.gemm_peak_pct > 0
                     else math.nan,
                     "bandwidth_gbs": facts.get("memory_bandwidth_gbs", math.nan),
+                    "own_x": own.get(origin, {}).get(key, math.nan),
                 }
             )
     return pd.DataFrame(rows)
@@ -130,7 +177,8 @@ def crossover(xs: list[float], reference: list[float], other: list[float]) -> fl
 
 def scaling_rows(points: pd.DataFrame) -> pd.DataFrame:
     """Per machine × origin × key × others × backend: the fit, the crossover with NumPy (mean
-    over seeds and its interval), the regime at the scenario's own value, in words."""
+    over seeds and its interval), the regime at the scenario's own value (``own_x``; without
+    that column, or NaN, at the smallest measured point), in words."""
     rows = []
     if points.empty:
         return pd.DataFrame()
@@ -139,6 +187,7 @@ def scaling_rows(points: pd.DataFrame) -> pd.DataFrame:
         means = group.groupby(["backend", "x"], sort=True)[
             ["step_s", "flops_per_step", "bytes_per_step", "peak_gflops", "bandwidth_gbs"]
         ].mean()
+        own = float(group["own_x"].iloc[0]) if "own_x" in group else math.nan
         for backend in group["backend"].unique():
             mine = means.loc[backend]
             if len(mine) < 2:
@@ -162,7 +211,7 @@ def scaling_rows(points: pd.DataFrame) -> pd.DataFrame:
                     "rate_peak_pct": 100 * fit.rate_gflops / peak if peak == peak else math.nan,
                     "max_residual_pct": 100 * fit.max_residual,
                     **_crossover_vs_reference(group, backend),
-                    **_regime(mine, fit, key, peak),
+                    **_regime(mine, fit, key, peak, own),
                 }
             )
     return pd.DataFrame(rows)
@@ -196,17 +245,23 @@ def _crossover_vs_reference(group: pd.DataFrame, backend: str) -> dict[str, Any]
     return {"crossover": None, "crossover_text": f"none in range ({who} faster throughout)"}
 
 
-def _regime(mine: pd.DataFrame, fit: Fit, key: str, peak: float) -> dict[str, Any]:
-    """Overhead-, memory- or compute-bound at the catalogue's own value of ``key`` (the nearest
-    measured point), in words."""
-    own = {"batch_size": 32.0, "hidden": 128.0}.get(key, float(mine.index[0]))
-    x = min(mine.index, key=lambda v: abs(math.log(v / own)))
+def _regime(mine: pd.DataFrame, fit: Fit, key: str, peak: float, own: float) -> dict[str, Any]:
+    """Overhead-, memory- or compute-bound, in words, at the measured point nearest ``own``
+    (the scenario's own value of ``key``; the smaller point on a tie) — at the smallest measured
+    point when ``own`` is NaN (the results do not say), and the words say so."""
+    xs = sorted(mine.index)
+    if own == own and own > 0:
+        x = min(xs, key=lambda v: abs(math.log(v / own)))
+        at = f"at {key} {x:g}"
+    else:
+        x = xs[0]
+        at = f"at {key} {x:g} (the smallest swept; these results do not hold the scenario's own)"
     row = mine.loc[x]
     share = min(max(fit.fixed_s, 0.0) / row["step_s"], 1.0)
     if share > 0.5:
         regime = "overhead-bound"
         words = (
-            f"at {key} {x:g}, {100 * share:.0f} % of a step is fixed cost: fewer, larger steps "
+            f"{at}, {100 * share:.0f} % of a step is fixed cost: fewer, larger steps "
             "(bigger batches, fused or compiled steps) help; faster arithmetic does not"
         )
     else:
@@ -218,8 +273,8 @@ def _regime(mine: pd.DataFrame, fit: Fit, key: str, peak: float) -> dict[str, An
         )
         if memory_s == memory_s and (compute_s != compute_s or memory_s > compute_s):
             regime = "memory-bound"
-            words = f"at {key} {x:g}, moving the data takes longer than the arithmetic at peak"
+            words = f"{at}, moving the data takes longer than the arithmetic at peak"
         else:
             regime = "compute-bound"
-            words = f"at {key} {x:g}, the matrix products dominate: a faster GEMM pays off"
+            words = f"{at}, the matrix products dominate: a faster GEMM pays off"
     return {"regime": regime, "regime_words": words, "fixed_share_pct": 100 * share}
