@@ -247,7 +247,7 @@ class CupyMLP(XpBackend):
     @staticmethod
     def machine_facts() -> dict[str, Any]:
         """The CUDA devices CuPy sees (name, compute capability, memory, driver and runtime) and
-        the current one's GEMM peak (about a second); nothing when it sees none."""
+        the current one's GEMM peak, measured now; nothing when it sees none."""
         return {"gpus": cuda_devices(peaks=True)} if _cupy_problem() is None else {}
 
     def array_module(self) -> ModuleType:

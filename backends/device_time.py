@@ -122,7 +122,7 @@ class _StepSeconds:
         return iter(self._events.steps())
 
 
-#: Square GEMM size and repeats for a GPU's peak: ~1.1 TFLOP a call, milliseconds on an H100.
+#: Square GEMM size and repeats for a GPU's peak (2·8192³ ≈ 1.1 TFLOP a call).
 GPU_PEAK_SIZE, GPU_PEAK_REPEATS = 8192, 10
 #: The GPU GEMM peaks measured: name → (dtype, TF32 allowed).
 GPU_PEAK_KINDS = {

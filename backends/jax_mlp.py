@@ -11,15 +11,15 @@ softmax cross-entropy, computed stably from ``jax.nn.log_softmax`` and averaged 
 Dropout masks are JAX's own: step t's key is ``fold_in(key(recipe.seed), t)`` (t counts steps over
 the whole run), one ``fold_in`` per hidden layer below it; kept units are scaled by 1/(1 − rate).
 
-Choices that affect speed, recorded by ``settings()``:
-- ``epoch`` (option): ``scan`` (default) compiles a whole epoch's full batches into one
-  ``lax.scan`` — one dispatch per epoch, rows gathered on the device (``jnp.take``) from the
-  dataset uploaded once in ``build``; a partial last batch then runs as one more call of the
-  jitted single step (same updates, same order as ``loop``). ``loop`` calls the jitted step once
-  per batch from Python, the common JAX training loop.
-- ``donate`` (option, default true): parameters, optimizer state and the metric sums are donated
-  to each compiled call (``donate_argnums``), so XLA updates them in place instead of allocating
-  new buffers. jaxlib 0.10's CPU client supports donation (no warning to silence).
+Choices that affect speed, recorded by ``settings()`` (measured figures: results/README.md):
+- ``epoch`` (option, default ``DEFAULT_EPOCH`` = ``loop``, as shipped): ``loop`` calls the jitted
+  step once per batch from Python, the common JAX training loop. ``scan`` compiles a whole
+  epoch's full batches into one ``lax.scan`` — one dispatch per epoch; a partial last batch then
+  runs as one more call of the jitted single step (same updates, same order as ``loop``). Both
+  gather a batch's rows on the device (``jnp.take``) from the dataset uploaded once in ``build``.
+- ``donate`` (option, default ``DEFAULT_DONATE`` = false: JAX donates nothing unless asked): when
+  true, parameters, optimizer state and the metric sums are donated to each compiled call
+  (``donate_argnums``), so XLA may update them in place instead of allocating new buffers.
 - Matmul precision: every ``dot`` carries an explicit ``precision`` — "highest" (true float32,
   no TF32 on GPUs) unless ``RunOptions.tf32``, then "tensorfloat32". Set per operation, not via
   the process-wide ``jax_default_matmul_precision``, so one instance cannot change another's.
@@ -58,15 +58,12 @@ from backends.api import (
 if TYPE_CHECKING:
     from types import ModuleType
 
+#: How an epoch runs: "scan" (the whole epoch as one compiled ``lax.scan``) or "loop" (one call
+#: of the jitted step per batch, from Python).
 EPOCH_MODES = ("scan", "loop")
-#: One compiled ``lax.scan`` per epoch. Warm baseline epochs (full MNIST, Adam, float32, 2-vCPU
-#: Xeon, quietest runs): batch 32 — scan 0.36–0.38 s, loop 0.52 s (donating) / 0.76 s (not),
-#: NumPy 0.67–0.70 s; batch 1024 — scan 0.18–0.24 s, loop 0.20–0.21 s, NumPy 0.20–0.22 s. The
-#: loop pays ~80 µs of Python dispatch per step, which only small batches notice.
 DEFAULT_EPOCH = "loop"  # as shipped: a jit-compiled step, as JAX's own tutorials write it
-#: Donation lets XLA update parameters and moments in place. In ``loop`` it matters (batch 32:
-#: 0.52 vs 0.76 s per epoch); in ``scan`` it only spares 14 buffer copies per epoch call (the
-#: compiled loop bodies are identical), so the difference there is within the noise.
+#: Donation lets XLA update parameters and moments in place; in ``loop`` it saves a copy of
+#: every donated buffer per step, in ``scan`` only per epoch call (the scan body is the same).
 DEFAULT_DONATE = False  # as shipped: JAX donates nothing unless asked
 
 
@@ -169,7 +166,9 @@ class JaxMLP:
     def _define_functions(self, jax: ModuleType, jnp: ModuleType) -> None:
         """The jitted single step (gather + forward + backward + update), the jitted epoch scan
         and the jitted evaluation; all constants (hyperparameters, dropout, key) are closed over
-        as Python values or a fixed key, so they are baked into the compiled code."""
+        as Python values or a fixed key, so they are baked into the compiled code. Longer than
+        the house's 60 lines on purpose: split into functions, the closures would take those
+        constants as arguments, where ``jax.jit`` traces them instead of baking them in."""
         recipe, dtype, precision = self.recipe, self.dtype, self.precision
         n_hidden = len(recipe.hidden)
         rate = float(recipe.dropout)
@@ -239,9 +238,8 @@ class JaxMLP:
         Rows are gathered on the device from the order (as int32). ``scan``: the full batches'
         indices go to the device as one (n // batch, batch) array and one call runs them, then
         one step runs a partial last batch; ``loop``: one call per batch, each passed its slice
-        of the host's order (slicing a device array per step measured slower here). Returns the
-        epoch's sample-weighted mean loss and accuracy as device scalars; nothing here waits for
-        the device."""
+        of the host's order (int32). Returns the epoch's sample-weighted mean loss and accuracy
+        as device scalars; nothing here waits for the device."""
         jax = _import_jax()
         import jax.numpy as jnp
 

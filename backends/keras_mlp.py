@@ -18,19 +18,14 @@ it, so every Keras object of a run is created in ``build``, after the switch, fr
 module the instance keeps (``self.keras``); an instance built earlier on another backend must not
 be used after a later instance switched away (the harness makes a fresh instance per run).
 
-Choices that affect speed, recorded by ``settings()``:
-- ``jit_compile`` (option ``jit_compile``): ``auto`` by default — Keras' own resolution, as a
-  Keras user gets it (``model.compile(jit_compile="auto")``; settings record what it resolved
-  to): on TensorFlow XLA only with a GPU (Keras turns it off on CPU-only machines), on JAX
-  ``jax.jit``, on PyTorch eager. ``true``/``false`` force it (a tuned profile). TensorFlow:
-  True = XLA (faster than False for plain Keras on the CPU, slower with dropout). JAX: True =
-  ``jax.jit`` of the train step (what Keras' "auto" resolves to; False runs it op by op). PyTorch:
-  False = eager (what "auto" resolves to); True = ``torch.compile`` (inductor: needs a C++
-  compiler on the CPU, compilation lands in the cold epoch). Warm baseline epochs (full MNIST,
-  Adam, float32; 2-vCPU VM shared with other benchmarks, least-loaded round, medians): batch 32
-  tensorflow 5.6 s, jax 0.91 s (jit off: ~60 s), torch 6.8 s (compiled: 2.1 s after a 14 s cold
-  epoch); batch 1024 0.87 / 0.26 (1.6) / 0.51 (0.52) s. Keras on torch suffered most from load
-  (batch 32 eager: 36–102 s per epoch at load 5), so its default stays Keras' own.
+Choices that affect speed, recorded by ``settings()`` (measured figures: results/README.md):
+- ``jit_compile`` (option ``jit_compile``): ``auto`` by default (``DEFAULT_JIT_COMPILE``) —
+  Keras' own resolution, as a Keras user gets it (``model.compile(jit_compile="auto")``;
+  settings record what it resolved to and what was asked): on TensorFlow XLA only with a GPU
+  (Keras turns it off on CPU-only machines), on JAX ``jax.jit``, on PyTorch eager.
+  ``true``/``false`` force it (a tuned profile). TensorFlow: True = XLA. JAX: True = ``jax.jit``
+  of the train step (False runs it op by op). PyTorch: True = ``torch.compile`` (inductor: needs
+  a C++ compiler on the CPU; compilation lands in the cold epoch).
 - ``steps_per_execution`` (Keras' default 1): optimizer steps per call of the compiled train
   function. Same updates in the same order, less per-call dispatch. Keras' PyTorch trainer only
   supports 1.
@@ -38,20 +33,23 @@ Choices that affect speed, recorded by ``settings()``:
   ``enable_tensor_float_32_execution``, JAX's ``jax_default_matmul_precision`` ("highest" or
   "tensorfloat32"), torch's ``allow_tf32`` flags for matmul and cuDNN. All process-wide.
 - On a TensorFlow GPU, memory growth is switched on (once, before TensorFlow initializes the
-  GPUs) so the peak-memory figure means something. Batches are fed by Keras' own input pipeline
-  from host memory, as a Keras user's ``fit`` on NumPy arrays would.
+  GPUs) so the peak-memory figure means something.
+- Batches come from host memory, as for a Keras user's ``fit`` on NumPy arrays: on TensorFlow
+  through one ``tf.data`` pipeline built as Keras' array adapter builds it (``_TfFeed``), on JAX
+  and PyTorch through Keras' own adapter over the epoch's rows (``_ArrayFeed``).
 
 No warm-up or pre-tracing happens in ``build``: tracing and compilation land in epoch 1 (the
 harness's cold epoch), so the weights and optimizer state after N epochs are exactly those of N
 plain ``fit`` epochs.
 
-float64 recipes run in float64 end to end (they agree with the float64 NumPy engine to ~1e-13);
-``build`` checks that the weights really are float64 and refuses the recipe otherwise. Keras
-defaults that would silently drop to float32 are worked around: the learning-rate variable, loss
-tracker and input adapter follow the global floatx (set to the recipe's dtype around
-build/fit/evaluate, then restored); on TensorFlow, Adam's βᵗ (see ``_TensorFlow.adam_beta``); on
-JAX, float64 needs ``jax_enable_x64``, switched on (process-wide, and never off again) when a
-float64 recipe is built.
+float64 recipes run in float64 end to end (the tests compare them with the float64 NumPy
+engine); ``build`` refuses the recipe (``RecipeUnsupported``) where Keras would compute part of
+it in float32 on this backend (``_float64_lost``: matmul and the loss mean on PyTorch) or makes
+weights that are not float64. Keras defaults that would silently drop to float32 are worked
+around: the learning-rate variable, loss tracker and input adapter follow the global floatx (set
+to the recipe's dtype around build/fit/evaluate, then restored); on TensorFlow, Adam's βᵗ (see
+``_TensorFlow.adam_beta``); on JAX, float64 needs ``jax_enable_x64``, switched on (process-wide,
+and never off again) when a float64 recipe is built.
 """
 
 from __future__ import annotations
@@ -239,10 +237,9 @@ class _TfFeed:
     harness's, written into a variable that the pipeline reads when an epoch's iteration starts,
     where Keras would call ``tf.random.shuffle``. One pipeline per order length, built by the
     first epoch of that length (the harness's cold epoch; a plain ``fit`` also builds its
-    pipeline in its first call) and reused by every later one. Handing ``fit`` fresh arrays every
-    epoch instead (a host gather, an array-to-tensor conversion and a new pipeline each time)
-    measured 1.246× a plain multi-epoch ``fit``'s warm epoch against 0.994× for this feed
-    (baseline, batch 32, 2-vCPU AMD EPYC; figures: results/README.md)."""
+    pipeline in its first call) and reused by every later one, instead of handing ``fit`` fresh
+    arrays every epoch (a host gather, an array-to-tensor conversion and a new pipeline each
+    time), which costs a plain multi-epoch ``fit`` does not pay (figures: results/README.md)."""
 
     NAME = "tf.data pipeline built once, order from the harness"
 

@@ -5,8 +5,7 @@ own thread count. Two speed options (the tuned division; the measurements behind
 results/README.md), both recorded by ``settings()``:
 - ``flush_denormals``: training epochs with denormals flushed to zero
   (``backends/xp/denormals.py``): Adam's decaying moments otherwise pass through the denormal
-  range, which some x86 CPUs compute on slowly (a Xeon ~2× per epoch); no result that matters
-  changes;
+  range, which some x86 CPUs compute on slowly; no result that matters changes;
 - ``small_batch_threads=1``: below ``SINGLE_THREAD_BELOW`` rows per batch, training epochs with ONE
   BLAS thread: such small products gain nothing from a second thread, while splitting them
   leaves halves of W1 and its gradient in the other core's cache, where the single-threaded

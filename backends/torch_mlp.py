@@ -10,38 +10,29 @@ kernels are copied transposed in and out. The recipe's dtype is used end to end.
 Why not ``torch.optim``: its Adam and RMSprop place ε differently from Keras 3's, which the recipe
 prescribes. ``torch.optim.Adam`` steps ``lr·m̂/(√v̂ + ε)``, i.e. Keras' step with ε·√(1 − β2ᵗ) in
 place of ε; ``torch.optim.RMSprop`` divides by ``√v + ε`` where Keras divides by ``√(v + ε)``.
-After one epoch (1024 MNIST rows, batch 100) they end up, per weight array, as far from Keras'
-result as Keras' weights moved in the epoch (Adam up to 1.1×, RMSprop 1.9× with ε = 1e-3; still
-0.3× and 0.8× with ε = 1e-7), where this backend agrees to 1.3e-5 (float32); the tests check it.
-So the updates are Keras' formulas (``backends/xp/optimizers.py``), literally and in Keras'
-operation order, in torch ops under ``no_grad``: by default as ``torch._foreach_*`` ops over the
-parameter list, as ``torch.optim``'s own foreach implementation does (``fused=loop``: one op per
-parameter instead). This is not slower: ``torch.optim.Adam(foreach=True)`` in the same loop took
-2.23 CPU-s per batch-32 epoch against 1.63 (0.46 vs 0.44 at batch 1024).
+After one epoch their weights differ from Keras' by a large fraction of how far Keras' weights
+moved in the epoch (more with ε = 1e-3 than 1e-7), while this backend agrees with the NumPy
+reference within the tests' tolerance (``tests/test_torch_backend.py`` checks both). So the
+updates are Keras' formulas (``backends/xp/optimizers.py``), literally and in Keras' operation
+order, in torch ops under ``no_grad``, dispatched as ``torch.optim`` dispatches its own by default
+(``foreach=None``): ``torch._foreach_*`` ops over the parameter list for CUDA tensors, one op per
+parameter on the CPU (option ``fused``).
 
-Speed figures: full MNIST, Adam, float32, warm epochs, 2-vCPU AMD EPYC (Zen 4) KVM guest, torch
-2.13.0+cpu, a machine shared with other work. "CPU" = CPU seconds per epoch with ONE thread,
-median of 5 interleaved epochs while other processes saturated the CPUs; "wall" = range of 3
-interleaved epochs taken while other processes used < 5% of the CPUs, default threads (2). NumPy
-backend: 0.73 CPU-s / 0.64–0.81 s wall at batch 32; 0.35 CPU-s / 0.21–0.31 s at batch 1024. This
-backend's default: 1.63 CPU-s / 1.25–2.5 s wall at batch 32 (per-op dispatch and autograd cost
-at 32 rows); 0.44 CPU-s / 0.25–0.41 s at batch 1024. Choices, all recorded by ``settings()``:
-- ``fused``: ``auto`` (default: torch.optim's own choice — foreach on CUDA, a loop on the CPU),
-  ``foreach`` (fewer dispatches) or ``loop``: 1.63 vs 1.65 CPU-s at batch 32, 0.44 vs 0.44 at
-  1024; wall 1.7–2.3 s for ``loop``: no difference beyond the noise.
+Choices, all recorded by ``settings()`` (measured figures: results/README.md):
+- ``fused``: ``auto`` (``DEFAULT_FUSED``), resolved in ``__init__`` to ``foreach`` on CUDA and
+  ``loop`` on the CPU, as torch.optim resolves ``foreach=None``; ``foreach`` (multi-tensor ops,
+  fewer dispatches) or ``loop`` (one op per parameter) force one. ``settings()["fused"]`` records
+  the resolved value.
 - ``threads``: ``torch.set_num_threads`` during training and evaluation, restored afterwards;
-  default torch's own (one per core, 2 here). One thread: 1.32–1.86 s wall at batch 32 (less
-  spread, not clearly faster); 0.41–0.57 s at batch 1024, where two threads win.
+  default the harness's ``--threads`` budget if given, else torch's own (one per core).
 - ``flush_denormals``: ``torch.set_flush_denormal(True)`` during training epochs, switched off
-  again afterwards (torch's default). Adam's decaying moments pass through the denormal range;
-  here it made no measurable difference (1.63 vs 1.68 CPU-s at batch 32; this CPU handles
-  denormals cheaply, while on a Xeon they made the NumPy backend ~2× slower). Off by default, as
-  PyTorch ships (a tuned profile may switch it on). It acts on the calling thread only; torch's
+  again afterwards (torch's default). Adam's decaying moments pass through the denormal range,
+  which some x86 CPUs compute on slowly. Off by default (``DEFAULT_FLUSH_DENORMALS``), as PyTorch
+  ships (a tuned profile may switch it on); CPU only. It acts on the calling thread only; torch's
   worker threads keep theirs.
 - ``compile``: ``torch.compile`` of the whole step (dynamo breaks the graph at ``backward``;
-  inductor, which on the CPU needs a C++ compiler, else ``build`` refuses the recipe). Off by
-  default: 1.53 vs 1.63 CPU-s at batch 32 (wall 1.28–2.37 s) and 0.42 vs 0.44 at batch 1024 is
-  no clear gain for 6–8 s of compilation in the cold epoch (30–50 s on a loaded machine).
+  inductor, which on the CPU needs a C++ compiler and on CUDA triton, else ``build`` refuses the
+  recipe). Off by default (``DEFAULT_COMPILE``); its compilation lands in the cold epoch.
   Inductor draws its own dropout masks.
 - ``cuda_graphs`` (CUDA only, off by default): the full-batch step — gather, forward, backward,
   update, metrics — captured once into a ``torch.cuda.CUDAGraph`` in the first epoch and replayed
@@ -180,7 +171,8 @@ class TorchMLP:
     device = "cpu"  # replaced per instance: "gpu" when it runs on CUDA
     OPTIONS: ClassVar[dict[str, str]] = {
         "compile": f"torch.compile the train step (default {str(DEFAULT_COMPILE).lower()})",
-        "threads": "torch.set_num_threads while training (default: torch's own, one per core)",
+        "threads": "torch.set_num_threads while training and evaluating (default: the "
+        "harness's --threads, else torch's own, one per core)",
         "fused": "optimizer update: auto (default: torch.optim's choice, foreach on CUDA, loop on "
         "the CPU), foreach (multi-tensor ops) or loop",
         "flush_denormals": "flush denormals to zero during training epochs "
@@ -349,7 +341,7 @@ class TorchMLP:
         device tensors (no host synchronization inside the epoch)."""
         import torch
 
-        # A copy (≈50 µs for 60000 rows): from_numpy of a read-only array would warn.
+        # A copy: from_numpy of a read-only array would warn.
         idx = torch.from_numpy(np.array(order, dtype=np.int64)).to(self.torch_device)
         batches = idx.split(self.batch_size)
         self.model.train()

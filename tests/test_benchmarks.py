@@ -1,12 +1,12 @@
 """The benchmark suite: every scenario × every backend under pytest-benchmark.
 
-One pytest-benchmark round = one warm training epoch, timed by the same ``Session.train`` (hence the
-same ``bench.timing.timed`` region) as ``mlpbench run``; epoch 1 (cold) runs before the rounds and
-is recorded in ``extra_info`` (``cold_seconds``), as are the history and settings, through the same
-``bench.results.extra_info`` as ``mlpbench run``'s JSON. Plain ``pytest`` runs a quick variant (a
-data slice, 2 epochs) so the suite cannot rot; ``--bench-full`` runs the real thing, and
-``--bench-seeds 0-4`` runs every cell once per seed (``params.seed`` in the JSON; without it, each
-scenario's own seed):
+One pytest-benchmark round = one warm training epoch, timed by the same ``Session.train``
+(hence the same ``bench.cell.timing.timed`` region) as ``mlpbench run``; epoch 1 (cold) runs
+before the rounds and is recorded in ``extra_info`` (``cold_seconds``), as are the history and
+settings, through the same ``bench.results.write.extra_info`` as ``mlpbench run``'s JSON. Plain
+``pytest`` runs a quick variant (a data slice, 2 epochs) so the suite cannot rot;
+``--bench-full`` runs the real thing, and ``--bench-seeds 0-4`` runs every cell once per seed
+(``params.seed`` in the JSON; without it, each scenario's own seed):
 
     pytest tests/test_benchmarks.py --bench-full --bench-seeds 0-4 --benchmark-json=out.json
 

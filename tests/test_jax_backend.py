@@ -15,10 +15,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from backends import conformance
 from backends.api import OptionError, Recipe, RunOptions, TrainData
 from backends.jax_mlp import DEFAULT_DONATE, DEFAULT_EPOCH, JaxMLP
 from backends.numpy_mlp import NumpyMLP
+from bench import conformance
 from bench.cell.initializers import initial_weights
 from bench.data import load_dataset
 

@@ -4,8 +4,7 @@ Why: Adam's moments of weights whose inputs are rarely lit (MNIST's border pixel
 geometrically between updates, and pass through the denormal range (|x| < 1.2e-38 in float32) on
 their way to zero. x86 CPUs compute on denormals many times slower, and by the second epoch
 thousands of them slow every step (results/README.md has the figures). Flushing changes no result
-that
-matters: a moment below 1e-38 moves its weight by < 1e-33. PyTorch offers the same switch
+that matters: a moment below 1e-38 moves its weight by < 1e-33. PyTorch offers the same switch
 (``torch.set_flush_denormal``); TensorFlow's eager CPU kernels flush by default.
 
 The mode lives in the calling thread's floating-point control register; we set it through glibc's

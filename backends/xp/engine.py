@@ -1,8 +1,12 @@
 """THE manual-backprop MLP, written once against an array module ``xp`` (NumPy or CuPy).
 
 Network: x (B, 784) → [Dense → ReLU → Dropout] × len(hidden) → Dense → softmax, trained on the
-mean categorical cross-entropy. Conventions follow Keras 3 exactly (see DESIGN.md): kernels
-(in, out), inverted dropout, stable softmax, Adam with ε outside the sqrt, RMSprop with ε inside it.
+mean over the batch of the categorical cross-entropy. Conventions follow Keras 3 exactly: weights
+in Keras order [W1, b1, W2, b2, ...] with kernels (in, out) and biases (out,); inverted dropout
+(keep a unit with p = 1 − rate, scale kept units by 1/p, training only); softmax computed
+stably (the row's largest logit subtracted first); the optimizers' formulas, Adam with ε outside
+the sqrt and RMSprop with ε inside it, are in ``backends.xp.optimizers``. The initial weights
+and the batch order come from the caller (the harness draws them).
 
 Speed without obscuring the math:
 - parameters, gradients and optimizer state each live in ONE flat buffer; the per-layer W and b
@@ -11,8 +15,9 @@ Speed without obscuring the math:
 - every scalar that meets an array is a Python float, so NumPy's weak-scalar rules keep float32
   arithmetic in float32 (no hidden promotion);
 - batch rows are gathered with ``xp.take(..., out=)`` rather than shuffling the whole dataset;
-- sums over a batch axis (softmax row sums, bias gradients) are products with a ones vector,
-  which NumPy runs several times faster than its axis reductions on these shapes;
+- sums over an axis (softmax row sums over the classes, bias gradients over the batch) are
+  products with a ones vector, which NumPy runs faster than its axis reductions on these shapes
+  (results/README.md has the measurement);
 - per-epoch loss and accuracy are accumulated on the device: nothing here synchronizes the host.
 """
 
@@ -158,8 +163,8 @@ class XpMLP:
         xp, logits, labels, rows = self.xp, ws.logits, ws.labels, ws.rows
         predicted = xp.argmax(logits, axis=1)  # (B,)
         correct = xp.count_nonzero(predicted == labels)
-        # Row maxima picked at the argmax: a reduction over NumPy's short last axis (C = 10) costs
-        # ~6× the argmax + pick; the same holds for the row sums, taken as a product with ones.
+        # Row maxima picked at the argmax: a max reduction over NumPy's short last axis (C = 10)
+        # costs more than the argmax + pick; the row sums are likewise a product with ones.
         logits -= logits[rows, predicted][:, None]  # stable: max logit is 0
         picked = logits[rows, labels]  # (B,) shifted logit of the true class
         xp.exp(logits, out=logits)
@@ -196,7 +201,7 @@ class XpMLP:
     def _load_batch(self, ws: _Workspace, x: Any, y: Any, idx: Any) -> None:
         """Gather rows ``idx`` of (x, y) into the workspace. The indices are the harness's
         permutation, always in range; NumPy's default bounds mode would stage ``out`` through a
-        temporary copy (2.7× slower at batch 1024 here), ``mode="clip"`` writes it directly."""
+        temporary copy, ``mode="clip"`` writes it directly (the backend checks the order first)."""
         self.xp.take(x, idx, axis=0, out=ws.acts[0], **self._take_mode)
         self.xp.take(y, idx, axis=0, out=ws.labels, **self._take_mode)
 

@@ -10,8 +10,8 @@ arrive explicitly from the scenario; the defaults below are Keras' only for docu
     SGD     θ ← θ − lr·g
 
 Speed: the moments are stored pre-divided by their (1 − β) factor, which is the same math in fewer
-whole-buffer passes (each pass over the ~100k parameters costs ~10 µs here, and Adam runs once
-per batch). For Adam, with m̃ = m/(1 − β1) and ṽ = v/(1 − β2):
+whole-buffer passes over all the parameters, once per batch. For Adam, with m̃ = m/(1 − β1) and
+ṽ = v/(1 − β2):
 
     m̃ ← β1·m̃ + g;   ṽ ← β2·ṽ + g²;   θ ← θ − α′·m̃/(√ṽ + ε′),
     α′ = α(1 − β1)/√(1 − β2),   ε′ = ε/√(1 − β2)

@@ -3,7 +3,7 @@
 ``machine_info()`` extends pytest-benchmark's own machine_info (node, CPU via py-cpuinfo, Python)
 with what it lacks: library versions, environment variables that change speed, the measured GEMM
 peak, and what only the backends know (NumPy's BLAS and its threads, the usable GPUs), asked of
-them through ``bench.registry.machine_facts``. The pytest-benchmark suite adds the same facts
+them through ``bench.registry.backend_facts``. The pytest-benchmark suite adds the same facts
 through its ``pytest_benchmark_update_machine_info`` hook, so both kinds of JSON carry identical
 machine facts.
 """
@@ -25,8 +25,8 @@ from bench import registry
 from bench.campaign.peaks import gemm_peaks, memory_bandwidth_gbs
 
 #: A JSON file of ``mlpbench_facts()``, measured once and read by every later process of one run
-#: (``scripts/gpu_proof.py`` sets it): the GEMM peaks and the frameworks' device probes take tens
-#: of seconds on a GPU machine, and a run of many processes should spend them once.
+#: (``scripts/gpu_proof.py`` sets it): the GEMM peaks and the frameworks' device probes are slow
+#: on a GPU machine, and a run of many processes should spend that time once.
 FACTS_FILE = "MLPBENCH_FACTS"
 
 #: Environment variables that change speed or numerics; recorded whenever set.
@@ -84,7 +84,7 @@ def cpu_model() -> str:
 def machine_id(cpu: str | None = None, gpus: list[dict[str, Any]] | None = None) -> str:
     """A short folder-safe name for results/<machine>/: the first usable GPU's name if any, else
     the CPU's."""
-    gpus = registry.machine_facts().get("gpus", []) if gpus is None else gpus
+    gpus = registry.backend_facts().get("gpus", []) if gpus is None else gpus
     name = gpus[0].get("name", "gpu") if gpus else (cpu or cpu_model())
     name = re.sub(r"\((R|TM)\)|CPU|Processor|\d+-Core|@.*$", " ", name, flags=re.IGNORECASE)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
@@ -128,7 +128,7 @@ def write_facts(path: Path, facts: dict[str, Any]) -> Path:
 def measure_facts() -> dict[str, Any]:
     """The facts, measured now: the backends' (their devices, GEMM peaks) and the host's."""
     cpu = cpu_model()
-    known = registry.machine_facts()
+    known = registry.backend_facts()
     gpus = known.pop("gpus", [])
     return {
         "machine_id": machine_id(cpu, gpus),

@@ -32,7 +32,7 @@ def gemm_peak_gflops(dtype: str = "float32", size: int = PEAK_SIZE) -> float:
 
 
 def gemm_peaks() -> dict[str, float]:
-    """{dtype: GFLOP/s} for float32 and float64, measured now (about a second)."""
+    """{dtype: GFLOP/s} for float32 and float64, measured now."""
     return {dtype: round(gemm_peak_gflops(dtype), 1) for dtype in ("float32", "float64")}
 
 

@@ -1,10 +1,11 @@
 """Tuned profiles: the speed options ``mlpbench tune`` found fastest, per backend, as TOML.
 
-    # mlpbench tune -b keras -s baseline on amd-epyc-2cpu, 2026-12-06: ×2.31 [2.20, 2.43]
+    # mlpbench tune -b keras -s baseline on MACHINE, DATE: ×SPEEDUP [LOW, HIGH] over shipped
     [keras]
     jit_compile = "true"
     steps_per_execution = "64"
 
+The comment above each table is the measurement that chose it (``mlpbench tune`` writes it).
 ``mlpbench run --profile FILE`` applies each table's options to its backend (``-O`` still
 overrides one) and records those cells as the tuned division; a backend the profile does not name
 runs as shipped. A profile naming a backend that is not installed, or an option the backend does

@@ -18,7 +18,8 @@ from typing import Any
 from bench.campaign.rounds import Slot
 from bench.errors import ConfigError
 
-Key = tuple[str, str, int]
+#: (backend, scenario, seed): one round of a cell
+SeededCell = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Resumed:
     """The entries kept (key → benchmark entry, as in FILE) and how many others were not, by
     reason; ``missing``: FILE did not exist yet (a first run)."""
 
-    kept: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    kept: dict[SeededCell, dict[str, Any]] = field(default_factory=dict)
     dropped: Counter = field(default_factory=Counter)
     missing: bool = False
 
@@ -97,7 +98,7 @@ def read_resumable(path: Path, slots: list[Slot], expected: Expected) -> Resumed
     return resumed
 
 
-def _key(entry: Any) -> Key | None:
+def _key(entry: Any) -> SeededCell | None:
     try:
         params = entry["params"]
         return params["backend"], params["scenario"], int(params["seed"])

@@ -9,6 +9,6 @@
 - ``worker``: ``python -m bench.cell.worker``, the process executor's child.
 - ``probe``: ``python -m bench.cell.probe``, a backend asked questions in a fresh process.
 
-Imports: backends (through ``bench.registry``), scenarios, data, results values and
-``bench.stats``; never the campaign, the report or the CLI.
+May import: backends (through ``bench.registry`` and ``backends.api``), scenarios, data, the
+results values and ``bench.stats``; never the campaign, the report or the CLI.
 """

@@ -3,10 +3,12 @@
 The backend is created through ``bench.registry`` and handed only ``backends.api`` values: the
 scenario's ``Recipe``, the data as ``TrainData`` and the initial weights.
 
-What is timed: each training epoch, through ``bench.timing.timed`` (device synchronized before the
-clock starts and before it stops). What is not: data loading, ``build`` (model creation, optimizer
-state, host→device copies; reported as ``build_seconds``), drawing the batch order, evaluation.
-Epoch 1 is the cold epoch (first-call costs such as tracing land there); epochs 2.. are warm.
+What is timed: each training epoch, through ``bench.cell.timing.timed`` (device synchronized
+before the clock starts and before it stops). What is not: data loading, ``build`` (model
+creation, optimizer state, host→device copies; reported as ``build_seconds``), drawing the batch
+order, evaluation. Every epoch's seconds are recorded; which are cold (epoch 1: first-call costs
+such as tracing land there) and which warm is ``bench.stats``' rule, applied when results are
+written and read.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ PyTorch's intra-op pool (OpenMP / OpenBLAS / MKL variables), TensorFlow's op poo
 (``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``), XLA:CPU (``XLA_FLAGS``, which can only
 switch its Eigen pool to one thread). So the worker process sets them before it imports anything
 that could load a framework (``apply``), and backends apply the rest at build time (PyTorch's
-inter-op pool, tf.data's private pool). This module imports nothing but ``os``.
+inter-op pool, tf.data's private pool). This module imports nothing but ``os`` and ``re``.
 """
 
 from __future__ import annotations

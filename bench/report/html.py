@@ -1,9 +1,10 @@
-"""index.html beside results.md: one self-contained page per results folder, and the landing page.
+"""index.html beside results.md: one self-contained page per results folder (the landing page,
+results/index.html, is ``bench.report.landing``'s; it shares this module's templates).
 
 Made from the same frames as the markdown (the runs and cells frames, the questions, the ladder,
 the scaling rows), never recomputing a statistic of its own. Templating: Jinja2 with autoescape,
 so every string from a results file (names, settings, facts, error lines) is text, never markup.
-Charts: Bokeh, its JavaScript inlined (``bokeh`` component only, ~1.3 MB: the page opens from
+Charts: Bokeh, its JavaScript inlined (the ``bokeh`` component only: the page opens from
 ``file://`` and asks no network for anything); every point's hover names its backend, scenario,
 seed and value. Sorting and filtering: a few lines of script written for the page. Both libraries
 come with the ``plots`` extra; without them the page is skipped with one line.
@@ -301,55 +302,14 @@ def _scaling(runs: pd.DataFrame, machines: dict) -> list[dict[str, Any]]:
 def _plots(runs: pd.DataFrame, cells: pd.DataFrame, machines: dict) -> list[tuple[str, Any]]:
     """(title, Bokeh figure) for: accuracy against time and epoch times per machine ×
     scenario, the gap ladder, and the scaling curves where present."""
-    from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.palettes import Category10_10
-    from bokeh.plotting import figure
 
     plots = []
     ran = runs[runs["status"] != "skipped"]
     backends = list(cells["backend"].unique())
     colour = {b: Category10_10[i % 10] for i, b in enumerate(backends)}
     for (machine, scenario), group in ran.groupby(["machine_id", "scenario"], sort=False):
-        fig = figure(
-            height=260,
-            sizing_mode="stretch_width",
-            x_axis_label="training seconds",
-            y_axis_label="test accuracy %",
-            tools="pan,wheel_zoom,reset,save",
-        )
-        for backend, rows in group.groupby("backend", sort=False):
-            data = {k: [] for k in ("t", "acc", "backend", "scenario", "seed", "epoch")}
-            for r in rows.itertuples():
-                elapsed = 0.0
-                for h in r.history:
-                    elapsed += float(h.get("seconds", 0))
-                    data["t"].append(elapsed)
-                    data["acc"].append(100 * float(h.get("test_accuracy", math.nan)))
-                    data["backend"].append(str(backend))
-                    data["scenario"].append(str(scenario))
-                    data["seed"].append(str(r.seed))
-                    data["epoch"].append(int(h.get("epoch", 0)))
-            fig.scatter(
-                "t",
-                "acc",
-                source=ColumnDataSource(data),
-                color=colour[backend],
-                legend_label=str(backend),
-                size=6,
-            )
-        fig.add_tools(
-            HoverTool(
-                tooltips=[
-                    ("backend", "@backend"),
-                    ("scenario", "@scenario"),
-                    ("seed", "@seed"),
-                    ("epoch", "@epoch"),
-                    ("seconds", "@t{0.000}"),
-                    ("accuracy %", "@acc{0.00}"),
-                ]
-            )
-        )
-        fig.legend.location = "bottom_right"
+        fig = _accuracy_against_time(group, scenario, colour)
         plots.append((f"Accuracy against time: {scenario} on {machine}", fig))
         plots.append((f"Warm epoch times: {scenario} on {machine}", _epoch_times(group, colour)))
     for machine, group in ran.groupby("machine_id", sort=False):
@@ -371,8 +331,57 @@ def _plots(runs: pd.DataFrame, cells: pd.DataFrame, machines: dict) -> list[tupl
     return plots
 
 
+def _accuracy_against_time(group: pd.DataFrame, scenario: str, colour: dict) -> Any:
+    """One machine × scenario: every epoch's test accuracy at its cumulative training seconds,
+    a point per epoch and seed, coloured by backend, with a hover naming the point."""
+    from bokeh.models import ColumnDataSource
+    from bokeh.plotting import figure
+
+    fig = figure(
+        height=260,
+        sizing_mode="stretch_width",
+        x_axis_label="training seconds",
+        y_axis_label="test accuracy %",
+        tools="pan,wheel_zoom,reset,save",
+    )
+    for backend, rows in group.groupby("backend", sort=False):
+        data = {k: [] for k in ("t", "acc", "backend", "scenario", "seed", "epoch")}
+        for r in rows.itertuples():
+            elapsed = 0.0
+            for h in r.history:
+                elapsed += float(h.get("seconds", 0))
+                data["t"].append(elapsed)
+                data["acc"].append(100 * float(h.get("test_accuracy", math.nan)))
+                data["backend"].append(str(backend))
+                data["scenario"].append(str(scenario))
+                data["seed"].append(str(r.seed))
+                data["epoch"].append(int(h.get("epoch", 0)))
+        fig.scatter(
+            "t",
+            "acc",
+            source=ColumnDataSource(data),
+            color=colour[backend],
+            legend_label=str(backend),
+            size=6,
+        )
+    fig.add_tools(
+        _hover(("epoch", "@epoch"), ("seconds", "@t{0.000}"), ("accuracy %", "@acc{0.00}"))
+    )
+    fig.legend.location = "bottom_right"
+    return fig
+
+
+def _hover(*rest: tuple[str, str]) -> Any:
+    """A hover naming a point's backend, scenario and seed, then ``rest`` (label, field)."""
+    from bokeh.models import HoverTool
+
+    return HoverTool(
+        tooltips=[("backend", "@backend"), ("scenario", "@scenario"), ("seed", "@seed"), *rest]
+    )
+
+
 def _epoch_times(group: pd.DataFrame, colour: dict) -> Any:
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure
 
     names = [str(b) for b in group["backend"].unique()]
@@ -399,21 +408,12 @@ def _epoch_times(group: pd.DataFrame, colour: dict) -> Any:
             size=6,
             alpha=0.7,
         )
-    fig.add_tools(
-        HoverTool(
-            tooltips=[
-                ("backend", "@backend"),
-                ("scenario", "@scenario"),
-                ("seed", "@seed"),
-                ("seconds", "@seconds{0.0000}"),
-            ]
-        )
-    )
+    fig.add_tools(_hover(("seconds", "@seconds{0.0000}")))
     return fig
 
 
 def _ladder(ladder: pd.DataFrame, colour: dict) -> Any:
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure
 
     fig = figure(
@@ -440,22 +440,13 @@ def _ladder(ladder: pd.DataFrame, colour: dict) -> Any:
             legend_label=str(backend),
         )
         fig.scatter("rung", "acc", source=source, color=colour.get(backend, "black"), size=7)
-    fig.add_tools(
-        HoverTool(
-            tooltips=[
-                ("backend", "@backend"),
-                ("scenario", "@scenario"),
-                ("seed", "@seed"),
-                ("accuracy %", "@acc{0.00}"),
-            ]
-        )
-    )
+    fig.add_tools(_hover(("accuracy %", "@acc{0.00}")))
     fig.legend.location = "bottom_right"
     return fig
 
 
 def _scaling_plot(group: pd.DataFrame, key: str, colour: dict) -> Any:
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure
 
     fig = figure(
@@ -483,16 +474,6 @@ def _scaling_plot(group: pd.DataFrame, key: str, colour: dict) -> Any:
             legend_label=str(backend),
             size=6,
         )
-    fig.add_tools(
-        HoverTool(
-            tooltips=[
-                ("backend", "@backend"),
-                ("scenario", "@scenario"),
-                ("seed", "@seed"),
-                (key, "@x"),
-                ("µs per step", "@us{0.0}"),
-            ]
-        )
-    )
+    fig.add_tools(_hover((key, "@x"), ("µs per step", "@us{0.0}")))
     fig.legend.location = "top_left"
     return fig
