@@ -305,11 +305,13 @@ def _add_run_executor(run: argparse.ArgumentParser) -> None:
     """``run``: where each cell trains (``--executor``) and the ``--slurm-*`` options."""
     run.add_argument(
         "--executor",
-        choices=["process", "inprocess", "slurm"],
+        choices=["process", "lockstep", "inprocess", "slurm"],
         default="process",
-        help="process: each cell in a fresh Python process (default); inprocess: all in this "
-        "one (for debugging: a backend's exception stops the run with its traceback); slurm: "
-        "each cell a Slurm job, all submitted at once (the slurm extra; see --slurm-*)",
+        help="process: each cell in a fresh Python process (default); lockstep: the backends "
+        "of a scenario and round each in a fresh process, training their epochs in turn, in a "
+        "fresh random order per epoch, so ratios pair epochs seconds apart; inprocess: all in "
+        "this one (for debugging: a backend's exception stops the run with its traceback); "
+        "slurm: each cell a Slurm job, all submitted at once (the slurm extra; see --slurm-*)",
     )
     slurm = run.add_argument_group("with --executor slurm (each job has its node alone)")
     slurm.add_argument("--slurm-partition", metavar="NAME", help="sbatch --partition")

@@ -19,7 +19,11 @@ The rules:
 - **Ratios** of times are paired by round (same seed = same work, run interleaved): the
   geometric mean of the per-round ratios with a t interval on the log scale (``paired_ratio``).
   Only where the rounds cannot be paired are the two sides' log medians compared unpaired, with
-  Welch's t (``unpaired_ratio``); ``ratio`` picks between them.
+  Welch's t (``unpaired_ratio``); ``ratio`` picks between them. Where two backends trained their
+  epochs in turn (lockstep), the pairs are epochs, seconds apart, nested in rounds
+  (``lockstep_ratio``): each round's value is the median of its per-epoch log ratios, and the
+  interval is over rounds, so the process level counts as the random effect it is; ``Levels``
+  says which level dominates.
 - **The reference row** a speed is compared with (``reference_of``): NumPy; for a tuned row,
   NumPy's tuned row where the results hold one (it ran in the same interleaved run, so the
   drift between two runs does not enter the ratio), else shipped NumPy.
@@ -246,6 +250,80 @@ def ratio(
     return unpaired_ratio(list(numerator.values()), list(denominator.values()), confidence)
 
 
+@dataclass(frozen=True)
+class Levels:
+    """Where a nested paired ratio's variation lives, on the log scale: ``within_sd`` between
+    the epochs of one round (one pair of processes), ``between_sd`` between rounds beyond what
+    their epochs explain (one-way random-effects ANOVA, floored at 0); ``rounds`` and ``epochs``
+    (per round, the smallest)."""
+
+    within_sd: float
+    between_sd: float
+    rounds: int
+    epochs: int
+
+    @property
+    def dominant(self) -> str:
+        """ "processes" when rounds differ more than their epochs' noise explains, else
+        "epochs"; "processes (not measured)" with a single round."""
+        if self.rounds < 2:
+            return "processes (not measured)"
+        within_of_mean = self.within_sd**2 / max(1, self.epochs)
+        return "processes" if self.between_sd**2 > within_of_mean else "epochs"
+
+
+def lockstep_ratio(
+    numerator: Mapping[int, Sequence[float]],
+    denominator: Mapping[int, Sequence[float]],
+    confidence: float = CONFIDENCE,
+) -> tuple[Ratio, Levels]:
+    """numerator / denominator of per-epoch times paired epoch by epoch within each round (key:
+    round; each side's warm epochs in order, paired up to the shorter), the round a random
+    effect: a round's value is the median of its per-epoch log ratios, the ratio the geometric
+    mean over rounds with a t interval over rounds (``paired_ratio``). With a single round the
+    interval is the epochs' own (t over that round's log ratios): it leaves the process level
+    out, which ``Levels.dominant`` says."""
+    logs = {
+        r: [
+            math.log(a / b)
+            for a, b in zip(numerator[r], denominator[r], strict=False)  # up to the shorter
+            if a > 0 and b > 0
+        ]
+        for r in sorted(set(numerator) & set(denominator))
+    }
+    logs = {r: v for r, v in logs.items() if v}
+    levels = _levels(logs)
+    if len(logs) == 1:
+        (only,) = logs.values()
+        ratio = paired_ratio(
+            dict(enumerate(math.exp(v) for v in only)),
+            dict.fromkeys(range(len(only)), 1.0),
+            confidence,
+        )
+        return ratio, levels
+    per_round = {r: math.exp(statistics.median(v)) for r, v in logs.items()}
+    return paired_ratio(per_round, dict.fromkeys(per_round, 1.0), confidence), levels
+
+
+def _levels(logs: Mapping[int, Sequence[float]]) -> Levels:
+    """One-way random-effects variance components of log ratios grouped by round."""
+    groups = [list(v) for v in logs.values()]
+    if not groups:
+        return Levels(math.nan, math.nan, 0, 0)
+    epochs = min(len(g) for g in groups)
+    within_ss = sum(sum((x - statistics.fmean(g)) ** 2 for x in g) for g in groups)
+    within_df = sum(len(g) - 1 for g in groups)
+    within = within_ss / within_df if within_df else math.nan
+    if len(groups) < 2:
+        return Levels(math.sqrt(within) if within == within else math.nan, math.nan, 1, epochs)
+    means = [statistics.fmean(g) for g in groups]
+    between_means = statistics.variance(means)
+    between = max(0.0, between_means - (within if within == within else 0.0) / epochs)
+    return Levels(
+        math.sqrt(within) if within == within else math.nan, math.sqrt(between), len(groups), epochs
+    )
+
+
 # --- the reference row ----------------------------------------------------------------------
 
 
@@ -260,6 +338,18 @@ def reference_of(backend: str, present: Container[str]) -> str:
 # --- the gate's rule -----------------------------------------------------------------------
 
 SLOWER, FASTER, SAME = "slower", "faster", "no change detected"
+
+
+#: The smallest change a gate calls when the spread between processes was not measured (one
+#: process per side): separate processes of one unchanged backend have differed by up to ~19 %
+#: on the development machines (their published "rounds vary" notes), so warm epochs of one
+#: process per side can show that much with nothing changed.
+UNMEASURED_PROCESS_FACTOR = 1.25
+
+
+def unmeasured_factor(factor: float) -> float:
+    """The threshold a gate applies to a ratio over warm epochs alone (see above)."""
+    return max(factor, UNMEASURED_PROCESS_FACTOR)
 
 
 def gate_verdict(r: Ratio, factor: float) -> str:

@@ -29,6 +29,7 @@ import scenarios
 from backends.keras_mlp import _ArrayFeed
 from bench.cell.session import Session
 from bench.data import load_dataset
+from bench.stats import paired_ratio, round_median, warm_epochs
 
 EPOCHS = 4
 
@@ -89,17 +90,18 @@ def main() -> None:
         "harness": lambda: harness(args.backend, scenario, data, arrays=False),
         "harness-arrays": lambda: harness(args.backend, scenario, data, arrays=True),
     }
-    warm: dict[str, list[float]] = {name: [] for name in ways}
+    medians: dict[str, dict[int, float]] = {name: {} for name in ways}
     for round_ in range(1, args.rounds + 1):
         for name, way in ways.items():
             seconds = way()
-            warm[name] += seconds[1:]
+            medians[name][round_] = round_median(warm_epochs(seconds))
             print(f"round {round_} {name:15s} " + " ".join(f"{s:.3f}" for s in seconds), flush=True)
-    base = statistics.median(warm["plain"])
-    print(f"\n{args.backend} {args.scenario} batch {scenario.batch_size}: warm-epoch medians")
-    for name, seconds in warm.items():
-        median = statistics.median(seconds)
-        print(f"  {name:15s} {median:.3f} s  ({median / base:.3f} × plain, n={len(seconds)})")
+    print(f"\n{args.backend} {args.scenario} batch {scenario.batch_size}: per round, the median")
+    print("warm epoch; against plain, paired by round (bench.stats.paired_ratio)")
+    for name, per_round in medians.items():
+        mean = statistics.fmean(per_round.values())
+        shown = paired_ratio(per_round, medians["plain"]).shown()
+        print(f"  {name:15s} {mean:.3f} s  ({shown} × plain, {len(per_round)} rounds)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ JSON), a real busy process for the doctor.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import signal
@@ -169,7 +170,12 @@ def test_a_run_in_rounds_records_its_order_and_the_tables_pair_within_rounds(tmp
         (s.round, s.position) for s in expected
     ]
     speed = (tmp_path / "speed.csv").read_text().splitlines()
-    assert speed[0].endswith("ratio_ci95_low,ratio_ci95_high,within_cv_pct,between_cv_pct,unstable")
+    assert speed[0].endswith(
+        "ratio_ci95_low,ratio_ci95_high,within_cv_pct,between_cv_pct,unstable,ratio_pairs,"
+        "ratio_level"
+    )
+    speed_rows = list(csv.DictReader(speed))
+    assert {r["ratio_pairs"] for r in speed_rows} == {"round medians"}
 
 
 def test_a_killed_run_resumes_without_losing_or_repeating_a_finished_cell(tmp_path):
@@ -278,6 +284,29 @@ def test_the_fingerprint_follows_a_backends_own_source(tmp_path, install_backend
         sys.modules.pop("fp_backend", None)
         fingerprint.code_fingerprint.cache_clear()
     assert before["mine"] != after["mine"] and before["numpy"] == after["numpy"]
+
+
+def test_a_reporting_rule_leaves_every_fingerprint_alone(monkeypatch, tmp_path):
+    """bench.stats decides how results are read, not what a cell measures: editing it must not
+    send ``--resume`` back to train every cell."""
+    import bench.stats
+
+    edited = tmp_path / "stats.py"
+    edited.write_text(Path(bench.stats.__file__).read_text() + "\nX = 1\n")
+    before = fingerprint.code_fingerprint("numpy")
+    original = fingerprint._source.__wrapped__
+    monkeypatch.setattr(
+        fingerprint, "_source", lambda name: edited if name == "bench.stats" else original(name)
+    )
+    fingerprint.code_fingerprint.cache_clear()
+    try:
+        after = fingerprint.code_fingerprint("numpy")
+        assert "bench.stats" in fingerprint._imports(
+            Path(fingerprint._source("bench.results.record")), "bench.results"
+        )  # the harness does import it
+    finally:
+        fingerprint.code_fingerprint.cache_clear()
+    assert after == before
 
 
 def test_threads_give_every_framework_one_budget_recorded_in_settings(tmp_path):

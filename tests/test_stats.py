@@ -115,3 +115,47 @@ def test_the_reference_rule() -> None:
     assert stats.reference_of("torch", {"numpy", "torch"}) == "numpy"
     assert stats.reference_of("torch (tuned)", {"numpy", "numpy (tuned)"}) == "numpy (tuned)"
     assert stats.reference_of("torch (tuned)", {"numpy"}) == "numpy"
+
+
+def nested(rounds: int, epochs: int, between: float, within: float, seed: int = 0):
+    """Per-round epoch times of two backends whose log ratio is ln 2 + round effect + noise."""
+    rng = np.random.default_rng(seed)
+    fast, slow = {}, {}
+    for r in range(rounds):
+        shift = rng.normal(0, between)
+        base = rng.uniform(0.5, 1.5, epochs)  # the machine's drift: both sides meet it
+        fast[r] = list(base)
+        slow[r] = list(base * np.exp(math.log(2) + shift + rng.normal(0, within, epochs)))
+    return slow, fast
+
+
+def test_lockstep_pairs_epochs_and_recovers_both_levels() -> None:
+    slow, fast = nested(rounds=200, epochs=6, between=0.05, within=0.02)
+    ratio, levels = stats.lockstep_ratio(slow, fast)
+    assert ratio.low < 2 < ratio.high and ratio.n == 200
+    assert levels.within_sd == pytest.approx(0.02, rel=0.1)
+    assert levels.between_sd == pytest.approx(0.05, rel=0.2)
+    assert levels.dominant == "processes"
+    _, quiet = stats.lockstep_ratio(*nested(rounds=200, epochs=6, between=0.0, within=0.05))
+    assert quiet.dominant == "epochs"
+
+
+def test_lockstep_cancels_drift_that_round_medians_keep() -> None:
+    """The machine's drift (both sides' epochs move together) cancels epoch by epoch; ratios of
+    round medians, each side's median taken over its own epochs, keep it."""
+    slow, fast = nested(rounds=5, epochs=6, between=0.0, within=0.01, seed=3)
+    paired, _ = stats.lockstep_ratio(slow, fast)
+    medians = stats.paired_ratio(
+        {r: float(np.median(v)) for r, v in slow.items()},
+        {r: float(np.median(v)) for r, v in fast.items()},
+    )
+    assert stats.relative_half_width(paired) < stats.relative_half_width(medians)
+
+
+def test_one_lockstep_round_is_judged_on_its_epochs() -> None:
+    slow, fast = nested(rounds=1, epochs=8, between=0.0, within=0.03)
+    ratio, levels = stats.lockstep_ratio(slow, fast)
+    logs = np.log(np.array(slow[0]) / np.array(fast[0]))
+    expected = 2.365 * logs.std(ddof=1) / math.sqrt(8)  # t(0.975, 7) from the table
+    assert math.log(ratio.high / ratio.low) / 2 == pytest.approx(expected, rel=1e-3)
+    assert levels.dominant == "processes (not measured)" and ratio.n == 8

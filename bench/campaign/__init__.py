@@ -7,5 +7,6 @@
 - ``conditions``: what the machine did while a cell ran; ``machine``, ``peaks``: machine facts.
 - ``tune``, ``profile``: the tuned division; ``selftest``: the gate's error rates, measured.
 
-Imports cells, results, scenarios, data and ``bench.stats``; never the report or the CLI.
+Imports cells, the registry, results, scenarios, data and ``bench.stats``; never the report or
+the CLI.
 """

@@ -25,6 +25,7 @@ from bench import registry
 from bench.campaign import conditions, precision
 from bench.campaign.executors import EXECUTORS, Executor
 from bench.campaign.fingerprint import code_fingerprint
+from bench.campaign.lockstep import Lockstep
 from bench.campaign.machine import machine_info
 from bench.campaign.profile import load_profile
 from bench.campaign.resume import Expected, read_resumable, recorded_order_seed
@@ -72,7 +73,7 @@ class RunRequest:
     out: Path | None = None  # the results JSON; None: ``resume``, else ``results.DEFAULT_OUT``
     tf32: bool = False
     options: tuple[str, ...] = ()  # '[BACKEND.]NAME=VALUE' texts, in the order given
-    executor: str = "process"  # a key of ``EXECUTORS``, or 'slurm'
+    executor: str = "process"  # a key of ``EXECUTORS``, 'lockstep' or 'slurm'
     slurm_partition: str | None = None  # the slurm_* fields: ``Slurm.from_args`` reads them
     slurm_account: str | None = None
     slurm_gpus: int | None = None
@@ -243,8 +244,9 @@ def foreign_point(slot: Slot) -> str | None:
 
 
 def annotate(cell: CellSpec, result: Result, before: dict | None, started: float | None) -> Result:
-    """The result with its place in the plan, when it ran, the machine's conditions meanwhile,
-    the code fingerprint and the options it was asked for."""
+    """The result with its place in the plan, when it ran (as ``started``, else as the executor
+    recorded it), the machine's conditions meanwhile, the code fingerprint and the options it
+    was asked for."""
     ended = time.time()
     seen = result.conditions
     if before is not None:
@@ -253,8 +255,8 @@ def annotate(cell: CellSpec, result: Result, before: dict | None, started: float
         result,
         round=cell.round,
         position=cell.position,
-        started=started,
-        ended=ended if started is not None else None,
+        started=started if started is not None else result.started,
+        ended=ended if started is not None else result.ended,
         conditions=seen,
         code=code_fingerprint(cell.backend),
         options=cell.to_dict()["options"],
@@ -402,7 +404,8 @@ def prepare_run(request: RunRequest) -> PreparedRun:
         raise ConfigError("--target-ci needs rounds to pair: add --rounds N (N ≥ 2) or --seed")
     out = results.check_writable(request.out or request.resume or results.DEFAULT_OUT)
     names, unavailable = select_backends(request.backends, options)
-    executor = make_executor(request, names, options, out)
+    order_seed = chosen_order_seed(request)
+    executor = make_executor(request, names, options, out, order_seed)
     for line in unavailable:
         print(f"not running {line}")
     if not names:
@@ -411,7 +414,6 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     DataCache(raw, request.n_train, request.n_test)  # checks n_train/n_test against the data
     print(f"data: {raw.source} ({'verified' if raw.verified else 'not verified'} MNIST)")
     machine, commit = machine_info(), results.commit_info()
-    order_seed = chosen_order_seed(request)
     slots = planned_slots(request, names, rounds, order_seed)
     kept = resumed_cells(request, slots, names, options, machine, raw)
     divisions = {
@@ -425,11 +427,16 @@ def prepare_run(request: RunRequest) -> PreparedRun:
 
 
 def make_executor(
-    request: RunRequest, names: list[str], options: dict[str, RunOptions], out: Path
+    request: RunRequest,
+    names: list[str],
+    options: dict[str, RunOptions],
+    out: Path,
+    order_seed: int = 0,
 ) -> Executor:
     """The executor ``request.executor`` names. ConfigError when ``inprocess`` cannot hold these
     backends together (``one_process``) or is given threads, or when Slurm's tools are missing.
-    A Slurm executor keeps its job files beside ``out``."""
+    A Slurm executor keeps its job files beside ``out``; lockstep draws its epoch orders from
+    ``order_seed``."""
     if request.executor == "inprocess":
         one_process(names, options)
         if request.threads:
@@ -441,6 +448,8 @@ def make_executor(
         from bench.campaign.slurm import Slurm
 
         return Slurm.from_args(replace(request, out=out))
+    if request.executor == "lockstep":  # its epoch orders are drawn from the run's order seed
+        return Lockstep(order_seed)
     return EXECUTORS[request.executor]()
 
 

@@ -70,7 +70,7 @@ class Subprocess:
         while True:
             try:
                 for line in proc.stdout:
-                    _read(line, cell, history, outcome, on_epoch)
+                    read_line(line, cell, history, outcome, on_epoch)
                 break
             except KeyboardInterrupt:  # pass Ctrl-C on; keep reading what the worker sends back
                 interrupted = True
@@ -82,7 +82,7 @@ class Subprocess:
         if "result" in outcome:
             done = outcome["result"]
             return replace(done, **measured, conditions={**done.conditions, **switches})
-        reason = outcome.get("failed") or _death(proc.returncode)
+        reason = outcome.get("failed") or death_reason(proc.returncode)
         if interrupted and history:
             reason = None  # interrupted, not failed: the finished epochs stand
         return Result(
@@ -97,12 +97,14 @@ class Subprocess:
         )
 
 
-def _read(line: str, cell: CellSpec, history: list, outcome: dict, on_epoch) -> None:
-    """One line from the worker: protocol lines update ``history`` / ``outcome``; anything else
-    is the framework's output, passed on to stderr."""
+def read_line(
+    line: str, cell: CellSpec, history: list, outcome: dict, on_epoch: EpochCallback | None
+) -> str | None:
+    """One line from a worker: protocol lines update ``history`` / ``outcome`` and return their
+    kind; anything else is the framework's output, passed on to stderr (None)."""
     if not line.startswith(MARK):
         sys.stderr.write(line)
-        return
+        return None
     kind, _, payload = line[len(MARK) :].partition(" ")
     data = json.loads(payload)
     if kind == "epoch":
@@ -118,9 +120,12 @@ def _read(line: str, cell: CellSpec, history: list, outcome: dict, on_epoch) -> 
         outcome["failed"] = data["reason"]
     elif kind == "data":
         outcome["sizes"] = data
+    elif kind == "ready":
+        outcome["ready"] = True
+    return kind
 
 
-def _death(code: int | None) -> str:
+def death_reason(code: int | None) -> str:
     """One line for a worker that ended without saying why."""
     if code is not None and code < 0:
         try:

@@ -5,7 +5,9 @@ A backend's fingerprint covers the source of every in-tree module its class is b
 modules of the classes in its MRO — and, transitively, every module of the same top-level package
 those import (read with ``ast``, nothing is executed), plus the harness modules that decide what is
 timed and how (``HARNESS``). A change to one backend's code changes its fingerprint only; a change
-to the timing harness changes every one. Nothing here imports a framework.
+to the timing harness changes every one. Modules that only read results (``READ_ONLY``: the
+statistics, applied when results are tabulated) are left out even where the harness imports
+them, so a change to a reporting rule keeps every finished cell. Nothing here imports a framework.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ HARNESS = (
 )
 
 
+#: Modules no cell's numbers depend on, though the harness imports them.
+READ_ONLY = ("bench.stats",)
+
+
 @functools.cache
 def code_fingerprint(backend: str) -> str:
     """16 hex digits over the sources backend ``backend`` runs (see the module's docstring)."""
@@ -49,7 +55,7 @@ def _closure(names: set[str]) -> set[str]:
     todo = list(names)
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or name in READ_ONLY:
             continue
         seen.add(name)
         path = _source(name)

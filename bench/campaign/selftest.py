@@ -91,6 +91,19 @@ def rates(
     return Rates(n, len(combos), false_alarms, detections)
 
 
+def _rounds_needed(aa: stats.Ratio, factor: float, alpha: float) -> str:
+    """How many rounds per side the gate needs for 80 % power at the A/A spread measured."""
+    if not aa.testable:
+        return "the A/A ratios tie in every round: their spread, and so the power, is unknown"
+    needed = stats.rounds_for_power(aa, factor, 1 - alpha)
+    if needed is None:
+        return "at this A/A spread no n up to 200 rounds reaches 80 % power"
+    return (
+        f"at this A/A spread the gate's power for a 10 % slowdown reaches 80 % from n = {needed} "
+        "rounds per side (noncentral t, as compare states it)"
+    )
+
+
 def _count(total: int, n: int) -> int:
     return math.comb(total, n)
 
@@ -140,13 +153,7 @@ def run_self_test(
         if enough
         else "self-test: no sample size here reaches ≤ 5 % false alarms and ≥ 80 % power"
     )
-    needed = stats.rounds_for_power(aa, factor, 1 - alpha)
-    print(
-        f"self-test: at this A/A spread the gate's power for a 10 % slowdown reaches 80 % from "
-        f"n = {needed} rounds per side (noncentral t, as compare states it)"
-        if needed
-        else "self-test: at this A/A spread no n up to 200 rounds reaches 80 % power"
-    )
+    print(f"self-test: {_rounds_needed(aa, factor, alpha)}")
     if out is not None:
         doc: dict[str, Any] = {
             "backend": backend, "scenario": scenario, "n_train": n_train, "epochs": epochs,

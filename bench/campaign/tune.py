@@ -2,10 +2,11 @@
 
 The candidates are every combination of the backend's speed-only options (``SPEED_OPTIONS`` on
 its class: options that must not change the math, each with the values worth trying), plus the
-backend as shipped. They run as one ``mlpbench run`` in interleaved rounds — each round trains
-every candidate once, in a fresh random order, each in its own process — so they are compared as
-the benchmarks are: the speed-up over shipped is the paired ratio over rounds
-(``bench.stats.paired_ratio``). Picking the fastest of k candidates is k comparisons at once, so
+backend as shipped. They run as one ``mlpbench run --executor lockstep`` in rounds — each round
+starts every candidate in its own process and trains their epochs in turn, a fresh random order
+per epoch — so the speed-up over shipped pairs epochs seconds apart within each round, the round
+a random effect (``bench.stats.lockstep_ratio``; paired round medians for a search file made
+otherwise). Picking the fastest of k candidates is k comparisons at once, so
 each interval is taken at the Bonferroni confidence (``bench.stats.familywise``: 1 − 0.05/k),
 which keeps the chance of crowning a candidate that is not faster below 5 %.
 
@@ -29,11 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import registry
+from bench.campaign.lockstep import DESIGN
 from bench.campaign.profile import load_profile, write_profile
 from bench.errors import ConfigError
 from bench.results.read import warm_median
 from bench.results.write import check_writable
-from bench.stats import CONFIDENCE, familywise, paired_difference, paired_ratio
+from bench.stats import (
+    CONFIDENCE,
+    Ratio,
+    familywise,
+    lockstep_ratio,
+    paired_difference,
+    paired_ratio,
+    warm_epochs,
+)
 
 #: Accuracy points a speed option may move the final test accuracy (mean over rounds) before it
 #: counts as changing the math: a few test images of float rounding, far below what a changed
@@ -82,6 +92,7 @@ def run_args(request: TuneRequest, out: Path) -> list[str]:
     speed = registry.backend_class(request.backend).SPEED_OPTIONS
     sweeps = [f"{request.backend}.{k}={','.join(v)}" for k, v in speed.items()]
     argv = ["run", "-b", request.backend, "-s", request.scenario, "--rounds", str(request.rounds)]
+    argv += ["--executor", "lockstep"]  # the candidates take turns epoch by epoch
     argv += [x for s in sweeps for x in ("--sweep", s)]
     for name in ("epochs", "n_train", "n_test"):
         value = getattr(request, name)
@@ -94,14 +105,17 @@ def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], 
     """Every candidate's speed-up over shipped and verdict, and the winner's options ({} when
     shipped stays). Shipped is the point whose options are all the backend's defaults: the run
     records each cell's options as given, so it is the point the run marked so."""
-    by_point: dict[tuple, dict[int, tuple[float, float]]] = {}
+    by_point: dict[tuple, dict[int, Round]] = {}
     for entry in doc["benchmarks"]:
         extra = entry["extra_info"]
         median = warm_median(entry)
         if not extra.get("complete") or extra.get("failed") or median is None:
             continue
         point = tuple(sorted((entry["params"].get("sweep") or {}).items()))
-        by_point.setdefault(point, {})[entry["params"]["seed"]] = (median, extra["test_accuracy"])
+        warm = warm_epochs([h["seconds"] for h in extra["history"]])
+        by_point.setdefault(point, {})[entry["params"]["seed"]] = Round(
+            median, extra["test_accuracy"], warm, extra.get("design") == DESIGN
+        )
     shipped_point = _shipped_point(doc, by_point)
     if shipped_point is None:
         raise ConfigError(
@@ -111,11 +125,10 @@ def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], 
     confidence = familywise(CONFIDENCE, len(by_point) - 1)
     found = []
     for point, rounds in by_point.items():
-        ratio = paired_ratio(
-            {s: v[0] for s, v in shipped.items()}, {s: v[0] for s, v in rounds.items()}, confidence
-        )
+        ratio = speedup(shipped, rounds, confidence)
         delta = paired_difference(
-            {s: 100 * v[1] for s, v in shipped.items()}, {s: 100 * v[1] for s, v in rounds.items()}
+            {s: 100 * v.accuracy for s, v in shipped.items()},
+            {s: 100 * v.accuracy for s, v in rounds.items()},
         ).mean
         if abs(delta) > tolerance:
             verdict = f"rejected: changes the math ({delta:+.2f} pt accuracy)"
@@ -128,7 +141,7 @@ def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], 
         else:
             verdict = "no difference shown"
         options = {k.split(".", 1)[1]: v for k, v in point}
-        seconds = statistics.fmean(v[0] for v in rounds.values())
+        seconds = statistics.fmean(v.median for v in rounds.values())
         found.append(
             Candidate(
                 options, seconds, ratio.value, ratio.low, ratio.high, delta, verdict, confidence
@@ -137,6 +150,34 @@ def judge(doc: dict, scenario: str, tolerance: float) -> tuple[list[Candidate], 
     found.sort(key=lambda c: -c.speedup)
     winner = next((c for c in found if c.verdict == "faster"), None)
     return found, ({} if winner is None else winner.options)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One candidate's round: its warm median, final accuracy, warm epochs, and whether it
+    trained in lockstep with the other candidates."""
+
+    median: float
+    accuracy: float
+    warm: list[float]
+    lockstep: bool
+
+
+def speedup(shipped: dict[int, Round], candidate: dict[int, Round], confidence: float) -> Ratio:
+    """shipped / candidate: epoch by epoch within rounds where all trained in lockstep
+    (``stats.lockstep_ratio``), else paired round medians (``stats.paired_ratio``)."""
+    if all(r.lockstep for r in (*shipped.values(), *candidate.values())):
+        ratio, _ = lockstep_ratio(
+            {s: r.warm for s, r in shipped.items()},
+            {s: r.warm for s, r in candidate.items()},
+            confidence,
+        )
+        return ratio
+    return paired_ratio(
+        {s: r.median for s, r in shipped.items()},
+        {s: r.median for s, r in candidate.items()},
+        confidence,
+    )
 
 
 def _shipped_point(doc: dict, by_point: dict) -> tuple | None:

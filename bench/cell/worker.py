@@ -7,6 +7,13 @@ lines starting with ``MARK``: ``data {n_train, n_test, n_features}`` once the da
 exactly one of ``result {Result}`` or ``failed {"reason": one line}``. Anything else on stdout (a
 framework's chatter) is not protocol; the parent passes it on to its stderr. Ctrl-C (SIGINT) ends
 the run after the finished epochs, which the result then holds, marked incomplete.
+
+In lockstep (the cell's JSON has ``"lockstep": true``; ``bench.campaign.lockstep``), the worker
+loads, builds and then sends ``ready {}`` and waits: each ``epoch`` line on stdin trains one epoch
+(answered by its ``epoch`` line), ``stop`` (or the end of stdin) ends it with its ``result``. A
+backend that refuses the scenario answers ``result`` (skipped) instead of ``ready``. While it
+waits it blocks on stdin, so it uses no CPU of its own (its framework's pools may still spin for
+a moment; the parent measures what they use).
 """
 
 from __future__ import annotations
@@ -46,12 +53,37 @@ def train_reporting(cell: Any) -> Any:
     return run(cell.backend, cell.scenario, data, report_epoch, cell.options)
 
 
+def train_on_command(cell: Any) -> Any:
+    """Load and build, say ``ready``, then train an epoch per ``epoch`` line until ``stop``."""
+    from backends.api import RecipeUnsupported
+    from bench.cell.session import Session
+    from bench.data import DataCache, load_raw
+    from bench.results.record import Result
+
+    data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test).get(cell.scenario.dtype)
+    send("data", {"n_train": data.n_train, "n_test": data.n_test, "n_features": data.n_features})
+    session = Session(cell.backend, cell.scenario, data, report_epoch, cell.options)
+    try:
+        session.build()
+    except RecipeUnsupported as err:
+        return Result(cell.backend, cell.scenario, skipped=str(err) or "not supported",
+                      n_train=data.n_train, n_test=data.n_test)  # fmt: skip
+    send("ready", {})
+    try:
+        while sys.stdin.readline().strip() == "epoch":
+            session.run_epoch()
+    except KeyboardInterrupt:
+        return session.result(complete=False)
+    return session.result(complete=len(session.history) >= cell.scenario.epochs)
+
+
 def main() -> int:
     try:
         line = sys.stdin.readline()
         if not line:  # the parent died before sending the cell
             return 1
         cell = json.loads(line)
+        lockstep = bool(cell.pop("lockstep", False))
         threads = cell["options"].get("threads")
         if threads:  # before anything loads a framework (it sizes its pools as it loads)
             from bench.cell.threads import apply
@@ -59,7 +91,8 @@ def main() -> int:
             apply(threads)
         from bench.cell.spec import CellSpec  # only now: it loads NumPy, which sizes its BLAS pool
 
-        result = train_reporting(CellSpec.from_dict(cell))
+        spec = CellSpec.from_dict(cell)
+        result = train_on_command(spec) if lockstep else train_reporting(spec)
     except KeyboardInterrupt:  # before the first epoch: nothing finished
         send("failed", {"reason": "interrupted before its first epoch finished"})
         return 130

@@ -9,13 +9,14 @@ Contract:
 - Speed: the ratio NEW/BASE of the rounds' median warm-epoch times, paired by seed where both
   sides have at least two seeds in common, else unpaired, with its interval at confidence
   1 − ``alpha`` (``bench.stats.ratio``; the rule is ``bench.stats.gate_verdict``). A cell counts
-  as *slower* (a regression) only when the
-  whole interval lies above ``factor`` (default 1.05), *faster* when it lies below 1/``factor``;
-  otherwise "no change detected". Where the spread between processes is unknown — one round per
-  side, or the same ratio in every round — the gate judges the two sides' warm epochs instead
-  (Welch on their logs) and says so in the row's "judged on" column: warm epochs of one process
-  are not independent runs, so that interval leaves the process level out (run both sides with
-  ``mlpbench run --rounds N`` to measure it); a consistent slowdown still exits 1.
+  as *slower* (a regression) only when the whole interval lies above ``factor`` (default 1.05),
+  *faster* when it lies below 1/``factor``; otherwise "no change detected". Where the rounds give
+  no interval — the same ratio in every round, or one round per side — the gate judges the two
+  sides' warm epochs instead (Welch on their logs) and says so in the row's "judged on" column.
+  With one round per side the spread between processes was not measured (warm epochs of one
+  process are not independent runs), so it calls a change only beyond
+  ``stats.unmeasured_factor`` (×1.25): a consistent 1.5× slowdown still exits 1, a 2 % one does
+  not; ``mlpbench run --rounds N`` on both sides measures that spread.
 - Each row says "x % ± y % slower/faster" and the gate's power to catch a 10 % slowdown at that
   row's sample size and spread. ``mlpbench compare --self-test`` measures the false-alarm rate
   and that power on this machine, from real runs (``bench.campaign.selftest``).
@@ -50,6 +51,8 @@ from bench.stats import (
     paired_difference,
     power,
     ratio,
+    round_median,
+    unmeasured_factor,
     unpaired_ratio,
 )
 
@@ -190,7 +193,7 @@ def cell_label(key: MatchKey) -> str:
 def median_of(entry: dict[str, Any]) -> float:
     """The entry's median epoch seconds over its timed sample (warm or cold), for display."""
     data = entry["stats"].get("data")
-    return float(statistics.median(data)) if data else float(entry["stats"]["median"])
+    return round_median(data) if data else float(entry["stats"]["median"])
 
 
 def compare_cell(
@@ -201,7 +204,10 @@ def compare_cell(
     alpha: float = DEFAULT_ALPHA,
     factor: float = DEFAULT_FACTOR,
 ) -> Row:
-    """The ratio NEW/BASE over the rounds of one cell, its verdict and the gate's power."""
+    """The ratio NEW/BASE of one cell, its verdict and the gate's power: over its rounds, or
+    over its warm epochs where the rounds give no interval (``basis`` says which) — the same
+    ratio in every round (a tie), or one round per side, whose process-to-process spread was not
+    measured and is judged against the wider ``stats.unmeasured_factor(factor)``."""
     medians = [
         {seed: m for seed, c in side.items() if (m := warm_median(c.entry)) is not None}
         for side in (base, new)
@@ -215,9 +221,14 @@ def compare_cell(
     basis = "rounds"
     if all(medians):
         estimate = ratio(medians[1], medians[0], 1 - alpha)
+        threshold = factor
         if not estimate.testable and gate_verdict(estimate, factor) != SAME:
-            estimate, basis = _warm_epochs_ratio(base, new, alpha), WARM_BASIS
-        verdict = gate_verdict(estimate, factor)
+            one_process = min(len(m) for m in medians) < 2
+            threshold = unmeasured_factor(factor) if one_process else factor
+            estimate = _warm_epochs_ratio(base, new, alpha)
+            basis = WARM_BASIS if one_process else TIED_BASIS
+            basis += f"; slower beyond ×{threshold:g}"
+        verdict = gate_verdict(estimate, threshold)
     else:
         estimate = Ratio(means[1] / means[0], math.nan, math.nan, 0, math.nan, False)
         verdict = "not testable (cold epoch or median only)"
@@ -234,8 +245,10 @@ def compare_cell(
     )
 
 
-#: The "judged on" of a cell whose spread between processes is unknown.
+#: The "judged on" of a cell with one round per side: its spread between processes is unknown.
 WARM_BASIS = "warm epochs (spread between processes not measured)"
+#: The "judged on" of a cell whose rounds all give the same ratio (no interval over rounds).
+TIED_BASIS = "warm epochs (the same ratio in every round)"
 
 
 def _warm_epochs_ratio(base: dict[int, Cell], new: dict[int, Cell], alpha: float) -> Ratio:
@@ -377,7 +390,7 @@ def change_text(r: Ratio) -> str:
 
 
 def _points(d: Estimate) -> str:
-    """'+0.02 pt [-0.05, +0.09]' (paired), '+0.02 pt' without an interval."""
+    """'+0.02 [-0.05, +0.09]' (points, paired by seed), '+0.02' without an interval."""
     if d.spread_known:
         return f"{d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
     return f"{d.mean:+.2f}"

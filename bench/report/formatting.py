@@ -1,4 +1,5 @@
-"""Formatting shared by the tables and the plots: seconds, markdown tables, bullet lists."""
+"""Formatting shared by the tables, the page and the plots: seconds, ratios, markdown tables,
+bullet lists."""
 
 from __future__ import annotations
 
@@ -44,3 +45,12 @@ def to_markdown(table: pd.DataFrame, align: str = "right") -> str:
 
 def bullets(lines: Sequence[str]) -> str:
     return "\n".join(f"- {escape_markdown(line)}" for line in lines)
+
+
+def ratio_text(value: float, low: float, high: float) -> str:
+    """'×1.82 [1.75, 1.90]'; '×1.82' without an interval (one seed, or a tie such as the
+    reference against itself); '—' without a value."""
+    if value != value:
+        return "—"
+    tied = low != low or high != high or not high > low
+    return f"×{value:.2f}" + ("" if tied else f" [{low:.2f}, {high:.2f}]")

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from bench.results.read import Cell, as_dict
-from bench.stats import COLD_EPOCHS, REFERENCE, has_warm_epochs, reference_of
+from bench.stats import COLD_EPOCHS, REFERENCE, has_warm_epochs, reference_of, round_median
 
 #: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second, MiB).
 KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
@@ -29,7 +29,7 @@ CSV_COLUMNS = {
                   "device_step_iqr_us", "stats_over", "n_train", "source",
                   # later additions go at the end, so the columns keep their places
                   "ratio_ci95_low", "ratio_ci95_high", "within_cv_pct", "between_cv_pct",
-                  "unstable"],
+                  "unstable", "ratio_pairs", "ratio_level"],
     "cold_start.csv": [*KEY_COLUMNS, "epoch1_s", "build_s", "cold_overhead_s",
                        "median_s_per_epoch", "source"],
     "memory.csv": [*KEY_COLUMNS, "host_peak_mib", "gpu_peak_mib", "gpu_memory_measure", "pid",
@@ -37,7 +37,7 @@ CSV_COLUMNS = {
 }
 # fmt: on
 #: Columns that describe a cell over its seeds, never one run.
-CELL_ONLY = ("within_cv_pct", "between_cv_pct", "unstable")
+CELL_ONLY = ("within_cv_pct", "between_cv_pct", "unstable", "ratio_pairs", "ratio_level")
 #: The runs frame's numeric and text columns (one row per seed): runs.csv.
 FRAME_COLUMNS = [
     "machine_id",
@@ -58,6 +58,7 @@ FRAME_COLUMNS = [
     "steps_per_epoch",
     "step_bytes",
     "epoch_gflop",
+    "design",
 ]
 #: Columns of the runs frame that hold structures, not numbers (not in runs.csv).
 NESTED_COLUMNS = ["settings", "history", "recipe", "warm_seconds", "conditions"]
@@ -87,16 +88,29 @@ def runs_frame(
     return sort_cells(frame, ["seed"])
 
 
+def references(frame: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """(machine, scenario, backend) → the row its speed and accuracy are compared with:
+    ``stats.reference_of`` among the backends with a warm run on that machine and scenario. The
+    one choice the runs frame, the cells frame and the questions all use."""
+    ran = frame[(frame["status"] != "skipped") & has_warm(frame)]
+    present = ran.groupby(["machine_id", "scenario"], sort=False)["backend"].agg(set)
+    cells = frame[["machine_id", "scenario", "backend"]].drop_duplicates()
+    return {
+        (m, s, b): reference_of(b, present.get((m, s), set()))
+        for m, s, b in cells.itertuples(index=False)
+    }
+
+
 def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """The reference's warm median / each row's, matched on ``keys`` (the reference as
-    ``reference_of`` chooses it among the rows sharing the keys); NaN unless both are over warm
-    epochs (a cold-only time is not comparable)."""
+    """The reference row's warm median / each row's, matched on ``keys`` (the reference as
+    ``references`` chooses it); NaN unless both are over warm epochs (a cold-only time is not
+    comparable)."""
     warm = frame["median_s_per_epoch"].where(has_warm(frame))
     rows = frame.assign(_warm=warm).drop_duplicates([*keys, "backend"])
-    present = rows.groupby(keys, dropna=False, sort=False)["backend"].agg(set)
+    chosen = references(frame)
     against = [
-        reference_of(backend, present.get(key, ()))
-        for backend, key in zip(frame["backend"], frame[keys].itertuples(index=False), strict=True)
+        chosen[(m, s, b)]
+        for m, s, b in zip(frame["machine_id"], frame["scenario"], frame["backend"], strict=True)
     ]
     lookup = rows.set_index([*keys, "backend"])["_warm"]
     index = pd.MultiIndex.from_arrays([*(frame[k] for k in keys), against])
@@ -161,6 +175,7 @@ def _row(cell: Cell) -> dict[str, Any]:
         "epoch_gflop": extra.get("epoch_gflop", math.nan),
         "round": extra.get("round"),
         "position": extra.get("position"),
+        "design": extra.get("design"),
         **_timing(cell.entry),
         **_device_time(history),
         **_memory(extra, settings),
@@ -256,7 +271,7 @@ def _device_time(history: list[dict[str, Any]]) -> dict[str, float]:
 def _timing(entry: dict[str, Any]) -> dict[str, Any]:
     """Median epoch seconds (from stats.data when present), throughput and cold start."""
     extra, stats = entry["extra_info"], entry["stats"]
-    median = statistics.median(stats["data"]) if stats.get("data") else stats["median"]
+    median = round_median(stats["data"]) if stats.get("data") else stats["median"]
     cold = extra["history"][0]["seconds"]
     return {
         "median_s_per_epoch": median,

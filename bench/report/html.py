@@ -24,7 +24,7 @@ import pandas as pd
 
 from bench.report.caveats import caveats
 from bench.report.facts import machine_facts_table
-from bench.report.formatting import format_seconds
+from bench.report.formatting import format_seconds, ratio_text
 from bench.report.ladder import ladder_frame
 from bench.report.questions import LEGEND as QUESTIONS_LEGEND
 from bench.report.questions import questions_table
@@ -228,11 +228,11 @@ def _speed(r: pd.Series) -> str:
 
 
 def _ratio(r: pd.Series) -> str:
-    value = r["relative_to_numpy"]
-    if value != value:
-        return "—"
-    low, high = r.get("ratio_ci95_low", math.nan), r.get("ratio_ci95_high", math.nan)
-    return f"×{value:.2f}" + ("" if low != low else f" [{low:.2f}, {high:.2f}]")
+    return ratio_text(
+        r["relative_to_numpy"],
+        r.get("ratio_ci95_low", math.nan),
+        r.get("ratio_ci95_high", math.nan),
+    )
 
 
 def _accuracy(r: pd.Series) -> str:

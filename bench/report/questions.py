@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import has_warm
-from bench.stats import TIE, Estimate, paired_difference, paired_ratio, reference_of
+from bench.report.frame import has_warm, references
+from bench.stats import TIE, Estimate, paired_difference, paired_ratio
 
 BEST = "best_config"
 COLUMNS = ["question", "backend", "n", "difference", "verdict"]
@@ -103,10 +103,10 @@ def _best(ran: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _backends(ran: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
+    chosen = references(ran)
     for scenario, runs in ran.groupby("scenario", sort=False):
-        present = set(runs["backend"])
         for backend, group in runs.groupby("backend", sort=False):
-            against = reference_of(backend, present)
+            against = chosen[(group["machine_id"].iloc[0], scenario, backend)]
             reference = runs[runs["backend"] == against]
             if backend == against or reference.empty:
                 continue

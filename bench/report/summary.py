@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import has_warm, sort_cells
-from bench.stats import mean_ci, paired_ratio, reference_of
+from bench.report.frame import has_warm, references, sort_cells
+from bench.stats import lockstep_ratio, mean_ci, paired_ratio, warm_epochs
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
 #: is unstable (pyperf warns from 10 % too).
@@ -90,7 +90,13 @@ def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
     frame = frame.astype({c: "Int64" for c in ("epochs_run", "epochs", "n_train", "n_test")})
     ratios = _paired_ratios(runs)
-    for column in ("relative_to_numpy", "ratio_ci95_low", "ratio_ci95_high"):
+    for column in (
+        "relative_to_numpy",
+        "ratio_ci95_low",
+        "ratio_ci95_high",
+        "ratio_pairs",
+        "ratio_level",
+    ):
         frame[column] = [
             ratios.get((m, s, b), {}).get(column, math.nan)
             for m, s, b in zip(
@@ -100,32 +106,54 @@ def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return sort_cells(frame, [])
 
 
-def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, float]]:
-    """(machine, scenario, backend) → the reference's median / this one's, paired by seed, with
-    its interval; only warm medians count (a cold-only time is not comparable)."""
+def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(machine, scenario, backend) → the reference row's time / this one's with its interval:
+    paired epoch by epoch within rounds where both trained in lockstep
+    (``stats.lockstep_ratio``; ``ratio_level`` says which level dominates), else the rounds'
+    warm medians paired by seed (``stats.paired_ratio``). Only warm epochs count."""
     warm = runs[(runs["status"] != "skipped") & has_warm(runs)]
-    medians = {
-        key: dict(
-            zip(group["seed"].fillna(-1).astype(int), group["median_s_per_epoch"], strict=True)
-        )
-        for key, group in warm.groupby(KEYS, sort=False)
-    }
-    present: dict[tuple[str, str], set[str]] = {}
-    for machine, scenario, backend in medians:
-        present.setdefault((machine, scenario), set()).add(backend)
+    groups = {key: group for key, group in warm.groupby(KEYS, sort=False)}
+    chosen = references(runs)
     out = {}
-    for (machine, scenario, backend), per_seed in medians.items():
-        against = reference_of(backend, present[(machine, scenario)])
-        reference = medians.get((machine, scenario, against))
-        if reference is None:
-            continue
-        estimate = paired_ratio(reference, per_seed)
-        out[(machine, scenario, backend)] = {
-            "relative_to_numpy": estimate.value,
-            "ratio_ci95_low": estimate.low,
-            "ratio_ci95_high": estimate.high,
-        }
+    for (machine, scenario, backend), group in groups.items():
+        reference = groups.get((machine, scenario, chosen[(machine, scenario, backend)]))
+        if reference is not None:
+            out[(machine, scenario, backend)] = _ratio_columns(reference, group)
     return out
+
+
+def _ratio_columns(reference: pd.DataFrame, group: pd.DataFrame) -> dict[str, Any]:
+    if _lockstep(reference) and _lockstep(group):
+        estimate, levels = lockstep_ratio(_warm_epochs(reference), _warm_epochs(group))
+        pairs, level = "epochs in lockstep", levels.dominant
+    else:
+        estimate = paired_ratio(_medians(reference), _medians(group))
+        pairs, level = "round medians", None
+    return {
+        "relative_to_numpy": estimate.value,
+        "ratio_ci95_low": estimate.low,
+        "ratio_ci95_high": estimate.high,
+        "ratio_pairs": pairs,
+        "ratio_level": level,
+    }
+
+
+def _lockstep(group: pd.DataFrame) -> bool:
+    return bool((group["design"] == "lockstep").all())
+
+
+def _medians(group: pd.DataFrame) -> dict[int, float]:
+    seeds = group["seed"].fillna(-1).astype(int)
+    return dict(zip(seeds, group["median_s_per_epoch"], strict=True))
+
+
+def _warm_epochs(group: pd.DataFrame) -> dict[int, list[float]]:
+    """seed (round) → its warm epochs' seconds, in epoch order."""
+    seeds = group["seed"].fillna(-1).astype(int)
+    return {
+        seed: warm_epochs([h["seconds"] for h in history])
+        for seed, history in zip(seeds, group["history"], strict=True)
+    }
 
 
 def _summary(group: pd.DataFrame) -> dict[str, Any]:
@@ -173,12 +201,44 @@ def _levels(ran: pd.DataFrame) -> dict[str, Any]:
     if between_cv > UNSTABLE:
         causes.append(f"rounds vary {100 * between_cv:.0f} %")
     if causes:
-        causes += _seen(ran["conditions"])
+        measured = _others(ran)
+        causes += measured if measured is not None else _seen(ran["conditions"])
     return {
         "within_cv_pct": 100 * within_cv,
         "between_cv_pct": 100 * between_cv,
         "unstable": "; ".join(causes) or None,
     }
+
+
+#: What other processes may use, in cores on average while a cell's epochs trained, before the
+#: tables name it as a cause.
+OTHERS_CORES = 0.1
+
+
+def _others(ran: pd.DataFrame) -> list[str] | None:
+    """What other processes did while the cell's epochs trained, where the executor measured
+    it (lockstep: CPU seconds of the group's waiting workers, of every other process, and steal,
+    per second of training): a cause per kind past ``OTHERS_CORES``, or "nothing unusual seen";
+    None where it was not measured."""
+    measured = [
+        (c, sum(h["seconds"] for h in history))
+        for c, history in zip(ran["conditions"], ran["history"], strict=True)
+        if isinstance(c, dict) and "foreign_cpu_s" in c and history
+    ]
+    if not measured:
+        return None
+    trained = sum(seconds for _, seconds in measured) or math.nan
+    share = {
+        key: sum(c.get(key) or 0.0 for c, _ in measured) / trained
+        for key in ("foreign_cpu_s", "idle_workers_cpu_s", "steal_s")
+    }
+    words = {
+        "foreign_cpu_s": "other processes used {:.2f} cores meanwhile",
+        "idle_workers_cpu_s": "the waiting backends' threads used {:.2f} cores meanwhile",
+        "steal_s": "the hypervisor stole {:.2f} cores meanwhile",
+    }
+    causes = [words[k].format(v) for k, v in share.items() if v > OTHERS_CORES]
+    return causes or ["nothing unusual seen in other processes (CPU, steal)"]
 
 
 def _cv(values: list[float]) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.formatting import escape_markdown, format_seconds, to_markdown
+from bench.report.formatting import escape_markdown, format_seconds, ratio_text, to_markdown
 from bench.report.frame import runs_frame
 from bench.report.summary import cells_frame
 from bench.results.read import collect
@@ -57,13 +57,13 @@ _epoch5 = _unless_nan("test_accuracy_epoch5_pct", lambda v: f"{v:.2f}")
 
 def _relative(r: pd.Series) -> str:
     """'×1.82 [1.75, 1.90]': the ratio to the reference paired by seed, with its 95 % interval
-    ('×1.82' with one seed; '—' when there is no reference to pair with)."""
-    value = r["relative_to_numpy"]
-    if math.isnan(value):
-        return "—"
-    low, high = r.get("ratio_ci95_low", math.nan), r.get("ratio_ci95_high", math.nan)
-    interval = "" if pd.isna(low) or pd.isna(high) else f" [{low:.2f}, {high:.2f}]"
-    return f"×{value:.2f}{interval}"
+    ('×1.82' with one seed or a tie, such as the reference against itself; '—' when there is
+    no reference to pair with)."""
+    return ratio_text(
+        r["relative_to_numpy"],
+        r.get("ratio_ci95_low", math.nan),
+        r.get("ratio_ci95_high", math.nan),
+    )
 
 
 def _unstable_mark(r: pd.Series) -> str:
@@ -190,8 +190,9 @@ def machine_sections(frame: pd.DataFrame) -> list[str]:
 
 HEADLINE_LEGEND = (
     "per scenario: NumPy's median warm s/epoch, the fastest backend with its s/epoch and its "
-    "ratio to NumPy (paired by seed, [95 % interval]), and the most accurate backend with its "
-    "final test accuracy (± = 95 % interval over seeds)"
+    "ratio to its reference row (paired by seed, [95 % interval]; a tuned row's reference is "
+    "NumPy tuned in the same run, every other row's NumPy as shipped), and the most accurate "
+    "backend with its final test accuracy (± = 95 % interval over seeds)"
 )
 
 

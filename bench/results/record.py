@@ -40,7 +40,10 @@ class Result:
     placed the cell (its round, 0-based, and its 0-based place in that round's order);
     ``started`` / ``ended``: when it ran (UNIX seconds); ``conditions``: what the machine was
     doing meanwhile (``bench.campaign.conditions``); ``code``: the fingerprint of the code it ran
-    (``bench.campaign.fingerprint``); ``options``: the backend options it was asked to run with."""
+    (``bench.campaign.fingerprint``); ``options``: the backend options it was asked to run with;
+    ``design``: "lockstep" when its epochs alternated with the other backends' of its scenario and
+    round, each in its own waiting process (``bench.campaign.lockstep``), else None (a cell
+    trained start to end in one go)."""
 
     backend: str
     scenario: Scenario
@@ -65,6 +68,7 @@ class Result:
     code: str | None = None
     options: dict[str, Any] | None = None
     division: str | None = None
+    design: str | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:

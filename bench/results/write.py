@@ -80,6 +80,7 @@ def extra_info(result: Result) -> dict[str, Any]:
         "code": result.code,
         "options": result.options,
         "division": result.division,
+        "design": result.design,
     }
 
 
