@@ -598,12 +598,58 @@ def test_headline_markdown(tmp_path: Path) -> None:
     assert [c.strip() for c in row.strip("|").split("|")] == [
         "baseline",
         "2.00",
-        "keras",
+        "keras? one seed cannot tell it from numpy (×4.00; run --rounds 3 or more)",
         "0.500",
         "×4.00",
-        "numpy: 91.00 %",
+        "numpy? one seed cannot tell it from keras (+0.00 pt; run --rounds 3 or more); 91.00 %",
     ]
     assert headline_markdown([tmp_path / "missing.json"]) == ""
+
+
+def headline_row(tmp_path: Path, *entries: dict[str, Any]) -> list[str]:
+    text = headline_markdown([save(tmp_path, "h.json", doc(*entries))])
+    [row] = [ln for ln in text.splitlines() if ln.startswith("| baseline")]
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def seeded(backend: str, level: float, noise: list[float], accuracy: list[float]) -> list[dict]:
+    """Five seeds of a cell: warm epochs at ``level`` × the seed's noise, final accuracies."""
+    return [
+        entry(backend, "baseline", [level * n] * 3, seed=s,
+              accuracies=[0.5, 0.6, 0.7, accuracy[s]])
+        for s, n in enumerate(noise)
+    ]  # fmt: skip
+
+
+def test_the_summary_names_a_clear_winner_with_its_lead(tmp_path: Path) -> None:
+    """Jax is 2× faster than numpy on every seed (± a little) and more accurate on every seed by
+    0.2–0.4 points: both are named, with the lead's paired interval."""
+    noise = [1.00, 1.03, 0.97, 1.02, 0.99]
+    row = headline_row(
+        tmp_path,
+        *seeded("numpy", 2.0, noise, [0.970, 0.971, 0.969, 0.972, 0.970]),
+        *seeded("jax", 1.0, noise[::-1], [0.973, 0.974, 0.973, 0.975, 0.974]),
+    )
+    assert row[2].startswith("jax, ×2.00 [") and row[2].endswith("] ahead of numpy")
+    assert row[5].startswith("jax, +0.34 pt [")
+
+
+def test_the_summary_names_no_winner_inside_a_tie(tmp_path: Path) -> None:
+    """Torch is 1 % faster on average but swings ±10 % between seeds; accuracies differ by
+    ±0.1 point either way: both columns say tie, and numpy's lead is shown when it leads."""
+    row = headline_row(
+        tmp_path,
+        *seeded("numpy", 1.0, [1.0, 1.1, 0.9, 1.05, 0.95], [0.970, 0.971, 0.969, 0.972, 0.970]),
+        *seeded("torch", 0.99, [0.9, 1.1, 1.0, 0.95, 1.05], [0.971, 0.970, 0.970, 0.971, 0.969]),
+    )
+    assert row[2].startswith("tie: torch, numpy (×1.0") and row[4].startswith("×1.0")
+    assert row[5].startswith("tie: ")
+    lead = headline_row(
+        tmp_path,
+        *seeded("numpy", 1.0, [1.0, 1.02, 0.98, 1.01, 0.99], [0.97] * 5),
+        *seeded("keras", 3.0, [0.99, 1.0, 1.02, 0.98, 1.01], [0.97] * 5),
+    )
+    assert lead[2].startswith("numpy, ×3.00 [") and lead[2].endswith("ahead of keras")
 
 
 # --- unusable files, CLI and plots ---------------------------------------------------------------

@@ -16,7 +16,14 @@ from bench.report.formatting import escape_markdown, format_seconds, ratio_text,
 from bench.report.frame import runs_frame
 from bench.report.summary import cells_frame
 from bench.results.read import collect
-from bench.stats import has_warm_epochs
+from bench.stats import (
+    REFERENCE,
+    has_warm_epochs,
+    paired_difference,
+    paired_ratio,
+    round_median,
+    warm_epochs,
+)
 
 Formatter = Callable[[pd.Series], str]
 
@@ -189,10 +196,13 @@ def machine_sections(frame: pd.DataFrame) -> list[str]:
 
 
 HEADLINE_LEGEND = (
-    "per scenario: NumPy's median warm s/epoch, the fastest backend with its s/epoch and its "
-    "ratio to its reference row (paired by seed, [95 % interval]; a tuned row's reference is "
-    "NumPy tuned in the same run, every other row's NumPy as shipped), and the most accurate "
-    "backend with its final test accuracy (± = 95 % interval over seeds)"
+    "per scenario: NumPy's median warm s/epoch, the fastest backend with its lead over the next "
+    "fastest of the same run, its s/epoch and its ratio to its reference row (paired by seed, "
+    "[95 % interval]; a tuned row's reference is NumPy tuned in the same run, every other row's "
+    "NumPy as shipped), and the most accurate backend with its final test accuracy (± = 95 % "
+    "interval over seeds) and its lead over the next. A winner is named only where the paired "
+    "interval of its lead excludes a tie; otherwise the row says tie, or, with one seed, that "
+    "it cannot tell"
 )
 
 
@@ -205,19 +215,92 @@ def headline_table(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
             continue
         fastest = ran.loc[ran["median_s_per_epoch"].idxmin()]
         best = ran.loc[ran["final_test_accuracy_pct"].idxmax()]
-        numpy = ran[ran["backend"] == "numpy"]
+        numpy = ran[ran["backend"] == REFERENCE]
         rows.append(
             {
                 "scenario": scenario,
                 "numpy s/epoch": _median(numpy.iloc[0]) if len(numpy) else "not run",
-                "fastest": fastest["backend"],
+                "fastest": _winner(fastest, _runner_up(ran, fastest, "median_s_per_epoch")),
                 "its s/epoch": _median(fastest),
                 "vs numpy": _relative(fastest),
-                "most accurate": f"{best['backend']}: {_final(best)} %",
+                "most accurate": _most_accurate(
+                    best, _runner_up(ran, best, "final_test_accuracy_pct", largest=True)
+                ),
             }
         )
     table = pd.DataFrame(rows).set_index("scenario") if rows else pd.DataFrame()
     return HEADLINE_LEGEND, table
+
+
+def _runner_up(
+    ran: pd.DataFrame, leader: pd.Series, column: str, largest: bool = False
+) -> pd.Series | None:
+    """The next row after ``leader`` by ``column`` among the rows of its own division (the same
+    run: their seeds pair; rows of another run would carry the drift between runs)."""
+    same = ran[[_division(b) == _division(leader["backend"]) for b in ran["backend"]]]
+    others = same[same["backend"] != leader["backend"]].dropna(subset=[column])
+    if others.empty:
+        return None
+    return others.loc[others[column].idxmax() if largest else others[column].idxmin()]
+
+
+def _winner(leader: pd.Series, next_: pd.Series | None) -> str:
+    """'jax, ×1.48 [1.32, 1.67] ahead of numpy', 'tie: jax, keras-jax (×1.05 [0.95, 1.16])', or
+    'jax? one seed cannot tell it from numpy (×1.05)'."""
+    if next_ is None:
+        return str(leader["backend"])
+    lead = paired_ratio(_per_seed(next_, "speed"), _per_seed(leader, "speed"))
+    shown = (
+        lead.shown()
+        if lead.n
+        else f"×{next_['median_s_per_epoch'] / leader['median_s_per_epoch']:.2f}"
+    )
+    return _verdict(leader, next_, lead.n, lead.testable and lead.low > 1, shown)
+
+
+def _most_accurate(leader: pd.Series, next_: pd.Series | None) -> str:
+    shown = f"{leader['backend']}: {_final(leader)} %"
+    if next_ is None:
+        return shown
+    lead = paired_difference(_per_seed(next_, "accuracy"), _per_seed(leader, "accuracy"))
+    mean = (
+        lead.mean
+        if lead.n
+        else leader["final_test_accuracy_pct"] - next_["final_test_accuracy_pct"]
+    )
+    gap = f"{mean:+.2f} pt" + (f" [{lead.low:+.2f}, {lead.high:+.2f}]" * lead.spread_known)
+    named = _verdict(leader, next_, lead.n, lead.excludes_zero and lead.low > 0, gap)
+    return f"{named}; {_final(leader)} %"
+
+
+def _verdict(leader: pd.Series, next_: pd.Series, n: int, shown_apart: bool, lead: str) -> str:
+    first, second = leader["backend"], next_["backend"]
+    if n < 2:  # one seed, or results without seeds (one each)
+        return f"{first}? one seed cannot tell it from {second} ({lead}; run --rounds 3 or more)"
+    if shown_apart:
+        return f"{first}, {lead} ahead of {second}"
+    return f"tie: {first}, {second} ({lead})"
+
+
+def _per_seed(r: pd.Series, what: str) -> dict[int, float]:
+    """seed → the cell's round speed (median warm-epoch seconds) or final test accuracy (%)."""
+    seeds, histories = r.get("seeds"), r.get("histories")
+    if not isinstance(seeds, list) or not isinstance(histories, list):
+        return {}
+    if len(seeds) != len(histories):
+        return {}
+    out: dict[int, float] = {}
+    for seed, history in zip(seeds, histories, strict=True):
+        if what == "accuracy":
+            out[seed] = 100 * history[-1]["test_accuracy"]
+        elif warm := warm_epochs([h["seconds"] for h in history]):
+            out[seed] = round_median(warm)
+    return out
+
+
+def _division(backend: str) -> str:
+    """'tuned' for 'jax (tuned)', 'shipped' for a plain name."""
+    return backend.rsplit(" (", 1)[1].rstrip(")") if str(backend).endswith(")") else "shipped"
 
 
 def headline_markdown(paths: Sequence[Path]) -> str:
