@@ -386,7 +386,7 @@ def test_an_unstable_cell_is_marked_with_what_was_seen(tmp_path):
     [line] = [ln for ln in markdown.splitlines() if ln.startswith("- m: ")]
     assert line.startswith("- m: jax × baseline: warm epochs vary")
     assert "load up to 3.1 on 2 cores" in line
-    assert "mlpbench: unstable: m: jax × baseline" in done.stdout
+    assert "mlpbench: 1 unstable speed (⚠): why, per cell, under" in done.stdout
     assert "numpy × baseline" not in line
 
 

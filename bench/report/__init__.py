@@ -14,6 +14,7 @@ backend or the scenario catalogue, so tables can be made on any machine.
 - ``html``, ``landing``: a results folder's index.html and results/index.html (Jinja2 + Bokeh).
 - ``formatting``: seconds and markdown, shared by the above.
 - ``outputs``: results.md, the CSVs, the plots and the page into a folder (``mlpbench table``).
+- ``answer``: the closing lines of a run: the answer per scenario, unstable count, the page.
 - ``compare``: ``mlpbench compare``, speed regressions between two result sets.
 """
 
@@ -22,16 +23,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bench.report.answer import closing_lines
 from bench.report.outputs import TablesReport, write_tables
 
 
 def write_tables_and_report(files: list[Path], out_dir: Path) -> TablesReport:
-    """``write_tables``, then one stderr line per problem and one stdout line per file written."""
+    """``write_tables``, then one stderr line per problem, one stdout line per file written, and
+    the closing lines: the answer per scenario, the unstable speeds' count, the page to open."""
     report = write_tables(files, out_dir)
     for problem in report.problems:
         print(f"mlpbench: {problem}", file=sys.stderr)
     for path in report.written:
         print(f"wrote {path}")
-    for line in report.unstable:
-        print(f"mlpbench: unstable: {line}")
+    for line in closing_lines(report.answer, report.unstable, report.page):
+        print(line)
     return report

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import MlpbenchError
+from bench.report.answer import answer_lines
 from bench.report.caveats import agreement, caveats
 from bench.report.facts import machine_facts_table
 from bench.report.formatting import bullets, escape_markdown, to_markdown
@@ -45,6 +46,8 @@ class TablesReport:
     problems: list[str]
     markdown: str
     unstable: list[str] = field(default_factory=list)
+    answer: list[str] = field(default_factory=list)  # ``answer.answer_lines``
+    page: Path | None = None  # index.html, where it was written
 
 
 def unstable_lines(cells: pd.DataFrame) -> list[str]:
@@ -170,7 +173,15 @@ def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
         raise MlpbenchError(
             f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"
         ) from None
-    return TablesReport(written, problems, markdown, unstable_lines(cells))
+    page = out_dir / "index.html"
+    return TablesReport(
+        written,
+        problems,
+        markdown,
+        unstable_lines(cells),
+        answer_lines(runs, cells),
+        page if page in written else None,
+    )
 
 
 def _page(

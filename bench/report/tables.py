@@ -216,6 +216,7 @@ def headline_table(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         fastest = ran.loc[ran["median_s_per_epoch"].idxmin()]
         best = ran.loc[ran["final_test_accuracy_pct"].idxmax()]
         numpy = ran[ran["backend"] == REFERENCE]
+
         rows.append(
             {
                 "scenario": scenario,
@@ -230,6 +231,14 @@ def headline_table(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         )
     table = pd.DataFrame(rows).set_index("scenario") if rows else pd.DataFrame()
     return HEADLINE_LEGEND, table
+
+
+def fastest_text(ran: pd.DataFrame) -> str:
+    """The fastest of ``ran`` (cells of one scenario that ran) with its lead over the next of
+    its run, or a tie, and its median warm s/epoch: the summary's rule in words."""
+    fastest = ran.loc[ran["median_s_per_epoch"].idxmin()]
+    winner = _winner(fastest, _runner_up(ran, fastest, "median_s_per_epoch"))
+    return f"{winner} ({format_seconds(fastest['median_s_per_epoch'])} s/epoch)"
 
 
 def _runner_up(
