@@ -229,6 +229,8 @@ def compare_cell(
             basis = WARM_BASIS if one_process else TIED_BASIS
             basis += f"; slower beyond ×{threshold:g}"
         verdict = gate_verdict(estimate, threshold)
+        if basis != "rounds" and not estimate.testable:
+            verdict = "not testable (too few warm epochs to judge without rounds)"
     else:
         estimate = Ratio(means[1] / means[0], math.nan, math.nan, 0, math.nan, False)
         verdict = "not testable (cold epoch or median only)"
