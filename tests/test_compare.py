@@ -347,6 +347,25 @@ def test_accuracy_delta_in_percentage_points(tmp_path: Path, capsys) -> None:
     assert rows(out)["numpy × baseline (batch 32)"]["Δ accuracy pt"] == "+0.62"
 
 
+def test_the_accuracy_change_is_paired_by_seed_with_its_interval(tmp_path: Path, capsys) -> None:
+    """Seeds that differ among themselves by far more than the change: paired seed by seed, the
+    change (+0.10 pt on every seed but one) has a tight interval; unpaired means would not."""
+    accuracies = [0.950, 0.970, 0.990, 0.960, 0.980, 0.975]
+    base = doc(*(entry("numpy", "baseline", warm_times(s), seed=s, final_accuracy=a)
+                 for s, a in enumerate(accuracies)))  # fmt: skip
+    changes = [0.0010, 0.0010, 0.0012, 0.0010, 0.0008, 0.0010]
+    new = doc(*(entry("numpy", "baseline", warm_times(s), seed=s, final_accuracy=a + d)
+                for s, (a, d) in enumerate(zip(accuracies, changes, strict=True))))  # fmt: skip
+    _, out, _ = compare(
+        save(tmp_path, "a.json", base), save(tmp_path, "b.json", new), capsys=capsys
+    )
+    diffs = [100 * d for d in changes]
+    mean = statistics.fmean(diffs)
+    half = stats.t.ppf(0.975, 5) * statistics.stdev(diffs) / math.sqrt(6)
+    expected = f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
+    assert rows(out)["numpy × baseline (batch 32)"]["Δ accuracy pt"] == expected
+
+
 # --- matching ------------------------------------------------------------------------------------
 
 

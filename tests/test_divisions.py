@@ -8,8 +8,12 @@ whose "speed" option secretly changes the learning rate (tune must reject it), r
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
+import pytest
 from conftest import run_mlpbench, run_module, write_distribution
+from scipy import stats
 
 from bench import registry
 
@@ -140,3 +144,58 @@ def test_every_backend_declares_speed_options_with_the_shipped_value_first():
         tuned = cls(RunOptions(backend=shipped)).__dict__
         same = {k for k in default if k != "options" and default[k] == tuned.get(k)}
         assert same >= {k for k in default if k != "options"} - {"options"}, (name, default, tuned)
+
+
+def tune_doc(speedups: dict[tuple[str, str], list[float]]) -> dict:
+    """A tune search's results: per point (flush_denormals, small_batch_threads) and round, warm
+    epochs at 1 s / the round's speed-up, identical accuracies."""
+    from bench.results.write import epoch_stats
+
+    entries = []
+    for (flush, threads), per_round in speedups.items():
+        for seed, speedup in enumerate(per_round):
+            warm = [1.0 / speedup] * 4
+            history = [{"epoch": i + 1, "seconds": s, "train_loss": 0.1, "train_accuracy": 0.9,
+                        "test_loss": 0.1, "test_accuracy": 0.97}
+                       for i, s in enumerate([2.0, *warm])]  # fmt: skip
+            sweep = {"numpy.flush_denormals": flush, "numpy.small_batch_threads": threads}
+            entries.append({
+                "params": {"backend": "numpy", "scenario": "baseline", "seed": seed,
+                           "sweep": sweep},
+                "stats": epoch_stats(warm),
+                "extra_info": {"history": history, "complete": True, "failed": None,
+                               "test_accuracy": 0.97, "stats_over": "warm epochs 2..5"},
+            })  # fmt: skip
+    return {"benchmarks": entries}
+
+
+def test_tune_corrects_for_picking_among_its_candidates():
+    """A candidate 6 % faster with round-to-round spread 2 %: its 95 % interval alone would
+    exclude 1 (t(0.975, 2) = 4.30), but picking the best of three candidates needs each interval
+    at 1 − 0.05/3 (t(0.99167, 2) ≈ 7.6), which does not: no winner is crowned."""
+    from bench.campaign.tune import judge
+
+    logs = [0.06, 0.04, 0.08]
+    doc = tune_doc({
+        ("false", "default"): [1.0, 1.0, 1.0],
+        ("true", "1"): [math.exp(v) for v in logs],
+        ("true", "default"): [1.0, 1.0, 1.0],
+        ("false", "1"): [1.0, 1.0, 1.0],
+    })  # fmt: skip
+    found, winner = judge(doc, "baseline", tolerance=0.5)
+    candidate = next(c for c in found if c.options == {"flush_denormals": "true",
+                                                      "small_batch_threads": "1"})  # fmt: skip
+    assert candidate.confidence == pytest.approx(1 - 0.05 / 3)
+    assert candidate.low < 1 < candidate.high and winner == {}
+    sd = float(np.std(logs, ddof=1))
+    assert math.log(candidate.high) - math.log(candidate.speedup) == pytest.approx(
+        stats.t.ppf(1 - 0.05 / 6, 2) * sd / math.sqrt(3)
+    )
+
+
+def test_the_tolerance_default_is_tunes_own(monkeypatch):
+    from bench import cli
+
+    monkeypatch.setattr(cli, "TOLERANCE_PT", 0.7)
+    parsed = cli.build_parser().parse_args(["tune", "-b", "numpy"])
+    assert parsed.tolerance == 0.7
