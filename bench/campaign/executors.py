@@ -75,26 +75,45 @@ class Subprocess:
             except KeyboardInterrupt:  # pass Ctrl-C on; keep reading what the worker sends back
                 interrupted = True
                 proc.send_signal(signal.SIGINT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        measured = {"pid": proc.pid, "peak_rss_bytes": usage.ru_maxrss * 1024}
-        switches = {"involuntary_switches": usage.ru_nivcsw, "voluntary_switches": usage.ru_nvcsw}
-        if "result" in outcome:
-            done = outcome["result"]
-            return replace(done, **measured, conditions={**done.conditions, **switches})
-        reason = outcome.get("failed") or death_reason(proc.returncode)
-        if interrupted and history:
-            reason = None  # interrupted, not failed: the finished epochs stand
-        return Result(
-            backend=cell.backend,
-            scenario=cell.scenario,
-            history=tuple(history),
-            complete=False,
-            failed=reason,
-            settings=outcome.get("settings", {}),
-            **outcome.get("sizes", {}),
-            **measured,
-        )
+        return reap(proc, cell, history, outcome, interrupted)
+
+
+def reap(
+    proc: subprocess.Popen,
+    cell: CellSpec,
+    history: list[EpochRecord],
+    outcome: dict,
+    interrupted: bool,
+    conditions: dict | None = None,
+    **fields: object,
+) -> Result:
+    """Wait for a worker and make its cell's ``Result``: the one it sent, or — when it sent
+    none — its finished epochs, failed with why it ended (not failed when interrupted after an
+    epoch). Adds its pid, peak RSS and ``fields`` (Result fields); its context switches and
+    ``conditions`` go into a sent result's conditions, and ``conditions`` with the switches into
+    an unfinished one's where given."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    measured = {"pid": proc.pid, "peak_rss_bytes": usage.ru_maxrss * 1024, **fields}
+    switches = {"involuntary_switches": usage.ru_nivcsw, "voluntary_switches": usage.ru_nvcsw}
+    seen = {**switches, **(conditions or {})}
+    if "result" in outcome:
+        done = outcome["result"]
+        return replace(done, **measured, conditions={**done.conditions, **seen})
+    reason = outcome.get("failed") or death_reason(proc.returncode)
+    if interrupted and history:
+        reason = None  # interrupted, not failed: the finished epochs stand
+    return Result(
+        backend=cell.backend,
+        scenario=cell.scenario,
+        history=tuple(history),
+        complete=False,
+        failed=reason,
+        settings=outcome.get("settings", {}),
+        conditions=seen if conditions is not None else {},
+        **outcome.get("sizes", {}),
+        **measured,
+    )
 
 
 def read_line(

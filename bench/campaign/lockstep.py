@@ -29,9 +29,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from bench.campaign.executors import death_reason, read_line
+from bench.campaign.executors import read_line, reap
 from bench.cell.spec import CellSpec, EpochCallback
 from bench.results.record import EpochRecord, Result
 
@@ -171,41 +171,11 @@ def _finish(
 
 
 def _result(worker: Worker, interrupted: bool) -> Result:
-    _, status, usage = os.wait4(worker.proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    measured = {
-        "pid": worker.proc.pid,
-        "peak_rss_bytes": usage.ru_maxrss * 1024,
-        "started": worker.started,
-        "ended": time.time(),
-    }
-    conditions = {
-        "cores": os.cpu_count(),
-        "involuntary_switches": usage.ru_nivcsw,
-        "voluntary_switches": usage.ru_nvcsw,
-        **{k: round(v, 3) for k, v in worker.cpu.items()},
-    }
-    cell = worker.cell
-    if "result" in worker.outcome:
-        result = worker.outcome["result"]
-        return replace(
-            result, **measured, design=DESIGN, conditions={**result.conditions, **conditions}
-        )
-    reason = worker.outcome.get("failed") or death_reason(code)
-    if interrupted and worker.history:
-        reason = None
-    return Result(
-        backend=cell.backend,
-        scenario=cell.scenario,
-        history=tuple(worker.history),
-        complete=False,
-        failed=reason,
-        settings=worker.outcome.get("settings", {}),
-        design=DESIGN,
-        conditions=conditions,
-        **worker.outcome.get("sizes", {}),
-        **measured,
-    )
+    conditions = {"cores": os.cpu_count(), **{k: round(v, 3) for k, v in worker.cpu.items()}}
+    return reap(
+        worker.proc, worker.cell, worker.history, worker.outcome, interrupted, conditions,
+        started=worker.started, ended=time.time(), design=DESIGN,
+    )  # fmt: skip
 
 
 def _interrupt(worker: Worker) -> None:
