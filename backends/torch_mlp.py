@@ -7,22 +7,26 @@ on the device once in ``build``, runs forward, ``loss.backward()`` and the updat
 from the harness in Keras order (kernels (in, out)); ``nn.Linear.weight`` is (out, in), so
 kernels are copied transposed in and out. The recipe's dtype is used end to end.
 
-Why not ``torch.optim``: its Adam and RMSprop place ε differently from Keras 3's, which the recipe
-prescribes. ``torch.optim.Adam`` steps ``lr·m̂/(√v̂ + ε)``, i.e. Keras' step with ε·√(1 − β2ᵗ) in
-place of ε; ``torch.optim.RMSprop`` divides by ``√v + ε`` where Keras divides by ``√(v + ε)``.
-After one epoch their weights differ from Keras' by a large fraction of how far Keras' weights
-moved in the epoch (more with ε = 1e-3 than 1e-7), while this backend agrees with the NumPy
-reference within the tests' tolerance (``tests/test_torch_backend.py`` checks both). So the
-updates are Keras' formulas (``backends/xp/optimizers.py``), literally and in Keras' operation
-order, in torch ops under ``no_grad``, dispatched as ``torch.optim`` dispatches its own by default
-(``foreach=None``): ``torch._foreach_*`` ops over the parameter list for CUDA tensors, one op per
-parameter on the CPU (option ``fused``).
+The update, as PyTorch users make it (option ``optimizer``, default ``DEFAULT_OPTIMIZER``):
+- ``torch`` (shipped): ``torch.optim.SGD``, ``Adam`` or ``RMSprop`` constructed from the recipe's
+  values (``lr``, ``betas=(β1, β2)``, ``alpha=ρ``, ``eps=ε``), ``zero_grad()`` and ``step()`` per
+  batch, its ``foreach``/``fused`` choice left to torch unless option ``fused`` asks. Its Adam and
+  RMSprop place ε differently from Keras 3's (``FORMULA_DEPARTURES``): ``torch.optim.Adam`` steps
+  ``lr·m̂/(√v̂ + ε)``, i.e. Keras' step with ε·√(1 − β2ᵗ) in place of ε; ``torch.optim.RMSprop``
+  divides by ``√v + ε`` where Keras divides by ``√(v + ε)``. ``settings()`` records which
+  (``optimizer_formula``) and the results state it beside the numbers.
+- ``keras-formula``: Keras' formulas (``backends/xp/optimizers.py``), literally and in Keras'
+  operation order, in torch ops under ``no_grad`` (``_KerasFormula``): what the agreement suite
+  and the conformance kit need, since after one epoch at ε = 1e-3 torch.optim's weights differ
+  from Keras' by a large fraction of how far they moved (``EXACT_FORMULAS`` names this option).
+  It dispatches as torch.optim does by default: ``torch._foreach_*`` ops over the parameter list
+  for CUDA tensors, one op per parameter on the CPU.
 
 Choices, all recorded by ``settings()`` (measured figures: results/README.md):
 - ``fused``: ``auto`` (``DEFAULT_FUSED``), resolved in ``__init__`` to ``foreach`` on CUDA and
   ``loop`` on the CPU, as torch.optim resolves ``foreach=None``; ``foreach`` (multi-tensor ops,
-  fewer dispatches) or ``loop`` (one op per parameter) force one. ``settings()["fused"]`` records
-  the resolved value.
+  fewer dispatches) or ``loop`` (one op per parameter) force one; ``fused`` (``torch`` optimizer
+  only) asks torch.optim for its fused kernel. ``settings()["fused"]`` records the resolved value.
 - ``threads``: ``torch.set_num_threads`` during training and evaluation, restored afterwards;
   default the harness's ``--threads`` budget if given, else torch's own (one per core).
 - ``flush_denormals``: ``torch.set_flush_denormal(True)`` during training epochs, switched off
@@ -85,16 +89,80 @@ if TYPE_CHECKING:
 #: the multi-tensor update (foreach on CUDA tensors, a per-parameter loop on the CPU: "auto"),
 #: denormals as the CPU handles them. Tuned values come from ``mlpbench tune``.
 DEFAULT_COMPILE = False
+DEFAULT_OPTIMIZER = "torch"
 DEFAULT_FUSED = "auto"
+#: What torch.optim's ``foreach=None`` resolves to per device (multi-tensor ops on CUDA only).
+DEFAULT_FUSED_RESOLVED = {"gpu": "foreach", "cpu": "loop"}
 DEFAULT_FLUSH_DENORMALS = False
 #: Rows per chunk in ``evaluate`` (inference only).
 EVAL_BATCH_SIZE = 10_000
 
 _DTYPES = ("float32", "float64")
 
+#: Where the shipped update (torch.optim) departs from Keras 3's formulas, per recipe optimizer.
+FORMULA_DEPARTURES = {
+    "adam": "torch.optim.Adam adds ε after the bias correction, lr·m̂/(√v̂ + ε); Keras adds it "
+    "before, so Keras' ε acts as ε/√(1 − β2ᵗ)",
+    "rmsprop": "torch.optim.RMSprop divides by √v + ε; Keras by √(v + ε)",
+}
+#: The options under which every update is Keras 3's formula (agreement suite, conformance kit).
+EXACT_FORMULAS = {"optimizer": "keras-formula"}
 
-class _Optimizer:
-    """Keras 3's update of ``params`` from ``grads`` (lists of tensors), under ``no_grad``.
+
+class _TorchOptim:
+    """``torch.optim``'s own optimizer over ``params``, constructed from the recipe as a PyTorch
+    user constructs it; the same face as ``_KerasFormula`` (``next_alpha`` gives None: torch.optim
+    keeps its own step count). ``flags``: ``foreach``/``fused``/``capturable`` as asked."""
+
+    def __init__(self, recipe: Recipe, params: Sequence[torch.Tensor], **flags: Any) -> None:
+        import torch
+
+        lr, eps = float(recipe.learning_rate), float(recipe.epsilon)
+        if recipe.optimizer == "adam":
+            betas = (float(recipe.beta_1), float(recipe.beta_2))
+            self.inner = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, **flags)
+        elif recipe.optimizer == "rmsprop":
+            rho = float(recipe.rho)
+            self.inner = torch.optim.RMSprop(params, lr=lr, alpha=rho, eps=eps, **flags)
+        else:
+            self.inner = torch.optim.SGD(params, lr=lr, **flags)
+
+    def next_alpha(self) -> None:
+        return None
+
+    def zero_grad(self) -> None:
+        self.inner.zero_grad(set_to_none=True)
+
+    def step(self, alpha: Any) -> None:
+        self.inner.step()
+
+    @property
+    def state(self) -> list[list[torch.Tensor]]:
+        """The moments per kind (e.g. Adam's exp_avg and exp_avg_sq), once the first step made
+        them; torch.optim's step counters are left out."""
+        import torch
+
+        kinds: dict[str, list[torch.Tensor]] = {}
+        for group in self.inner.param_groups:
+            for p in group["params"]:
+                for key, value in self.inner.state.get(p, {}).items():
+                    if key != "step" and isinstance(value, torch.Tensor):
+                        kinds.setdefault(key, []).append(value)
+        return list(kinds.values())
+
+    def reset(self) -> None:
+        """Back to the state before the first step, in place (captured graphs keep pointing at
+        it): every state tensor, step counters included, zeroed."""
+        import torch
+
+        for per_param in self.inner.state.values():
+            for value in per_param.values():
+                if isinstance(value, torch.Tensor):
+                    value.zero_()
+
+
+class _KerasFormula:
+    """Keras 3's update of ``params`` from their ``.grad``, under ``no_grad``.
 
     ``next_alpha()`` is called once per step on the host and returns that step's scalar for
     ``step``: Adam's bias-corrected step size, the learning rate otherwise. ``step`` takes it as
@@ -105,6 +173,7 @@ class _Optimizer:
     def __init__(self, recipe: Recipe, params: Sequence[torch.Tensor], foreach: bool) -> None:
         import torch
 
+        self.params = list(params)
         self.name = recipe.optimizer
         self.foreach = foreach
         self.lr = float(recipe.learning_rate)
@@ -121,7 +190,24 @@ class _Optimizer:
         t = self.iterations
         return self.lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
-    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor], alpha: Any) -> None:
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def reset(self) -> None:
+        """Moments back to zero, in place (the host's step count is not touched by a step)."""
+        for moment in self.state:
+            for t in moment:
+                t.zero_()
+
+    def step(self, alpha: Any) -> None:
+        import torch
+
+        params, grads = self.params, [p.grad for p in self.params]
+        with torch.no_grad():
+            self._step(params, grads, alpha)
+
+    def _step(self, params: list[torch.Tensor], grads: list[torch.Tensor], alpha: Any) -> None:
         if self.foreach:
             self._step_foreach(params, grads, alpha)
         else:
@@ -173,17 +259,24 @@ class TorchMLP:
         "compile": f"torch.compile the train step (default {str(DEFAULT_COMPILE).lower()})",
         "threads": "torch.set_num_threads while training and evaluating (default: the "
         "harness's --threads, else torch's own, one per core)",
+        "optimizer": f"torch (default {DEFAULT_OPTIMIZER!r}: torch.optim, as PyTorch users "
+        "update) or keras-formula (Keras 3's formulas in torch ops, for exact agreement)",
         "fused": "optimizer update: auto (default: torch.optim's choice, foreach on CUDA, loop on "
-        "the CPU), foreach (multi-tensor ops) or loop",
+        "the CPU), foreach (multi-tensor ops), loop, or fused (torch.optim's fused kernel)",
         "flush_denormals": "flush denormals to zero during training epochs "
         f"(default {str(DEFAULT_FLUSH_DENORMALS).lower()})",
         "cuda_graphs": "replay the train step as a captured CUDA graph (CUDA only; default false)",
         "device": "auto (CUDA when available), cpu or cuda (default auto)",
     }
 
+    #: ``mlpbench fidelity``: the same recipe as a plain PyTorch script.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = ("backends.plain.torch_plain",)
+    EXACT_FORMULAS: ClassVar[dict[str, str]] = EXACT_FORMULAS
+    FORMULA_DEPARTURES: ClassVar[dict[str, str]] = FORMULA_DEPARTURES
+
     SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "compile": ("false", "true"),
-        "fused": ("auto", "foreach"),
+        "fused": ("auto", "foreach", "fused"),
         "flush_denormals": ("false", "true"),
     }
 
@@ -201,9 +294,14 @@ class TorchMLP:
             if "threads" in given
             else self.options.threads  # the harness's budget (--threads), if any
         )
-        self.fused = parse_choice(
-            "fused", given.get("fused", DEFAULT_FUSED), ("auto", "foreach", "loop")
+        self.optimizer_kind = parse_choice(
+            "optimizer", given.get("optimizer", DEFAULT_OPTIMIZER), ("torch", "keras-formula")
         )
+        self.fused = parse_choice(
+            "fused", given.get("fused", DEFAULT_FUSED), ("auto", "foreach", "loop", "fused")
+        )
+        if self.fused == "fused" and self.optimizer_kind != "torch":
+            raise OptionError("option fused=fused needs optimizer=torch (torch.optim's kernel)")
         self.flush_denormals = parse_bool(
             "flush_denormals", given.get("flush_denormals", str(DEFAULT_FLUSH_DENORMALS))
         )
@@ -218,7 +316,7 @@ class TorchMLP:
         self.torch_device = torch.device("cuda" if wanted != "cpu" and cuda else "cpu")
         self.device = "gpu" if self.torch_device.type == "cuda" else "cpu"
         if self.fused == "auto":  # torch.optim's foreach=None: foreach for CUDA tensors only
-            self.fused = "foreach" if self.device == "gpu" else "loop"
+            self.fused = DEFAULT_FUSED_RESOLVED[self.device]
         if self.cuda_graphs and self.device != "gpu":
             raise OptionError("cuda_graphs needs a CUDA device")
         if self.cuda_graphs and self.compile:
@@ -293,7 +391,7 @@ class TorchMLP:
         self.params = [p for lin in self.linears for p in (lin.weight, lin.bias)]
         self.set_weights(init_weights)
         self.loss_fn = nn.CrossEntropyLoss()
-        self.optimizer = _Optimizer(recipe, self.params, foreach=self.fused == "foreach")
+        self.optimizer = self._make_optimizer(recipe)
 
         def put(a: np.ndarray, dt: Any) -> torch.Tensor:  # a copy: never the caller's memory
             return torch.tensor(np.ascontiguousarray(a), dtype=dt, device=dev)
@@ -316,10 +414,25 @@ class TorchMLP:
             # a CUDA event before the first step and after each, read after the clock stops
             self._marks = _cuda_marks(torch)
 
+    def _make_optimizer(self, recipe: Recipe) -> _TorchOptim | _KerasFormula:
+        """The option's optimizer over ``self.params``, with the dispatch ``fused`` resolved to.
+        ``fused=fused`` where torch.optim has no fused kernel for the recipe's optimizer (e.g.
+        RMSprop) falls back to torch's own choice, and ``self.fused`` records that."""
+        if self.optimizer_kind == "keras-formula":
+            return _KerasFormula(recipe, self.params, foreach=self.fused == "foreach")
+        if self.fused == "fused" and not _has_fused_kernel(recipe.optimizer):
+            self.fused = f"{DEFAULT_FUSED_RESOLVED[self.device]} (no fused {recipe.optimizer})"
+        flags: dict[str, Any] = {"fused": True} if self.fused == "fused" else {}
+        if self.fused in ("foreach", "loop") and self.fused != DEFAULT_FUSED_RESOLVED[self.device]:
+            flags["foreach"] = self.fused == "foreach"  # asked for, not torch's own choice
+        if self.cuda_graphs:
+            flags["capturable"] = True  # its step count on the device, as capture requires
+        return _TorchOptim(recipe, self.params, **flags)
+
     # --- training ---------------------------------------------------------------------------
 
     def _step(self, idx: torch.Tensor, alpha: Any) -> None:
-        """One batch: gather, forward (train mode), loss, backward, Keras' update; adds the batch's
+        """One batch: gather, forward (train mode), loss, backward, the update; adds the batch's
         pre-update loss·rows and correct count to the epoch accumulators."""
         import torch
 
@@ -327,11 +440,10 @@ class TorchMLP:
         y = self.y_train.index_select(0, idx)
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
-        for p in self.params:
-            p.grad = None
+        self.optimizer.zero_grad()
         loss.backward()
+        self.optimizer.step(alpha)
         with torch.no_grad():
-            self.optimizer.step(self.params, [p.grad for p in self.params], alpha)
             self.loss_sum.add_(loss.detach(), alpha=y.shape[0])
             self.correct.add_((logits.argmax(dim=1) == y).sum())
 
@@ -347,7 +459,8 @@ class TorchMLP:
         self.model.train()
         self.loss_sum.zero_()
         self.correct.zero_()
-        tensor_alpha = self.compile or self.cuda_graphs
+        # Keras' formula takes its step size as a device tensor where it must not recompile
+        tensor_alpha = self.optimizer_kind == "keras-formula" and (self.compile or self.cuda_graphs)
         events = self._marks.start_epoch(len(batches)) if self._marks is not None else None
         with self._cpu_tuning(train=True), self._own_rng():
             if self.cuda_graphs and self._graph is None and len(batches[0]) == self.batch_size:
@@ -358,7 +471,8 @@ class TorchMLP:
                 alpha = self.optimizer.next_alpha()
                 if self._graph is not None and len(batch) == self.batch_size:
                     self._static_idx.copy_(batch)
-                    self.alpha.fill_(alpha)
+                    if alpha is not None:
+                        self.alpha.fill_(alpha)
                     self._graph.replay()
                 elif tensor_alpha:
                     self.alpha.fill_(alpha)
@@ -377,8 +491,9 @@ class TorchMLP:
         """Capture one full-batch ``_step`` into a CUDA graph (static index and α buffers).
 
         CUDA requires warm-up iterations on a side stream before capture; they train, so the
-        weights, optimizer moments, accumulators and RNG state are saved before and restored
-        after them. Capture itself records kernels without running them."""
+        weights, accumulators and RNG state are saved before and restored after them, and the
+        optimizer's state is reset (zeroed in place: as before its first step). Capture itself
+        records kernels without running them."""
         import torch
 
         self._static_idx = torch.zeros(self.batch_size, dtype=torch.int64, device=self.torch_device)
@@ -393,9 +508,9 @@ class TorchMLP:
         with torch.no_grad():
             for t, s in zip(self._state_tensors(), saved, strict=True):
                 t.copy_(s)
+            self.optimizer.reset()
         torch.cuda.set_rng_state(rng, self.torch_device)
-        for p in self.params:
-            p.grad = None
+        self.optimizer.zero_grad()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self._step(self._static_idx, self.alpha)
@@ -443,12 +558,7 @@ class TorchMLP:
                 self._rng = self._rng_state()
 
     def _state_tensors(self) -> list[torch.Tensor]:
-        return [
-            *(p.data for p in self.params),
-            *(t for moment in self.optimizer.state for t in moment),
-            self.loss_sum,
-            self.correct,
-        ]
+        return [*(p.data for p in self.params), self.loss_sum, self.correct]
 
     @contextlib.contextmanager
     def _cpu_tuning(self, train: bool) -> Iterator[None]:
@@ -515,6 +625,11 @@ class TorchMLP:
 
             torch.cuda.synchronize(self.torch_device)
 
+    def optimizer_formula(self) -> str:
+        """ "Keras 3's" where the update is Keras' formula, else how torch.optim's departs."""
+        departure = FORMULA_DEPARTURES.get(self.recipe.optimizer)
+        return departure if self.optimizer_kind == "torch" and departure else "Keras 3's"
+
     def settings(self) -> dict[str, Any]:
         import torch
 
@@ -525,6 +640,8 @@ class TorchMLP:
             "compile": self.compile,
             "threads": self.threads if self.threads is not None else torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(),
+            "optimizer": self.optimizer_kind,
+            "optimizer_formula": self.optimizer_formula(),
             "fused": self.fused,
             "flush_denormals": bool(self.flushed)
             if self.flushed is not None
@@ -569,6 +686,16 @@ def _gemm_peaks(
 
     tf32 = (lambda: matmul.allow_tf32, set_tf32)
     return gpu_gemm_peaks(square_matmul, tf32, _cuda_marks(torch), size, repeats)
+
+
+def _has_fused_kernel(optimizer: str) -> bool:
+    """Whether torch.optim's class for ``optimizer`` takes ``fused=True``."""
+    import inspect
+
+    import torch
+
+    cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+    return "fused" in inspect.signature(cls[optimizer]).parameters
 
 
 def _check_compiler(device_type: str) -> None:

@@ -99,9 +99,11 @@ def _backends(text: str) -> list[str]:
 GROUP_ENV = "MLPBENCH_TEST_GROUP"
 #: Backends whose framework imports PyTorch's compiler stack (torch._dynamo, which loads triton):
 #: in one process with TensorFlow loaded first, that import dies with SIGSEGV (PyTorch's default
-#: Linux wheel; its CPU build has no triton). Tests of these, and tests marked ``dynamo``
-#: (torch.compile), run in a pytest process of their own: ``pytest_sessionfinish`` starts it.
-DYNAMO_BACKENDS = frozenset({"keras-torch"})
+#: Linux wheel; its CPU build has no triton). Keras on PyTorch imports it, and so does
+#: torch.optim's first step (the torch backend as shipped). Tests of these, and tests marked
+#: ``dynamo`` (torch.compile), run in a pytest process of their own: ``pytest_sessionfinish``
+#: starts it. A parameter "NAME:variant" counts as backend NAME.
+DYNAMO_BACKENDS = frozenset({"keras-torch", "torch"})
 
 
 def needs_dynamo(item: pytest.Item) -> bool:
@@ -114,7 +116,7 @@ def needs_dynamo(item: pytest.Item) -> bool:
     values += [getattr(getattr(item, "cls", None), "backend", None)]
     flat = [v for value in values for v in (value if isinstance(value, tuple) else (value,))]
     return any(
-        (isinstance(v, str) and v in DYNAMO_BACKENDS)
+        (isinstance(v, str) and v.partition(":")[0] in DYNAMO_BACKENDS)
         or getattr(v, "KERAS_BACKEND", None) == "torch"
         for v in flat
     )

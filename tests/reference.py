@@ -52,3 +52,57 @@ def to_numpy(a) -> np.ndarray:
     if isinstance(a, np.ndarray | np.generic | float | int):
         return np.array(a)
     return a.get()
+
+
+def gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """∂ loss / ∂ params by the chain rule as written: softmax − one-hot over the batch size at
+    the logits, back through each Dense layer and ReLU (no dropout), in float64."""
+    p = [np.asarray(w, np.float64) for w in params]
+    zs = preactivations(p, x)
+    acts = [np.asarray(x, np.float64)] + [np.maximum(z, 0.0) for z in zs[:-1]]
+    e = np.exp(zs[-1] - zs[-1].max(axis=1, keepdims=True))
+    delta = e / e.sum(axis=1, keepdims=True)
+    delta[np.arange(len(y)), y] -= 1.0
+    delta /= len(y)
+    grads: list[np.ndarray] = []
+    for layer in range(len(p) // 2 - 1, -1, -1):
+        grads[:0] = [acts[layer].T @ delta, delta.sum(axis=0)]
+        if layer:
+            delta = (delta @ p[2 * layer].T) * (zs[layer - 1] > 0)
+    return grads
+
+
+def torch_optim_steps(
+    params: Sequence[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: Sequence[np.ndarray],
+    optimizer: str,
+    lr: float,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    rho: float = 0.9,
+    eps: float = 1e-7,
+) -> list[tuple[list[np.ndarray], float]]:
+    """Batches of rows trained in float64 with torch.optim's documented update (PyTorch's
+    algorithm boxes): SGD θ −= lr·g; Adam θ −= lr·m̂/(√v̂ + ε) with m̂ = m/(1 − β1ᵗ),
+    v̂ = v/(1 − β2ᵗ); RMSprop v = αv + (1 − α)g², θ −= lr·g/(√v + ε), α = ``rho``.
+    Per batch: (the weights after its update, its loss before the update)."""
+    p = [np.array(w, np.float64) for w in params]
+    m, v = [np.zeros_like(w) for w in p], [np.zeros_like(w) for w in p]
+    out = []
+    for t, idx in enumerate(batches, start=1):
+        batch_loss = loss(p, x[idx], y[idx])
+        for i, g in enumerate(gradients(p, x[idx], y[idx])):
+            if optimizer == "sgd":
+                p[i] -= lr * g
+            elif optimizer == "adam":
+                m[i] = beta_1 * m[i] + (1 - beta_1) * g
+                v[i] = beta_2 * v[i] + (1 - beta_2) * g * g
+                m_hat, v_hat = m[i] / (1 - beta_1**t), v[i] / (1 - beta_2**t)
+                p[i] -= lr * m_hat / (np.sqrt(v_hat) + eps)
+            else:
+                v[i] = rho * v[i] + (1 - rho) * g * g
+                p[i] -= lr * g / (np.sqrt(v[i]) + eps)
+        out.append(([w.copy() for w in p], batch_loss))
+    return out

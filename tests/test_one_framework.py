@@ -117,10 +117,10 @@ def test_a_bad_option_value_is_found_by_the_probe_before_any_training(tmp_path):
 
 def test_inprocess_refuses_frameworks_that_crash_together():
     with pytest.raises(ConfigError, match="cannot run keras and keras-torch in one process"):
-        one_process(["numpy", "keras", "keras-torch"], {})
+        one_process(["numpy", "keras", "keras-torch"])
     with pytest.raises(ConfigError, match="cannot run keras and torch"):
-        one_process(["keras", "torch"], {"torch": RunOptions(backend={"compile": "1"})})
-    one_process(["keras", "keras-jax", "torch", "jax", "numpy"], {})  # these share a process
+        one_process(["keras", "torch"])  # torch.optim's first step imports torch._dynamo
+    one_process(["keras", "keras-jax", "jax", "numpy"])  # these share a process
 
 
 class _Item:
@@ -144,7 +144,9 @@ def test_the_dynamo_group_is_recognised_by_name_class_or_mark():
     assert needs_dynamo(_Item(marked=True))
     assert not needs_dynamo(_Item({"backend": "keras", "cls": KerasMLP}))
     assert not needs_dynamo(_Item({"cls": KerasJaxMLP}))
-    assert not needs_dynamo(_Item({"backend": "torch"}))
+    assert needs_dynamo(_Item({"backend": "torch"}))  # torch.optim imports torch._dynamo
+    assert needs_dynamo(_Item({"backend_name": "torch:exact-formula"}))
+    assert not needs_dynamo(_Item({"backend": "jax"}))
 
 
 def test_this_pytest_process_never_holds_tensorflow_and_torch_dynamo_together():

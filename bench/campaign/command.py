@@ -205,18 +205,12 @@ def _known_options(names: list[str]) -> str:
     return ", ".join(known) or "none has options"
 
 
-def one_process(names: list[str], options: dict[str, RunOptions]) -> None:
+def one_process(names: list[str]) -> None:
     """ConfigError when ``--executor inprocess`` would put two frameworks that crash each other
     in its one process: Keras on TensorFlow beside anything that imports PyTorch's triton (Keras
-    on PyTorch imports torch._dynamo, and so does torch's ``compile`` option)."""
+    on PyTorch and the torch backend import torch._dynamo: torch.optim at its first step)."""
     tensorflow = [n for n in names if n == "keras"]
-    dynamo = [
-        n
-        for n in names
-        if n == "keras-torch"
-        or (n == "torch" and options.get(n, RunOptions()).backend.get("compile", "").lower()
-            in ("1", "true", "yes", "on"))
-    ]  # fmt: skip
+    dynamo = [n for n in names if n in ("keras-torch", "torch")]
     if tensorflow and dynamo:
         pair = f"{tensorflow[0]} and {dynamo[0]}"
         raise ConfigError(
@@ -438,7 +432,7 @@ def make_executor(
     A Slurm executor keeps its job files beside ``out``; lockstep draws its epoch orders from
     ``order_seed``."""
     if request.executor == "inprocess":
-        one_process(names, options)
+        one_process(names)
         if request.threads:
             raise ConfigError(
                 "--threads needs --executor process (the default): frameworks size their pools "
