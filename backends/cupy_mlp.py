@@ -229,6 +229,8 @@ class CupyMLP(XpBackend):
         "(true/false, default false)",
     }
 
+    #: ``mlpbench fidelity``: the same recipe as a plain CuPy script.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = ("backends.plain.numpy_plain", "--xp", "cupy")
     SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "fused": ("false", "true"),
         "cuda_graph": ("false", "true"),

@@ -83,6 +83,8 @@ class JaxMLP:
         "donate": f"donate parameter and optimizer buffers to each compiled call "
         f"(true/false, default {str(DEFAULT_DONATE).lower()})",
     }
+    #: ``mlpbench fidelity``: the same recipe as a plain JAX script.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = ("backends.plain.jax_plain",)
     SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "epoch": ("loop", "scan"),
         "donate": ("false", "true"),

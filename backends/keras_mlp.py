@@ -495,6 +495,12 @@ class KerasMLP:
 
     #: Keras' backend for this class, and the helper holding that framework's specifics.
     KERAS_BACKEND: ClassVar[str] = "tensorflow"
+    #: ``mlpbench fidelity``: the same recipe as a plain Keras script on this backend.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = (
+        "backends.plain.keras_plain",
+        "--keras-backend",
+        "tensorflow",
+    )
     FRAMEWORK: ClassVar[type] = _TensorFlow
     DEFAULT_JIT_COMPILE: ClassVar[str] = DEFAULT_JIT_COMPILE
     #: Largest steps_per_execution Keras' trainer for this backend accepts (None: no limit).
@@ -637,6 +643,12 @@ class KerasJaxMLP(KerasMLP):
     """The same Keras model and ``fit`` on Keras' JAX backend."""
 
     KERAS_BACKEND: ClassVar[str] = "jax"
+    #: ``mlpbench fidelity``: the same recipe as a plain Keras script on this backend.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = (
+        "backends.plain.keras_plain",
+        "--keras-backend",
+        "jax",
+    )
     FRAMEWORK: ClassVar[type] = _Jax
     SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "jit_compile": ("auto",),  # jit off runs op by op: never faster
@@ -659,6 +671,12 @@ class KerasTorchMLP(KerasMLP):
     """The same Keras model and ``fit`` on Keras' PyTorch backend."""
 
     KERAS_BACKEND: ClassVar[str] = "torch"
+    #: ``mlpbench fidelity``: the same recipe as a plain Keras script on this backend.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = (
+        "backends.plain.keras_plain",
+        "--keras-backend",
+        "torch",
+    )
     FRAMEWORK: ClassVar[type] = _Torch
     MAX_STEPS_PER_EXECUTION: ClassVar[int | None] = 1
     OPTIONS: ClassVar[dict[str, str]] = {

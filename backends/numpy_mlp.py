@@ -43,6 +43,8 @@ class NumpyMLP(XpBackend):
         "small_batch_threads": f"BLAS threads below batch {SINGLE_THREAD_BELOW}: default "
         "(the BLAS's own) or 1",
     }
+    #: ``mlpbench fidelity``: the same recipe as a plain NumPy script.
+    PLAIN_SCRIPT: ClassVar[tuple[str, ...]] = ("backends.plain.numpy_plain",)
     SPEED_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "flush_denormals": ("false", "true"),
         "small_batch_threads": ("default", "1"),

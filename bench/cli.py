@@ -1,5 +1,5 @@
-"""Command line: ``mlpbench list | doctor | run | tune | table | compare`` (also ``python -m
-bench``).
+"""Command line: ``mlpbench list | doctor | run | tune | fidelity | table | compare`` (also
+``python -m bench``).
 
 argparse lives here only: each ``cmd_*`` turns its flags into values (a ``RunRequest``, a
 ``TuneRequest``, plain arguments) and calls the library with them. ``run`` calls the campaign,
@@ -118,12 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlpbench {bench.__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="{list,run,tune,table,compare,doctor}", parser_class=OneLineParser
+        dest="command",
+        metavar="{list,run,tune,fidelity,table,compare,doctor}",
+        parser_class=OneLineParser,
     )
     sub.add_parser("list", help="backends (with availability) and scenarios")
     sub.add_parser("doctor", help="is this machine ready for a benchmark run? what to change")
     _add_run_parser(sub)
     _add_tune_parser(sub)
+    _add_fidelity_parser(sub)
     _add_table_parser(sub)
     _add_compare_parser(sub)
     return parser
@@ -376,6 +379,33 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--keep", type=Path, metavar="FILE", help="also keep the search's JSON")
 
 
+def _add_fidelity_parser(sub: argparse._SubParsersAction) -> None:
+    """``fidelity``: the backends to check against their plain scripts, rounds, the output."""
+    fidelity = sub.add_parser(
+        "fidelity",
+        help="a backend's warm epoch in the harness against its framework's plain script",
+    )
+    fidelity.add_argument(
+        "--backend", "-b", required=True, action="append", metavar="B", help="repeatable"
+    )
+    fidelity.add_argument(
+        "--rounds", type=positive_int, default=4, metavar="N", help="rounds (default 4)"
+    )
+    fidelity.add_argument(
+        "--epochs", type=positive_int, default=6, metavar="N", help="epochs per side (default 6)"
+    )
+    fidelity.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
+    fidelity.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
+    fidelity.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT.parent / "fidelity.json",
+        metavar="FILE",
+        help="the fidelity JSON to write or update (default "
+        f"{DEFAULT_OUT.parent / 'fidelity.json'}); fidelity.md is written beside it",
+    )
+
+
 def _add_table_parser(sub: argparse._SubParsersAction) -> None:
     """``table``: result JSON files and the output folder."""
     table = sub.add_parser("table", help="tables and plots from result JSON files")
@@ -577,6 +607,27 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run_tune(request)
 
 
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from bench.campaign.fidelity import FidelityRequest, run_fidelity
+    from bench.report.fidelity import write_fidelity
+
+    if args.epochs < 2:
+        raise MlpbenchError("fidelity compares warm epochs: --epochs must be 2 or more")
+    request = FidelityRequest(
+        backends=tuple(dict.fromkeys(args.backend)),
+        rounds=args.rounds,
+        epochs=args.epochs,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        out=args.out,
+    )
+    path = run_fidelity(request)
+    table = write_fidelity(path)
+    print(table.read_text(encoding="utf-8"))
+    print(f"wrote {path} and {table}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bench.doctor import run_doctor
 
@@ -587,6 +638,7 @@ COMMANDS: dict[str, Any] = {
     "list": cmd_list,
     "doctor": cmd_doctor,
     "tune": cmd_tune,
+    "fidelity": cmd_fidelity,
     "run": cmd_run,
     "table": cmd_table,
     "compare": cmd_compare,

@@ -15,12 +15,20 @@ where NumPy's lands. Needs pytest and the shipped MNIST (full training set for o
 1,200-row slice for the rest).
 
 What is checked: the weights handed in come back out unchanged (and ``set_weights`` round-trips);
-the batch order is honoured; one baseline epoch at batch 600 (seed 3, full MNIST) gives a test
-loss within 1e-3 relative of NumPy's; SGD, Adam and RMSprop steps agree with the float64
-reference (ε placed as Keras places it); float64 stays float64 (or is refused with
-``RecipeUnsupported``); metrics are readable after ``synchronize()``; ``evaluate`` is inference
-mode; ``unavailable_reason()`` is one line and imports no framework; ``settings()`` is JSON-ready
-and records ``dtype`` and every option in ``OPTIONS``.
+the batch order is honoured; one baseline epoch at batch 600 (seed 3, full MNIST), as shipped,
+gives a test loss within 1e-3 relative of NumPy's; SGD, Adam and RMSprop steps agree with the
+float64 reference (ε placed as Keras places it) under the backend's exact-formula options; as
+shipped, each optimizer either is Keras' formula or its departure is declared; float64 stays
+float64 (or is refused with ``RecipeUnsupported``); metrics are readable after ``synchronize()``;
+``evaluate`` is inference mode; ``unavailable_reason()`` is one line and imports no framework;
+``settings()`` is JSON-ready and records ``dtype`` and every option in ``OPTIONS``; the plain
+script trains (``PLAIN_SCRIPT``, for ``mlpbench fidelity``).
+
+Optional class attributes the kit reads: ``EXACT_FORMULAS`` (backend options under which every
+update is Keras 3's formula, when the shipped one is not: e.g. ``{"optimizer": "keras-formula"}``),
+``FORMULA_DEPARTURES`` (recipe optimizer → one line on how the shipped update departs from
+Keras'), ``PLAIN_SCRIPT`` (``python -m`` arguments of the recipe written as the framework's own
+users write it; its contract: ``backends/plain/common.py``).
 """
 
 from __future__ import annotations
@@ -97,10 +105,15 @@ def _order(n: int, seed: int) -> np.ndarray:
 
 
 def _train(
-    cls: type, recipe: Recipe, data: Any, weights: Weights, order: np.ndarray
+    cls: type,
+    recipe: Recipe,
+    data: Any,
+    weights: Weights,
+    order: np.ndarray,
+    options: RunOptions | None = None,
 ) -> tuple[Weights, EpochMetrics, Evaluation, Any]:
     """Build ``cls`` from ``weights``, train one epoch over ``order``, synchronize, evaluate."""
-    backend = cls(RunOptions())
+    backend = cls(options or RunOptions())
     backend.build(recipe, data, [w.copy() for w in weights])
     metrics = backend.train_epoch(order)
     backend.synchronize()
@@ -138,6 +151,15 @@ def _moved(weights: Weights, reference: Weights, start: Weights) -> list[float]:
             (np.asarray(w, np.float64) for w in weights), reference, start, strict=True
         )
     ]
+
+
+def _exact(cls: type) -> RunOptions:
+    """The backend's options under which every update is Keras 3's formula."""
+    return RunOptions(backend=dict(getattr(cls, "EXACT_FORMULAS", {}) or {}))
+
+
+#: What the plain-script check trains: two epochs of the first rows.
+PLAIN_ROWS, PLAIN_EPOCHS = 2048, 2
 
 
 # --- the kit -------------------------------------------------------------------------------------
@@ -234,7 +256,7 @@ class BackendConformance:
         recipe = replace(BASE, **OPTIMIZER_CASES[case])
         start = _weights("float32")
         weights, metrics, _, _ = _train(
-            cls, recipe, _dataset("float32", True), start, _order(N_SLICE, 1)
+            cls, recipe, _dataset("float32", True), start, _order(N_SLICE, 1), _exact(cls)
         )
         reference, ref_loss = _reference(case, "float32", 1)
         errors = _moved(weights, reference, _weights("float64"))
@@ -248,7 +270,7 @@ class BackendConformance:
         recipe = replace(BASE, **OPTIMIZER_CASES[case], hidden=DEEP)
         start = _weights("float32", hidden=DEEP)
         weights, metrics, _, _ = _train(
-            cls, recipe, _dataset("float32", True), start, _order(N_SLICE, 1)
+            cls, recipe, _dataset("float32", True), start, _order(N_SLICE, 1), _exact(cls)
         )
         assert [w.shape for w in weights] == [w.shape for w in start]
         reference, ref_loss = _reference(case, "float32", 1, DEEP)
@@ -261,7 +283,12 @@ class BackendConformance:
         recipe = replace(BASE, **OPTIMIZER_CASES[case], dtype="float64")
         try:
             weights, metrics, _, _ = _train(
-                cls, recipe, _dataset("float64", True), _weights("float64"), _order(N_SLICE, 1)
+                cls,
+                recipe,
+                _dataset("float64", True),
+                _weights("float64"),
+                _order(N_SLICE, 1),
+                _exact(cls),
             )
         except RecipeUnsupported as refusal:
             assert str(refusal) and "\n" not in str(refusal)
@@ -270,6 +297,37 @@ class BackendConformance:
         reference, ref_loss = _reference(case, "float64", 1)
         assert max(_moved(weights, reference, _weights("float64"))) < FLOAT64_WEIGHTS
         assert float(metrics.loss) == pytest.approx(ref_loss, rel=1e-9)
+
+    @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+    def test_shipped_update_is_keras_formula_or_declared(self, cls: type, optimizer: str) -> None:
+        """As shipped, an optimizer is Keras' formula (it agrees with the reference), or its
+        departure is one declared line and ``EXACT_FORMULAS`` makes it Keras' (checked above)."""
+        departure = dict(getattr(cls, "FORMULA_DEPARTURES", {}) or {}).get(optimizer)
+        if departure is not None:
+            assert isinstance(departure, str) and departure and "\n" not in departure
+            assert getattr(cls, "EXACT_FORMULAS", None), "a departure needs EXACT_FORMULAS"
+            return
+        recipe = replace(BASE, **OPTIMIZER_CASES[optimizer])
+        start = _weights("float32")
+        weights, _, _, _ = _train(cls, recipe, _dataset("float32", True), start, _order(N_SLICE, 1))
+        reference, _ = _reference(optimizer, "float32", 1)
+        assert max(_moved(weights, reference, _weights("float64"))) < FLOAT32_WEIGHTS[optimizer]
+
+    def test_plain_script_trains(self, cls: type) -> None:
+        """``PLAIN_SCRIPT`` follows its output contract: one line per epoch with its seconds,
+        then a test accuracy well above chance after two epochs on 2,048 rows."""
+        from bench.data import SHIPPED_PATH
+
+        script = getattr(cls, "PLAIN_SCRIPT", None)
+        assert script, "declare PLAIN_SCRIPT: the recipe as the framework's users write it"
+        argv = [sys.executable, "-m", *script, "--data", str(SHIPPED_PATH)]
+        argv += ["--epochs", str(PLAIN_EPOCHS), "--n-train", str(PLAIN_ROWS), "--n-test", "1000"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [x["epoch"] for x in lines[:-1]] == list(range(1, PLAIN_EPOCHS + 1))
+        assert all(x["seconds"] > 0 for x in lines[:-1])
+        assert 0.7 < lines[-1]["test_accuracy"] <= 1.0
 
     def test_baseline_epoch_at_batch_600_matches_numpy(self, cls: type) -> None:
         """The harness's own weights and batches (seed 3), full MNIST, one baseline epoch."""

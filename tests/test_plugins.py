@@ -202,6 +202,24 @@ def test_kit_fails_a_backend_that_breaks_the_contract(broken: type, check: str) 
     getattr(kit, check)(NumpyMLP)  # and the real one passes the same check
 
 
+def test_kit_fails_a_shipped_departure_that_is_not_declared() -> None:
+    kit = BackendConformance()
+    with pytest.raises(AssertionError):
+        kit.test_shipped_update_is_keras_formula_or_declared(SwapsEpsilon, "rmsprop")
+    kit.test_shipped_update_is_keras_formula_or_declared(NumpyMLP, "rmsprop")
+    declared = {"FORMULA_DEPARTURES": {"rmsprop": "ε ten times the recipe's"}}
+    with pytest.raises(AssertionError, match="needs EXACT_FORMULAS"):
+        kit.test_shipped_update_is_keras_formula_or_declared(
+            type("Declared", (SwapsEpsilon,), declared), "rmsprop"
+        )
+
+
+def test_kit_fails_a_backend_without_a_plain_script() -> None:
+    kit = BackendConformance()
+    with pytest.raises(AssertionError, match="declare PLAIN_SCRIPT"):
+        kit.test_plain_script_trains(type("NoScript", (NumpyMLP,), {"PLAIN_SCRIPT": None}))
+
+
 def test_kit_fails_a_backend_with_other_optimizer_math() -> None:
     kit = BackendConformance()
     with pytest.raises(AssertionError):
