@@ -397,6 +397,14 @@ def _add_fidelity_parser(sub: argparse._SubParsersAction) -> None:
     fidelity.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
     fidelity.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
     fidelity.add_argument(
+        "--option",
+        "-O",
+        action="append",
+        default=[],
+        metavar="B.KEY=VALUE",
+        help="a backend option for the harness side, as mlpbench run takes it (repeatable)",
+    )
+    fidelity.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT.parent / "fidelity.json",
@@ -620,6 +628,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         n_train=args.n_train,
         n_test=args.n_test,
         out=args.out,
+        options=tuple(args.option),
     )
     path = run_fidelity(request)
     table = write_fidelity(path)

@@ -11,7 +11,8 @@ in a fresh process on the same data. Each side's round speed is the median of it
 Verdict (``verdict``): "within ±5 %" when the whole interval lies in [1 − BAND, 1 + BAND];
 "harness cheaper" / "harness dearer" when the interval excludes 1 and the estimate lies outside
 the band; otherwise "not settled" with the interval. Results go to a JSON file (one entry per
-backend, a rerun replacing its backend's entry) that ``bench.report.fidelity`` tabulates.
+backend and harness options, a rerun replacing its entry) that ``bench.report.fidelity``
+tabulates.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class FidelityRequest:
     n_train: int | None = None
     n_test: int | None = None
     out: Path = Path("mlpbench-results/fidelity.json")
+    #: ``mlpbench run -O`` options for the harness side (e.g. "torch.optimizer=keras-formula"):
+    #: to measure what a departure from the idiom costs; recorded in the entry.
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ def harness_side(backend: str, request: FidelityRequest, tmp: Path) -> Side:
     """One ``mlpbench run -b BACKEND -s baseline --rounds 1`` (its cell in its own process)."""
     out = tmp / f"{backend}.json"
     argv = [sys.executable, "-m", "bench", "run", "-b", backend, "-s", SCENARIO, "--rounds", "1"]
+    argv += [x for option in request.options for x in ("-O", option)]
     _run([*argv, *_common_args(request), "--out", str(out), "--no-tables"], f"{backend} harness")
     (entry,) = json.loads(out.read_text(encoding="utf-8"))["benchmarks"]
     extra = entry["extra_info"]
@@ -170,6 +175,7 @@ def check_backend(backend: str, request: FidelityRequest, tmp: Path) -> dict[str
         "scenario": SCENARIO,
         "epochs": request.epochs,
         "n_train": request.n_train,
+        "harness_options": list(request.options),
         "rounds": rounds,
         "ratio": {"value": ratio.value, "low": ratio.low, "high": ratio.high},
         "confidence": CONFIDENCE,
@@ -178,8 +184,13 @@ def check_backend(backend: str, request: FidelityRequest, tmp: Path) -> dict[str
     }
 
 
+def _key(entry: dict[str, Any]) -> tuple:
+    return entry["backend"], tuple(entry.get("harness_options", ()))
+
+
 def merged(path: Path, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The file at ``path`` (if any) with ``entries`` replacing those of the same backend."""
+    """The file at ``path`` (if any) with ``entries`` replacing those of the same backend and
+    harness options."""
     doc: dict[str, Any] = {"backends": []}
     if path.exists():
         try:
@@ -188,8 +199,8 @@ def merged(path: Path, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{path} is not a fidelity file; choose another --out") from None
-    new = {e["backend"] for e in entries}
-    doc["backends"] = [e for e in doc["backends"] if e["backend"] not in new] + list(entries)
+    new = {_key(e) for e in entries}
+    doc["backends"] = [e for e in doc["backends"] if _key(e) not in new] + list(entries)
     doc["machine_id"] = machine_id()
     doc["date"] = time.strftime("%Y-%m-%d")
     return doc

@@ -29,7 +29,8 @@ def fidelity_frame(doc: dict[str, Any]) -> pd.DataFrame:
             return statistics.fmean(r[side][key] for r in rounds)
 
         r = entry["ratio"]
-        rows[entry["backend"]] = {
+        options = ", ".join(entry.get("harness_options", ()))
+        rows[entry["backend"] + (f" ({options})" if options else "")] = {
             "harness s/epoch": format_seconds(mean("harness", "median")),
             "plain s/epoch": format_seconds(mean("plain", "median")),
             "harness / plain": ratio_text(r["value"], r["low"], r["high"]),
