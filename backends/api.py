@@ -3,7 +3,8 @@
 A backend trains one MLP — input → Dense(h, ReLU) [→ Dropout] per hidden width → Dense(10,
 softmax), mean categorical cross-entropy — from weights the harness hands it, in the batch order
 the harness hands it, with the optimizer formulas and hyperparameters of the ``Recipe`` it is
-handed (Keras 3's definitions; see the README's "For backend authors"). Everything passed in is
+handed (Keras 3's definitions, or the framework's own optimizer where the backend declares how
+it departs from them; see the README's "For backend authors"). Everything passed in is
 plain data (NumPy arrays, numbers, strings): no harness object crosses this line.
 
 A backend is a class registered under the entry-point group ``mlpbench.backends``::
@@ -15,6 +16,13 @@ and checked by the conformance kit (``bench.conformance``). Lifecycle, as the ha
 ``cls(options)`` → ``build(recipe, data, init_weights)`` (untimed) → per epoch
 ``synchronize(); train_epoch(order); synchronize()`` (the timed region) then ``evaluate()``
 (untimed). Only the instance's ``device`` attribute and ``settings()`` are read after ``build``.
+
+Optional class attributes: ``PLAIN_SCRIPT`` (``python -m`` arguments of the recipe written as the
+framework's own users write it, ``backends/plain/common.py`` has its contract; ``mlpbench
+fidelity`` times it against the harness), ``FORMULA_DEPARTURES`` (recipe optimizer → one line on
+how the shipped update, the framework's own optimizer, departs from Keras' formula; recorded in
+``settings()`` as ``optimizer_formula``) and ``EXACT_FORMULAS`` (the backend options under which
+every update is Keras' formula). The conformance kit reads all three.
 
 Refusals: a recipe setting the backend does not support → ``RecipeUnsupported(reason)`` from
 ``build`` (the harness records "skipped: reason"); a bad backend option → ``OptionError(reason)``

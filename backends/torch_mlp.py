@@ -13,8 +13,8 @@ The update, as PyTorch users make it (option ``optimizer``, default ``DEFAULT_OP
   batch, its ``foreach``/``fused`` choice left to torch unless option ``fused`` asks. Its Adam and
   RMSprop place ε differently from Keras 3's (``FORMULA_DEPARTURES``): ``torch.optim.Adam`` steps
   ``lr·m̂/(√v̂ + ε)``, i.e. Keras' step with ε·√(1 − β2ᵗ) in place of ε; ``torch.optim.RMSprop``
-  divides by ``√v + ε`` where Keras divides by ``√(v + ε)``. ``settings()`` records which
-  (``optimizer_formula``) and the results state it beside the numbers.
+  divides by ``√v + ε`` where Keras divides by ``√(v + ε)``. ``settings()`` records the
+  departure (``optimizer_formula``, only where there is one); the results state it.
 - ``keras-formula``: Keras' formulas (``backends/xp/optimizers.py``), literally and in Keras'
   operation order, in torch ops under ``no_grad`` (``_KerasFormula``): what the agreement suite
   and the conformance kit need, since after one epoch at ε = 1e-3 torch.optim's weights differ
@@ -625,10 +625,13 @@ class TorchMLP:
 
             torch.cuda.synchronize(self.torch_device)
 
-    def optimizer_formula(self) -> str:
-        """ "Keras 3's" where the update is Keras' formula, else how torch.optim's departs."""
+    def formula_departure(self) -> dict[str, str]:
+        """``{"optimizer_formula": how torch.optim's update departs from Keras'}``, or {} where
+        the update is Keras' formula (settings carry the key only where it departs)."""
         departure = FORMULA_DEPARTURES.get(self.recipe.optimizer)
-        return departure if self.optimizer_kind == "torch" and departure else "Keras 3's"
+        if self.optimizer_kind == "torch" and departure:
+            return {"optimizer_formula": departure}
+        return {}
 
     def settings(self) -> dict[str, Any]:
         import torch
@@ -641,7 +644,6 @@ class TorchMLP:
             "threads": self.threads if self.threads is not None else torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(),
             "optimizer": self.optimizer_kind,
-            "optimizer_formula": self.optimizer_formula(),
             "fused": self.fused,
             "flush_denormals": bool(self.flushed)
             if self.flushed is not None
@@ -649,6 +651,7 @@ class TorchMLP:
             "cuda_graphs": self.cuda_graphs,
             "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **self.formula_departure(),
         }
         if self.device == "gpu":
             out["gpu"] = torch.cuda.get_device_name(self.torch_device)

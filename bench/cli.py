@@ -13,6 +13,8 @@ never loses earlier results; Ctrl-C inside a run keeps its finished epochs, mark
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import sys
@@ -142,6 +144,12 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     _add_run_executor(run)
     run.add_argument(
         "--no-tables", action="store_true", help="do not write tables and plots next to the JSON"
+    )
+    run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only errors and the answer at the end (no epoch lines, no progress)",
     )
 
 
@@ -514,11 +522,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     per failed cell. The campaign's exit code."""
     from bench.campaign.command import run_command
 
-    outcome = run_command(run_request(args))
+    with contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext():
+        outcome = run_command(run_request(args))
     if outcome.finished and not args.no_tables:
         from bench.report import write_tables_and_report
 
-        write_tables_and_report(list(outcome.written), outcome.out.parent)
+        write_tables_and_report(list(outcome.written), outcome.out.parent, quiet=args.quiet)
     for line in outcome.failed:
         print(f"mlpbench: failed: {line}", file=sys.stderr)
     return outcome.exit_code
@@ -565,6 +574,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         slurm_cpus=args.slurm_cpus,
         slurm_timeout_min=args.slurm_timeout_min,
         slurm_option=tuple(args.slurm_option or ()),
+        quiet=args.quiet,
     )
 
 

@@ -466,6 +466,19 @@ def test_caveats_state_only_recorded_settings(tmp_path: Path) -> None:
     assert any("flush_denormals — numpy: true, torch: false" in line for line in lines)
 
 
+def test_an_update_that_departs_from_keras_formula_is_stated(tmp_path: Path) -> None:
+    departure = "torch.optim.RMSprop divides by √v + ε; Keras by √(v + ε)"
+    numpy = entry("numpy", "rmsprop", [1.0])
+    torch = entry("torch", "rmsprop", [2.0], optimizer_formula=departure)
+    lines = caveat_lines(markdown_of(save(tmp_path, "a.json", doc(numpy, torch))))
+    (line,) = [c for c in lines if "Keras' formula" in c]
+    assert line.startswith("torch updates as its framework ships it")
+    assert departure in line and line.endswith("(in rmsprop)")
+    exact = entry("torch", "rmsprop", [2.0], optimizer="keras-formula")
+    lines = caveat_lines(markdown_of(save(tmp_path, "b.json", doc(numpy, exact))))
+    assert not any("Keras' formula" in c for c in lines)
+
+
 def test_agreement_paragraph_only_where_it_was_measured(tmp_path: Path) -> None:
     """NumPy vs Keras on a CPU: shown for such tables, not for GPU machines or other pairs."""
     pair = doc(entry("numpy", "baseline", [1.0]), entry("keras", "baseline", [2.0]))

@@ -39,7 +39,8 @@ def loss_of(params: list, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Ar
 
 
 @jax.jit
-def train_step(params: list, opt_state: tuple, x: jax.Array, y: jax.Array) -> tuple:
+def train_step(params: list, opt_state: tuple, sums: tuple, x: jax.Array, y: jax.Array) -> tuple:
+    """One Adam step; ``sums`` carries the epoch's loss·rows and correct count."""
     (loss, logits), grads = jax.value_and_grad(loss_of, has_aux=True)(params, x, y)
     m, v, t = opt_state
     t = t + 1
@@ -47,22 +48,21 @@ def train_step(params: list, opt_state: tuple, x: jax.Array, y: jax.Array) -> tu
     v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads, strict=True)]
     step = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
     params = [p - step * mi / (jnp.sqrt(vi) + eps) for p, mi, vi in zip(params, m, v, strict=True)]
-    correct = (logits.argmax(1) == y).sum()
-    return params, (m, v, t), loss * len(y), correct
+    loss_sum, correct = sums
+    sums = (loss_sum + loss * len(y), correct + (logits.argmax(1) == y).sum())
+    return params, (m, v, t), sums
 
 
 for epoch in range(1, args.epochs + 1):
     start = time.perf_counter()
-    losses, corrects = [], []
+    sums = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
     perm = rng.permutation(len(data.x_train))
     for i in range(0, len(perm), common.BATCH_SIZE):
         idx = perm[i : i + common.BATCH_SIZE]
-        params, opt_state, batch_loss, batch_correct = train_step(
-            params, opt_state, data.x_train[idx], data.y_train[idx]
+        params, opt_state, sums = train_step(
+            params, opt_state, sums, data.x_train[idx], data.y_train[idx]
         )
-        losses.append(batch_loss)
-        corrects.append(batch_correct)
-    loss, accuracy = float(sum(losses)) / len(perm), int(sum(corrects)) / len(perm)
+    loss, accuracy = float(sums[0]) / len(perm), int(sums[1]) / len(perm)
     common.emit(epoch=epoch, seconds=time.perf_counter() - start)
 
 predicted = np.asarray(logits_of(params, jnp.asarray(data.x_test)).argmax(1))

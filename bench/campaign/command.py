@@ -28,6 +28,7 @@ from bench.campaign.fingerprint import code_fingerprint
 from bench.campaign.lockstep import Lockstep
 from bench.campaign.machine import machine_info
 from bench.campaign.profile import load_profile
+from bench.campaign.progress import Progress
 from bench.campaign.resume import Expected, read_resumable, recorded_order_seed
 from bench.campaign.rounds import Slot, cell_filter, new_order_seed, plan
 from bench.cell.spec import CellSpec
@@ -80,6 +81,7 @@ class RunRequest:
     slurm_cpus: int | None = None
     slurm_timeout_min: int | None = None
     slurm_option: tuple[str, ...] = ()  # 'KEY=VALUE' sbatch options
+    quiet: bool = False  # no progress line (the caller silences the run's own lines)
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,11 @@ def select_rounds(request: RunRequest, sweeps: list | None = None) -> list[list[
     return [[s.with_overrides(seed=seed) for s in chosen] for seed in seeds]
 
 
-def show_epoch(cell: CellSpec, r: EpochRecord) -> None:
-    print(
+def epoch_line(cell: CellSpec, r: EpochRecord) -> str:
+    return (
         f"  [{cell.label}] epoch {r.epoch:>2}/{cell.scenario.epochs}  {r.seconds:7.3f} s"
         f"  loss {r.train_loss:.4f}  acc {100 * r.train_accuracy:6.2f}%"
-        f"  test {100 * r.test_accuracy:6.2f}%",
-        flush=True,
+        f"  test {100 * r.test_accuracy:6.2f}%"
     )
 
 
@@ -263,13 +264,37 @@ def run_all(
     executor: Executor,
     save: Callable[[list[Result]], None],
     done: list[Result] | None = None,
+    quiet: bool = False,
 ) -> list[Result]:
     """Train every cell, appending each result to ``done``; ``save(done)`` after each. Stops at
     Ctrl-C (re-raised after saving the interrupted cell's finished epochs); a failed cell is
     saved and the next one runs. An executor with ``run_many`` (a cluster's) gets every cell at
     once and calls back as each one ends, in the order they end; it cancels what is unfinished
-    at Ctrl-C and re-raises."""
+    at Ctrl-C and re-raises. One progress line (``bench.campaign.progress``) follows the whole
+    call: cells and epochs done, elapsed, the estimate of what is left (none with ``quiet``)."""
     done = [] if done is None else done
+    progress = Progress(cells, quiet=quiet)
+
+    def on_epoch(cell: CellSpec, r: EpochRecord) -> None:
+        progress.write(epoch_line(cell, r))
+        progress.epoch(cell, r.seconds)
+
+    try:
+        _run_cells(cells, executor, save, done, progress, on_epoch)
+    finally:
+        progress.close()
+    return done
+
+
+def _run_cells(
+    cells: list[CellSpec],
+    executor: Executor,
+    save: Callable[[list[Result]], None],
+    done: list[Result],
+    progress: Progress,
+    on_epoch: Callable[[CellSpec, EpochRecord], None],
+) -> None:
+    """``run_all``'s loop, its lines and the cells' ends reported to ``progress``."""
     run_many = getattr(executor, "run_many", None)
     if run_many is not None:
 
@@ -278,29 +303,30 @@ def run_all(
             save(done)
             if result.skipped or result.failed:
                 word = "skipped" if result.skipped else "failed"
-                print(f"  [{cell.label}] {word}: {result.skipped or result.failed}", flush=True)
+                progress.write(f"  [{cell.label}] {word}: {result.skipped or result.failed}")
             elif not result.complete:
                 kept = len(result.history)
-                print(f"  [{cell.label}] interrupted; {kept} finished epochs kept", flush=True)
+                progress.write(f"  [{cell.label}] interrupted; {kept} finished epochs kept")
+            progress.cell_done(cell)
 
         for cell in cells:
-            print(f"{cell.backend} × {cell.scenario.name}: {cell.scenario.summary}", flush=True)
-        run_many(cells, finished, show_epoch)
-        return done
+            progress.write(f"{cell.backend} × {cell.scenario.name}: {cell.scenario.summary}")
+        run_many(cells, finished, on_epoch)
+        return
     for cell in cells:
         where = f" (round {cell.round}, {cell.position + 1})" if cell.round is not None else ""
-        print(f"{cell.backend} × {cell.scenario.name}{where}: {cell.scenario.summary}", flush=True)
+        progress.write(f"{cell.backend} × {cell.scenario.name}{where}: {cell.scenario.summary}")
         before, started = conditions.snapshot(), time.time()
-        result = annotate(cell, executor.run(cell, show_epoch), before, started)
+        result = annotate(cell, executor.run(cell, on_epoch), before, started)
         done.append(result)
         save(done)
+        progress.cell_done(cell)
         if result.skipped:
-            print(f"  skipped: {result.skipped}", flush=True)
+            progress.write(f"  skipped: {result.skipped}")
         elif result.failed:
-            print(f"  failed: {result.failed}", flush=True)
+            progress.write(f"  failed: {result.failed}")
         elif not result.complete:
             raise KeyboardInterrupt
-    return done
 
 
 @dataclass
@@ -356,7 +382,7 @@ class PreparedRun:
 
     def train(self, cells: list[CellSpec], done: list[Result]) -> None:
         """``run_all`` on this run's executor, saving after each cell."""
-        run_all(cells, self.executor, self.save, done)
+        run_all(cells, self.executor, self.save, done, quiet=self.request.quiet)
 
     def save(self, done: list[Result]) -> None:
         """Write ``done`` and the kept entries to ``out`` (atomically), in the listed order;

@@ -27,13 +27,14 @@ from bench.report.answer import closing_lines
 from bench.report.outputs import TablesReport, write_tables
 
 
-def write_tables_and_report(files: list[Path], out_dir: Path) -> TablesReport:
-    """``write_tables``, then one stderr line per problem, one stdout line per file written, and
-    the closing lines: the answer per scenario, the unstable speeds' count, the page to open."""
+def write_tables_and_report(files: list[Path], out_dir: Path, quiet: bool = False) -> TablesReport:
+    """``write_tables``, then one stderr line per problem, one stdout line per file written
+    (not with ``quiet``), and the closing lines: the answer per scenario, the unstable speeds'
+    count, the page to open."""
     report = write_tables(files, out_dir)
     for problem in report.problems:
         print(f"mlpbench: {problem}", file=sys.stderr)
-    for path in report.written:
+    for path in [] if quiet else report.written:
         print(f"wrote {path}")
     for line in closing_lines(report.answer, report.unstable, report.page):
         print(line)

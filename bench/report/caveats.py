@@ -1,8 +1,10 @@
 """Caveats for results.md: lines that say what the tables cannot, generated from the runs frame.
 
 One line each for: several machines, the notes from reading the files (superseded duplicates,
-software that changed between runs), settings that differ between backends side by side, results
-trained on a slice of MNIST, and skipped, failed, incomplete or cold-only runs. ``AGREEMENT`` and
+software that changed between runs), settings that differ between backends side by side, an
+update whose formula departs from Keras' (a backend records ``optimizer_formula`` only then,
+e.g. PyTorch's torch.optim), results trained on a slice of MNIST, and skipped, failed,
+incomplete or cold-only runs. ``AGREEMENT`` and
 ``FIT_OVERHEAD`` are measured paragraphs (each saying where and how it was measured) that end the
 section where they apply (``agreement``).
 """
@@ -69,6 +71,7 @@ def caveats(frame: pd.DataFrame, collection: Collection) -> list[str]:
         lines
         + collection.notes
         + _setting_caveats(ran)
+        + _formula_caveats(ran)
         + _slice_caveats(ran)
         + [line for r in frame.itertuples() for line in _run_caveats(r)]
     )
@@ -105,6 +108,25 @@ def _setting_caveats(ran: pd.DataFrame) -> list[str]:
     return [
         f"{machine}: backends side by side differ in {key} — {shown} (in {', '.join(names)})"
         for (machine, key, shown), names in found.items()
+    ]
+
+
+def _formula_caveats(ran: pd.DataFrame) -> list[str]:
+    """One line per backend × departing formula, naming its scenarios: the same hyperparameters
+    under another formula, so accuracy is compared across formulas there."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for r in ran.itertuples():
+        formula = (
+            (r.settings or {}).get("optimizer_formula") if isinstance(r.settings, dict) else None
+        )
+        if formula:
+            names = found.setdefault((r.backend, str(formula)), [])
+            if r.scenario not in names:
+                names.append(r.scenario)
+    return [
+        f"{backend} updates as its framework ships it, not by Keras' formula: {formula} — the "
+        f"same hyperparameters, another formula (in {', '.join(names)})"
+        for (backend, formula), names in found.items()
     ]
 
 
