@@ -69,19 +69,22 @@ def built(s: Recipe, **options: str) -> JaxMLP:
     return backend
 
 
-def trained(kind: str, s: Recipe, epoch: str = DEFAULT_EPOCH, donate: str = "true") -> tuple:
+def trained(
+    kind: str, s: Recipe, epoch: str = DEFAULT_EPOCH, donate: str = "true", feed: str = "host"
+) -> tuple:
     """(weights, training loss, accuracy) after one epoch over ORDER, from start(); ``kind`` is
     "jax" or "numpy" (the reference). Cached: each configuration is trained once per session."""
-    return _trained(kind, s, epoch if kind == "jax" else "", donate if kind == "jax" else "")[:3]
+    jax = kind == "jax"
+    return _trained(kind, s, epoch if jax else "", donate if jax else "", feed if jax else "")[:3]
 
 
 @functools.cache
-def _trained(kind: str, s: Recipe, epoch: str, donate: str) -> tuple:
+def _trained(kind: str, s: Recipe, epoch: str, donate: str, feed: str) -> tuple:
     if kind == "numpy":
         backend = NumpyMLP(RunOptions())
         backend.build(s, data(s.dtype), start())
     else:
-        backend = built(s, epoch=epoch, donate=donate)
+        backend = built(s, epoch=epoch, donate=donate, feed=feed)
     metrics = backend.train_epoch(ORDER)
     backend.synchronize()
     return backend.get_weights(), float(metrics.loss), float(metrics.accuracy), backend, metrics
@@ -122,7 +125,8 @@ def test_unavailable_reason_without_jax(monkeypatch: pytest.MonkeyPatch) -> None
 
 # ------------------------------------------------------------------------------- options
 @pytest.mark.parametrize(
-    ("name", "value"), [("epoch", "fast"), ("epoch", ""), ("donate", "maybe"), ("donate", "2")]
+    ("name", "value"),
+    [("epoch", "fast"), ("epoch", ""), ("donate", "maybe"), ("donate", "2"), ("feed", "disk")],
 )
 def test_bad_option_values_are_option_errors(name: str, value: str) -> None:
     with pytest.raises(OptionError, match=name):
@@ -132,8 +136,9 @@ def test_bad_option_values_are_option_errors(name: str, value: str) -> None:
 def test_settings_record_the_options_in_force() -> None:
     default = built(recipe())
     settings = default.settings()
-    assert set(JaxMLP.OPTIONS) == {"epoch", "donate"}
+    assert set(JaxMLP.OPTIONS) == {"epoch", "donate", "feed"}
     assert settings["epoch"] == DEFAULT_EPOCH and settings["donate"] is DEFAULT_DONATE
+    assert settings["feed"] == "host"  # as JAX's tutorials feed a jitted step
     assert settings["dtype"] == "float32" and settings["device"] == default.device == "cpu"
     assert settings["tf32"] is False and settings["matmul_precision"] == "highest"
     assert settings["jax"] and settings["jaxlib"] and settings["platform"] == "cpu"
@@ -142,6 +147,7 @@ def test_settings_record_the_options_in_force() -> None:
     other.build(recipe(), data("float32"), start())
     settings = other.settings()
     assert settings["epoch"] == "loop" and settings["donate"] is False
+    assert built(recipe(), epoch="scan").settings()["feed"] == "device"  # scan gathers there
     assert settings["tf32"] is True and settings["matmul_precision"] == "tensorfloat32"
 
 
@@ -198,10 +204,12 @@ def test_loop_without_donation_matches_scan_and_the_reference(optimizer: str, dt
     s = recipe(optimizer=optimizer, learning_rate=1e-3, epsilon=1e-3, dtype=dtype)
     loop, loop_loss, _ = trained("jax", s, "loop", "false")
     scan, scan_loss, _ = trained("jax", s, "scan")
+    device, device_loss, _ = trained("jax", s, "loop", "false", feed="device")
     ref, _, _ = trained("numpy", s)
     same = 1e-5 if dtype == "float32" else 1e-13  # rounding: XLA may fuse the two differently
-    assert max(moved(loop, scan, dtype)) < same
-    assert loop_loss == pytest.approx(scan_loss, rel=same)
+    for other, other_loss in ((scan, scan_loss), (device, device_loss)):
+        assert max(moved(loop, other, dtype)) < same
+        assert loop_loss == pytest.approx(other_loss, rel=same)
     tol = WEIGHT_TOL[dtype] if dtype == "float64" else WEIGHT_TOL[dtype][optimizer]
     assert max(moved(loop, ref, dtype)) < tol
 
@@ -219,7 +227,7 @@ def test_epoch_metrics_are_device_scalars_and_evaluate_matches_numpy() -> None:
     import jax
 
     s = recipe(dtype="float64", optimizer="rmsprop")
-    *_, backend, metrics = _trained("jax", s, DEFAULT_EPOCH, "true")
+    *_, backend, metrics = _trained("jax", s, DEFAULT_EPOCH, "true", "host")
     assert isinstance(metrics.loss, jax.Array) and isinstance(metrics.accuracy, jax.Array)
     result = backend.evaluate()
     assert backend.evaluate() == result  # deterministic
