@@ -16,11 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from bench.campaign import priors
 from bench.campaign.progress import Progress, clock_text
 from bench.cell.spec import CellSpec
 from scenarios import BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_priors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No development-machine priors: the estimate is the run's own pace only."""
+    monkeypatch.setattr(priors, "load_priors", lambda path=priors.PRIORS: {})
 
 
 class Clock:
@@ -53,7 +60,7 @@ def simulate(costs: dict[str, float], rounds: int, epochs: int, overhead: float)
         progress.cell_done(cell)
 
 
-def test_the_estimate_follows_the_run_s_own_pace() -> None:
+def test_the_estimate_follows_the_run_s_own_pace(no_priors: None) -> None:
     """Backends whose epochs cost 1 s and 3 s: once both have run, the estimate is within a few
     per cent of the truth (the start-up share is what it cannot know exactly)."""
     seen = list(simulate({"numpy": 1.0, "keras": 3.0}, rounds=4, epochs=5, overhead=0.1))
@@ -65,7 +72,7 @@ def test_the_estimate_follows_the_run_s_own_pace() -> None:
         assert estimate == pytest.approx(truth, rel=0.05, abs=1.0)
 
 
-def test_an_unseen_backend_is_estimated_from_what_was_measured() -> None:
+def test_an_unseen_backend_is_estimated_from_what_was_measured(no_priors: None) -> None:
     """After the first cell only numpy's pace is known: keras' epochs are weighed as numpy's
     (the estimate's known bias), and the estimate is exact again once keras has run."""
     seen = list(simulate({"numpy": 1.0, "keras": 3.0}, rounds=2, epochs=4, overhead=0.0))
@@ -76,7 +83,7 @@ def test_an_unseen_backend_is_estimated_from_what_was_measured() -> None:
     assert estimate == pytest.approx(truth)
 
 
-def test_plain_lines_say_cells_epochs_elapsed_and_what_is_left() -> None:
+def test_plain_lines_say_cells_epochs_elapsed_and_what_is_left(no_priors: None) -> None:
     scenario = BASELINE.with_overrides(epochs=2)
     cells = [CellSpec("numpy", scenario, round=r) for r in range(2)]
     clock, stream = Clock(), io.StringIO()
@@ -98,6 +105,15 @@ def test_clock_text() -> None:
 
 RUN = ["-m", "bench", "run", "-b", "numpy", "-s", "baseline", "-s", "he_init", "--epochs", "2"]
 RUN += ["--n-train", "2048", "--n-test", "500", "--no-tables"]
+
+
+def test_the_shipped_priors_cover_the_readme_main_job() -> None:
+    """The README's main job (every catalogue scenario on NumPy and Keras, full MNIST) has an
+    estimate before anything trains."""
+    import scenarios
+
+    cells = [CellSpec(b, s) for s in scenarios.SCENARIOS.values() for b in ("numpy", "keras")]
+    assert priors.estimate(cells) > 60
 
 
 def test_a_real_run_through_a_pipe_prints_plain_progress_lines(tmp_path) -> None:
@@ -149,3 +165,47 @@ def test_quiet_keeps_only_the_answer(tmp_path) -> None:
     assert not re.search(r"epoch +\d+/\d+", done.stdout) and "wrote" not in done.stdout
     assert "progress:" not in done.stderr
     assert "baseline" in done.stdout and "index.html" in done.stdout  # the answer and the page
+
+
+def results_doc(cells: list[tuple[str, str, float, int]], n_train: int | None = None) -> dict:
+    """A results document whose cells (backend, scenario, wall seconds, epochs) ran in turn."""
+    entries, now = [], 1000.0
+    for backend, scenario, wall, epochs in cells:
+        extra = {"complete": True, "n_train": n_train, "started": now, "ended": now + wall,
+                 "history": [{"epoch": i + 1, "seconds": 1.0} for i in range(epochs)]}  # fmt: skip
+        entries.append({"params": {"backend": backend, "scenario": scenario}, "extra_info": extra})
+        now += wall
+    return {"benchmarks": entries, "machine_info": {"mlpbench": {"machine_id": "dev-2cpu"}}}
+
+
+def test_priors_are_the_mean_cell_time_per_backend_and_scenario() -> None:
+    doc = results_doc([("numpy", "baseline", 10.0, 5), ("numpy", "baseline", 14.0, 5),
+                       ("keras", "baseline", 40.0, 5)])  # fmt: skip
+    got = priors.priors_from(doc, "a test run")
+    assert got["machine_id"] == "dev-2cpu" and got["source"] == "a test run"
+    assert got["cells"] == {"keras/baseline": {"seconds": 40.0, "epochs": 5},
+                            "numpy/baseline": {"seconds": 12.0, "epochs": 5}}  # fmt: skip
+    assert priors.priors_from(results_doc([("numpy", "baseline", 9.0, 5)], 2048), "")["cells"] == {}
+    cells = [CellSpec("numpy", BASELINE.with_overrides(epochs=10)), CellSpec("keras", BASELINE)]
+    assert priors.estimate(cells, got) == pytest.approx(24.0 + 40.0)  # epochs scale the prior
+    assert priors.estimate([*cells, CellSpec("jax", BASELINE)], got) is None  # jax never timed
+    assert priors.estimate([CellSpec("numpy", BASELINE, n_train=2048)], got) is None  # a slice
+
+
+def test_before_any_epoch_the_estimate_is_the_development_machine_s(monkeypatch) -> None:
+    known = priors.priors_from(
+        results_doc([("numpy", "baseline", 10.0, 5), ("keras", "baseline", 40.0, 5)]), "t"
+    )
+    monkeypatch.setattr(priors, "load_priors", lambda path=priors.PRIORS: known)
+    cells = [CellSpec("numpy", BASELINE), CellSpec("keras", BASELINE)]
+    clock, stream = Clock(), io.StringIO()
+    progress = Progress(cells, stream=stream, clock=clock, live=False)
+    assert stream.getvalue().splitlines()[0] == (
+        "progress: 0/2 cells, 0/10 epochs, 0 s elapsed, about 50 s at dev-2cpu's pace"
+    )
+    # numpy runs at half the prior's pace here (1 s per epoch against 2): keras, not yet run,
+    # is weighed at its prior (8 s per epoch) scaled the same way, not at numpy's 1 s
+    for _ in range(5):
+        clock.now += 1.0
+        progress.epoch(cells[0], 1.0)
+    assert progress.remaining_seconds() == pytest.approx(5 * 4.0)

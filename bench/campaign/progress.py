@@ -7,6 +7,10 @@ wall time scaled by remaining weight over finished weight — so start-up, evalu
 are counted in the proportion the finished work paid them, and a slow backend's epochs weigh
 what they cost. Before the first epoch there is no estimate.
 
+Before the first epoch the estimate is the development machine's (``bench.campaign.priors``),
+when every cell was timed there; a backend × scenario not yet run here is weighed by its prior
+scaled by this machine's pace on those that ran (else by its backend's mean here, else the run's).
+
 On a terminal the line is a ``tqdm`` bar on stderr, updated in place, and the run's own lines
 (``write``) print above it; anywhere else (a pipe, a CI log) it is a plain line on stderr after
 every finished cell and at least once a minute while epochs finish. ``quiet``: no line at all.
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from bench.campaign import priors
 from bench.cell.spec import CellSpec
 
 #: The longest a non-terminal run goes without a progress line while epochs finish (seconds).
@@ -59,6 +64,10 @@ class Progress:
         self.seconds: dict[tuple[str, str], list[float]] = {}
         self.last_plain = self.started
         self.quiet = quiet
+        known = priors.load_priors()
+        self.prior_machine = known.get("machine_id")
+        self.prior_total = priors.estimate(cells, known)
+        self.prior_epoch = priors.per_epoch(known)
         if live is None:
             live = bool(getattr(self.stream, "isatty", lambda: False)())
         self.bar = self._bar() if live and cells and not quiet else None
@@ -121,6 +130,13 @@ class Progress:
         """An epoch's expected training seconds for ``key``, from what was measured so far."""
         if key in self.seconds:
             return statistics.fmean(self.seconds[key])
+        paces = [
+            statistics.fmean(v) / self.prior_epoch[k]
+            for k, v in self.seconds.items()
+            if k in self.prior_epoch
+        ]
+        if key in self.prior_epoch and paces:
+            return self.prior_epoch[key] * statistics.median(paces)
         same = [s for (b, _), v in self.seconds.items() if b == key[0] for s in v]
         every = [s for v in self.seconds.values() for s in v]
         return statistics.fmean(same or every) if every else None
@@ -142,7 +158,12 @@ class Progress:
     def summary(self) -> str:
         """'3/24 cells, 11/120 epochs, 1 min 05 s elapsed, about 7 min 10 s left'."""
         left = self.remaining_seconds()
-        eta = "estimating what is left" if left is None else f"about {clock_text(left)} left"
+        if left is not None:
+            eta = f"about {clock_text(left)} left"
+        elif self.prior_total is not None:
+            eta = f"about {clock_text(self.prior_total)} at {self.prior_machine}'s pace"
+        else:
+            eta = "estimating what is left"
         return (
             f"{self.describe()}, {self.epochs_done}/{self.total_epochs} epochs, "
             f"{clock_text(self.clock() - self.started)} elapsed, {eta}"
@@ -150,7 +171,12 @@ class Progress:
 
     def _refresh(self) -> None:
         left = self.remaining_seconds()
-        eta = "estimating" if left is None else f"~{clock_text(left)} left"
+        if left is not None:
+            eta = f"~{clock_text(left)} left"
+        elif self.prior_total is not None:
+            eta = f"~{clock_text(self.prior_total)} at {self.prior_machine}'s pace"
+        else:
+            eta = "estimating"
         elapsed = clock_text(self.clock() - self.started)
         self.bar.set_description_str(
             f"{self.describe()}, {self.epochs_done}/{self.total_epochs} epochs, {elapsed}, {eta}"
