@@ -49,8 +49,10 @@ def fidelity_markdown(doc: dict[str, Any]) -> str:
     confidence = 100 * first.get("confidence", 0.95)
     band = 100 * first.get("band", 0.05)
     scripts = "; ".join(
-        f"{e['backend']}: `python -m {e['rounds'][0]['plain']['settings']['script']}`"
-        for e in entries
+        dict.fromkeys(
+            f"{e['backend']}: `python -m {e['rounds'][0]['plain']['settings']['script']}`"
+            for e in entries
+        )
     )
     return "\n".join(
         [
