@@ -152,7 +152,7 @@ def test_a_real_run_on_a_terminal_updates_one_line_in_place(tmp_path) -> None:
     text = b"".join(chunks).decode(errors="replace")
     assert "\r" in text and "2/2 cells" in text and "4/4 epochs" in text
     assert "progress:" not in text  # the bar, not the log's plain lines
-    assert re.search(r"~\d+ (s|min \d\d s) left", text)
+    assert re.search(r"about \d+ (s|min \d\d s) left", text)
 
 
 def test_quiet_keeps_only_the_answer(tmp_path) -> None:

@@ -83,7 +83,7 @@ class Progress:
             unit="epoch",
             dynamic_ncols=True,
             bar_format="{desc} |{bar}|",
-            desc=self.describe(),
+            desc=self.summary(),
         )
 
     # --- what the executors report ------------------------------------------------------------
@@ -170,17 +170,7 @@ class Progress:
         )
 
     def _refresh(self) -> None:
-        left = self.remaining_seconds()
-        if left is not None:
-            eta = f"~{clock_text(left)} left"
-        elif self.prior_total is not None:
-            eta = f"~{clock_text(self.prior_total)} at {self.prior_machine}'s pace"
-        else:
-            eta = "estimating"
-        elapsed = clock_text(self.clock() - self.started)
-        self.bar.set_description_str(
-            f"{self.describe()}, {self.epochs_done}/{self.total_epochs} epochs, {elapsed}, {eta}"
-        )
+        self.bar.set_description_str(self.summary())
 
     def _plain(self) -> None:
         self.last_plain = self.clock()
