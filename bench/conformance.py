@@ -15,8 +15,9 @@ where NumPy's lands. Needs pytest and the shipped MNIST (full training set for o
 1,200-row slice for the rest).
 
 What is checked: the weights handed in come back out unchanged (and ``set_weights`` round-trips);
-the batch order is honoured; one baseline epoch at batch 600 (seed 3, full MNIST), as shipped,
-gives a test loss within 1e-3 relative of NumPy's; SGD, Adam and RMSprop steps agree with the
+the batch order is honoured; one baseline epoch at batch 600 (seed 3, full MNIST) gives a test
+loss within 1e-3 relative of NumPy's under the exact formulas (within 1e-2 as shipped where the
+shipped Adam departs); SGD, Adam and RMSprop steps agree with the
 float64 reference (ε placed as Keras places it) under the backend's exact-formula options; as
 shipped, each optimizer either is Keras' formula or its departure is declared; float64 stays
 float64 (or is refused with ``RecipeUnsupported``); metrics are readable after ``synchronize()``;
@@ -49,8 +50,11 @@ from backends.api import EpochMetrics, Evaluation, Recipe, RecipeUnsupported, Ru
 N_SLICE, N_SLICE_TEST = 1200, 500
 SLICE_BATCH = 100  # 12 steps per epoch on the slice
 FULL_BATCH, FULL_SEED = 600, 3  # the batch-600 check on full MNIST
-#: Test-loss agreement with NumPy after one full-MNIST epoch at batch 600.
+#: Test-loss agreement with NumPy after one full-MNIST epoch at batch 600 (exact formulas).
 FULL_LOSS_RTOL = 1e-3
+#: The same, as shipped, for an Adam that departs from Keras' formula (declared): torch.optim's
+#: measured 3.7e-3 (its ε acts unscaled by the bias correction, Keras' 32× larger at step 1).
+SHIPPED_LOSS_RTOL = 1e-2
 #: Weight agreement after one epoch on the slice, as max|w − ref| / max|ref − w0| per array.
 #: Measured worst cases (2-core x86 CPU): float32 NumPy vs Keras SGD 1.2e-6, RMSprop 1.0e-5,
 #: Adam 3.7e-4 (its first steps divide by √v + ε with √v ≈ |g|, so float32 rounding of the
@@ -330,7 +334,10 @@ class BackendConformance:
         assert 0.7 < lines[-1]["test_accuracy"] <= 1.0
 
     def test_baseline_epoch_at_batch_600_matches_numpy(self, cls: type) -> None:
-        """The harness's own weights and batches (seed 3), full MNIST, one baseline epoch."""
+        """The harness's own weights and batches (seed 3), full MNIST, one baseline epoch, under
+        the exact formulas: test loss within FULL_LOSS_RTOL of NumPy's. A backend whose shipped
+        Adam departs from Keras' formula must still land close as shipped: accuracy within half a
+        point, loss within SHIPPED_LOSS_RTOL (torch.optim measured 3.7e-3 and 0.01 pt)."""
         import scenarios
         from backends.numpy_mlp import NumpyMLP
         from bench.cell.session import epoch_order, scenario_weights
@@ -339,10 +346,14 @@ class BackendConformance:
         data = _dataset("float32", False)
         recipe, start = scenario.recipe(data.n_train), scenario_weights(scenario, data)
         order = epoch_order(scenario, data.n_train, 1)
-        _, _, mine, _ = _train(cls, recipe, data, start, order)
         _, _, numpy, _ = _train(NumpyMLP, recipe, data, start, order)
+        _, _, mine, _ = _train(cls, recipe, data, start, order, _exact(cls))
         assert mine.loss == pytest.approx(numpy.loss, rel=FULL_LOSS_RTOL)
         assert abs(mine.accuracy - numpy.accuracy) < 0.005
+        if recipe.optimizer in (getattr(cls, "FORMULA_DEPARTURES", {}) or {}):
+            _, _, shipped, _ = _train(cls, recipe, data, start, order)
+            assert shipped.loss == pytest.approx(numpy.loss, rel=SHIPPED_LOSS_RTOL)
+            assert abs(shipped.accuracy - numpy.accuracy) < 0.005
 
     # -- what the harness reads
     def test_metrics_are_read_after_synchronize(self, cls: type) -> None:

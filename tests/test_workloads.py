@@ -18,6 +18,7 @@ import pytest
 from conftest import run_mlpbench
 
 import scenarios
+from bench import registry
 from bench.errors import ConfigError
 from bench.report.scaling import crossover, fit_cost
 from scenarios.files import expand, load, parse_sweeps
@@ -211,9 +212,23 @@ def test_a_sweep_run_writes_the_scaling_section_plot_and_a_fit_per_backend(tmp_p
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def exact_formulas() -> list[str]:
+    """``-O`` options running every available backend whose shipped update is not Keras'
+    formula with its exact one."""
+    return [
+        x
+        for name in registry.names()
+        if registry.unavailable_reason(name) is None
+        for key, value in (getattr(registry.backend_class(name), "EXACT_FORMULAS", {})).items()
+        for x in ("-O", f"{name}.{key}={value}")
+    ]
+
+
 def test_two_hidden_layers_train_on_every_backend_and_agree(tmp_path):
     """Without dropout (each framework draws its own masks) every backend trains the same
-    weights through the same batches: their test accuracies agree to a few test images."""
+    weights through the same batches with the same update formula (PyTorch's exact-formula
+    variant: torch.optim's RMSprop places ε elsewhere): their test accuracies agree to a few
+    test images."""
     path = write(tmp_path, PUBLIC_RECIPE)
     out = tmp_path / "d.json"
     done = run_mlpbench(
@@ -229,6 +244,7 @@ def test_two_hidden_layers_train_on_every_backend_and_agree(tmp_path):
             "2",
             "--dropout",
             "0",
+            *exact_formulas(),
             "--out",
             str(out),
             "--no-tables",
