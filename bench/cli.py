@@ -628,9 +628,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_fidelity(args: argparse.Namespace) -> int:
     from bench.campaign.fidelity import FidelityRequest, run_fidelity
     from bench.report.fidelity import write_fidelity
+    from bench.stats import COLD_EPOCHS, has_warm_epochs
 
-    if args.epochs < 2:
-        raise MlpbenchError("fidelity compares warm epochs: --epochs must be 2 or more")
+    if not has_warm_epochs(args.epochs):
+        raise MlpbenchError(
+            f"fidelity compares warm epochs: --epochs must be {COLD_EPOCHS + 1} or more"
+        )
     request = FidelityRequest(
         backends=tuple(dict.fromkeys(args.backend)),
         rounds=args.rounds,

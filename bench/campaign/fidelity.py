@@ -149,7 +149,6 @@ def verdict(r: Ratio, band: float = BAND) -> str:
 
 def check_backend(backend: str, request: FidelityRequest, tmp: Path) -> dict[str, Any]:
     """Every round of one backend, alternating which side goes first; its JSON entry."""
-    plain_script(backend)  # no script: refuse before any training
     rounds: list[dict[str, Any]] = []
     for r in range(request.rounds):
         sides: dict[str, Side] = {}

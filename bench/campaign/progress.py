@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -60,7 +61,7 @@ class Progress:
         self.cells = {id(c): c for c in cells}
         self.total_cells, self.total_epochs = len(cells), sum(self.todo.values())
         self.cells_done = self.epochs_done = 0
-        self.finished_keys: list[tuple[str, str]] = []  # one per finished epoch
+        self.finished: Counter[tuple[str, str]] = Counter()  # finished epochs per key
         self.seconds: dict[tuple[str, str], list[float]] = {}
         self.last_plain = self.started
         self.quiet = quiet
@@ -92,7 +93,7 @@ class Progress:
         """One epoch of ``cell`` finished, its training taking ``seconds``."""
         key = (cell.backend, cell.scenario.name)
         self.seconds.setdefault(key, []).append(seconds)
-        self.finished_keys.append(key)
+        self.finished[key] += 1
         if self.todo.get(id(cell), 0) > 0:
             self.todo[id(cell)] -= 1
         self.epochs_done += 1
@@ -143,7 +144,7 @@ class Progress:
 
     def remaining_seconds(self) -> float | None:
         """Wall seconds left, or None before the first epoch."""
-        done = sum(self._weight(k) or 0.0 for k in self.finished_keys)
+        done = sum(n * (self._weight(k) or 0.0) for k, n in self.finished.items())
         if done <= 0:
             return None
         left = sum(

@@ -116,9 +116,7 @@ def _formula_caveats(ran: pd.DataFrame) -> list[str]:
     under another formula, so accuracy is compared across formulas there."""
     found: dict[tuple[str, str], list[str]] = {}
     for r in ran.itertuples():
-        formula = (
-            (r.settings or {}).get("optimizer_formula") if isinstance(r.settings, dict) else None
-        )
+        formula = r.settings.get("optimizer_formula") if isinstance(r.settings, dict) else None
         if formula:
             names = found.setdefault((r.backend, str(formula)), [])
             if r.scenario not in names:
