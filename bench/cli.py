@@ -1,4 +1,4 @@
-"""Command line: ``mlpbench list | doctor | run | tune | fidelity | table | compare`` (also
+"""Command line: ``mlpbench list | doctor | run | tune | fidelity | table | compare | ab`` (also
 ``python -m bench``).
 
 argparse lives here only: each ``cmd_*`` turns its flags into values (a ``RunRequest``, a
@@ -97,6 +97,13 @@ def significance_level(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def change_factor(text: str) -> float:
     value = _float(text)
     if not (math.isfinite(value) and value >= 1):
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlpbench {bench.__version__}")
     sub = parser.add_subparsers(
         dest="command",
-        metavar="{list,run,tune,fidelity,table,compare,doctor}",
+        metavar="{list,run,tune,fidelity,table,compare,ab,doctor}",
         parser_class=OneLineParser,
     )
     sub.add_parser("list", help="backends (with availability) and scenarios")
@@ -131,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fidelity_parser(sub)
     _add_table_parser(sub)
     _add_compare_parser(sub)
+    _add_ab_parser(sub)
     return parser
 
 
@@ -316,11 +324,12 @@ def _add_run_executor(run: argparse.ArgumentParser) -> None:
     """``run``: where each cell trains (``--executor``) and the ``--slurm-*`` options."""
     run.add_argument(
         "--executor",
-        choices=["process", "lockstep", "inprocess", "slurm"],
-        default="process",
-        help="process: each cell in a fresh Python process (default); lockstep: the backends "
-        "of a scenario and round each in a fresh process, training their epochs in turn, in a "
-        "fresh random order per epoch, so ratios pair epochs seconds apart; inprocess: all in "
+        choices=["lockstep", "process", "inprocess", "slurm"],
+        default="lockstep",
+        help="lockstep (default): the backends of a scenario and round each in a fresh process, "
+        "training their epochs in turn, in a fresh random order per epoch, so ratios pair "
+        "epochs seconds apart; process: each cell in a fresh Python process, start to end, one "
+        "after another; inprocess: all in "
         "this one (for debugging: a backend's exception stops the run with its traceback); "
         "slurm: each cell a Slurm job, all submitted at once (the slurm extra; see --slurm-*)",
     )
@@ -459,15 +468,30 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument(
         "--self-test",
         action="store_true",
-        help="measure the gate's false-alarm rate (A/A runs) and its power for a 10 %% "
-        "slowdown on this machine, from real runs of one cheap cell (no files needed)",
+        help="measure this gate's false-alarm rate and its power for a 10 %% slowdown on this "
+        "machine: separate runs of one cheap cell, minutes apart, compared pairwise as files "
+        "(no files needed)",
+    )
+    compare.add_argument(
+        "--self-test-runs",
+        type=positive_int,
+        default=6,
+        metavar="N",
+        help="separate runs the self-test makes (default 6)",
     )
     compare.add_argument(
         "--self-test-rounds",
         type=positive_int,
-        default=12,
+        default=5,
         metavar="N",
-        help="A/A pairs the self-test runs (default 12)",
+        help="rounds per run (default 5)",
+    )
+    compare.add_argument(
+        "--self-test-gap",
+        type=non_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="pause between runs (default 60)",
     )
     compare.add_argument(
         "--self-test-data",
@@ -475,6 +499,67 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         default="slice",
         help="the self-test's cell: numpy × baseline on 8192 rows, 4 epochs (slice, default) "
         "or on the full data, 5 epochs, as published (full)",
+    )
+
+
+def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
+    """``ab``: one backend, two option sets or two interpreters, measured in lockstep."""
+    ab = sub.add_parser(
+        "ab",
+        help="is NEW slower than BASE? one backend under two option sets or two environments, "
+        "both measured here seconds apart; exit 1 if slower",
+    )
+    ab.add_argument("--backend", "-b", required=True, metavar="B")
+    ab.add_argument("--scenario", "-s", default="baseline", metavar="S", help="default baseline")
+    for side in ("base", "new"):
+        ab.add_argument(
+            f"--{side}-option",
+            action="append",
+            default=[],
+            metavar="[B.]KEY=VALUE",
+            help=f"a backend option of the {side} side, as mlpbench run -O takes it (repeatable)",
+        )
+        ab.add_argument(
+            f"--{side}-python",
+            default=None,
+            metavar="PY",
+            help=f"the {side} side's Python (another venv with mlpbench installed; default this "
+            "one)",
+        )
+    from bench.campaign.ab import DEFAULT_ROUNDS
+
+    ab.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=DEFAULT_ROUNDS,
+        metavar="N",
+        help=f"rounds, each a fresh pair of processes (default {DEFAULT_ROUNDS})",
+    )
+    ab.add_argument("--epochs", type=positive_int, metavar="N", help="default: the scenario's")
+    ab.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
+    ab.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
+    ab.add_argument(
+        "--alpha", type=significance_level, default=0.05, help="1 - confidence (default 0.05)"
+    )
+    ab.add_argument(
+        "--factor",
+        type=change_factor,
+        default=1.05,
+        help="slower only when the whole interval of NEW/BASE lies above this (default 1.05)",
+    )
+    ab.add_argument("--out", type=Path, default=None, metavar="FILE", help="write JSON here")
+    ab.add_argument(
+        "--self-test",
+        action="store_true",
+        help="an A/A in lockstep: this gate's false alarms and power for a 10 %% slowdown on "
+        "this machine, at its default --rounds",
+    )
+    ab.add_argument(
+        "--self-test-rounds",
+        type=positive_int,
+        default=24,
+        metavar="N",
+        help="A/A rounds the self-test measures (default 24)",
     )
 
 
@@ -590,11 +675,13 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.self_test:
-        from bench.campaign.selftest import run_self_test
+        from bench.campaign.selftest import run_file_self_test
 
         full = args.self_test_data == "full"
-        run_self_test(
+        run_file_self_test(
+            runs=args.self_test_runs,
             rounds=args.self_test_rounds,
+            gap_s=args.self_test_gap,
             n_train=None if full else 8192,
             epochs=5 if full else 4,
             factor=args.factor,
@@ -606,6 +693,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from bench.report.compare import run_compare
 
     return run_compare(args.base, args.new, alpha=args.alpha, factor=args.factor)
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from bench.campaign.ab import ABRequest, run_ab
+
+    if args.self_test:
+        from bench.campaign.selftest import run_ab_self_test
+
+        run_ab_self_test(
+            backend=args.backend,
+            scenario=args.scenario,
+            rounds=args.self_test_rounds,
+            size=args.rounds,
+            n_train=args.n_train,
+            epochs=args.epochs,
+            factor=args.factor,
+            alpha=args.alpha,
+            out=args.out,
+        )
+        return 0
+    request = ABRequest(
+        backend=args.backend,
+        scenario=args.scenario,
+        base_options=tuple(args.base_option),
+        new_options=tuple(args.new_option),
+        base_python=args.base_python,
+        new_python=args.new_python,
+        rounds=args.rounds,
+        epochs=args.epochs,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        factor=args.factor,
+        alpha=args.alpha,
+        out=args.out,
+    )
+    return run_ab(request)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -664,6 +787,7 @@ COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "table": cmd_table,
     "compare": cmd_compare,
+    "ab": cmd_ab,
 }
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import run_mlpbench
 from scipy import stats
@@ -27,8 +28,8 @@ import scenarios
 from bench import registry
 from bench.campaign import fingerprint
 from bench.campaign.rounds import cell_filter, plan
-from bench.campaign.selftest import rates, run_self_test
 from bench.doctor import check_load
+from bench.report.summary import tf_data_stalls, two_speeds
 from bench.stats import Ratio, paired_ratio, relative_half_width, rounds_for_power
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +176,8 @@ def test_a_run_in_rounds_records_its_order_and_the_tables_pair_within_rounds(tmp
         "ratio_level"
     )
     speed_rows = list(csv.DictReader(speed))
-    assert {r["ratio_pairs"] for r in speed_rows} == {"round medians"}
+    assert {r["ratio_pairs"] for r in speed_rows} == {"epochs in lockstep"}  # the default design
+    assert {e["extra_info"]["design"] for e in entries} == {"lockstep"}
 
 
 def test_a_killed_run_resumes_without_losing_or_repeating_a_finished_cell(tmp_path):
@@ -337,7 +339,7 @@ def test_threads_give_every_framework_one_budget_recorded_in_settings(tmp_path):
         assert settings["keras"]["intra_op_threads"] == settings["keras"]["inter_op_threads"] == 1
     inprocess = run_mlpbench(["run", "-b", "numpy", "--threads", "1", "--executor", "inprocess"])
     assert inprocess.returncode == 2
-    assert "--threads needs --executor process" in inprocess.stderr
+    assert "--threads needs a process per cell" in inprocess.stderr
 
 
 def test_an_unstable_cell_is_marked_with_what_was_seen(tmp_path):
@@ -390,27 +392,29 @@ def test_an_unstable_cell_is_marked_with_what_was_seen(tmp_path):
     assert "numpy × baseline" not in line
 
 
-def test_the_self_test_counts_false_alarms_and_detections_over_real_pairs():
-    found = run_self_test(rounds=4, n_train=1024, epochs=3)
-    assert [r.n for r in found] == [2, 3, 4]
-    assert [r.draws for r in found] == [math.comb(4, n) for n in (2, 3, 4)]
-    for r in found:
-        assert 0 <= r.false_alarm_rate <= 1 and 0 <= r.power <= 1
+def test_two_speeds_are_named_with_their_counts():
+    """Oracle: rounds at two speeds twice apart are two groups with their counts; a steady
+    spread (no step larger than the groups' own) is not."""
+    found = two_speeds([0.65, 1.35, 0.64, 1.33, 0.66])
+    assert found == "two speeds: 2 of 5 processes at 1.34 s, the others at 0.65 s"
+    assert two_speeds([0.60, 0.70, 0.80, 0.90, 1.0]) is None
+    assert two_speeds([0.65, 1.35]) is None  # two rounds cannot show two groups
 
 
-def test_the_gate_rates_follow_the_noise_of_synthetic_pairs():
-    """Oracle: pairs with 0.5 % noise are never a false alarm and a 10 % slowdown is always seen
-    at 3 rounds; with 25 % noise the same gate rarely sees it (its interval is too wide)."""
-    rng = np.random.default_rng(7)
-
-    def pairs(sd: float) -> list[tuple[float, float]]:
-        return [(float(a), float(b)) for a, b in np.exp(rng.normal(0, sd, (10, 2)))]
-
-    quiet = rates(pairs(0.005), 3, factor=1.05, alpha=0.05, seed=0)
-    assert quiet.draws == math.comb(10, 3)
-    assert quiet.false_alarm_rate == 0 and quiet.power == 1
-    noisy = rates(pairs(0.25), 3, factor=1.05, alpha=0.05, seed=0)
-    assert noisy.power < 0.3 and noisy.false_alarm_rate <= 0.1
+def test_tf_data_autotuning_waits_are_counted_on_tf_data_cells_only():
+    """Oracle: 10 ms × (2^k − 1) for k = 9, 10 is 5.11 s and 10.23 s."""
+    feed = {"input_feed": "tf.data pipeline built once, order from the harness"}
+    ran = pd.DataFrame(
+        {
+            "settings": [feed, feed, {"input_feed": "numpy arrays"}],
+            "warm_seconds": [[3.0, 5.117, 3.1, 3.0], [3.2, 10.232, 3.1, 3.1], [3.0, 5.11, 3, 3]],
+        }
+    )
+    found = tf_data_stalls(ran)
+    assert found is not None and found.startswith("2 of 8 warm epochs lasted exactly")
+    assert tf_data_stalls(ran.iloc[[2]]) is None
+    slow_anyway = ran.iloc[[0]].assign(warm_seconds=[[5.0, 5.117, 5.2, 5.1]])
+    assert tf_data_stalls(slow_anyway) is None  # not an outlier of its own cell
 
 
 @pytest.mark.parametrize("sd", [0.02, 0.062, 0.15])

@@ -1,5 +1,6 @@
 """``mlpbench run``: pick scenarios × backends, train each cell through an executor (by default
-each in a fresh process), show progress, write the results JSON.
+``lockstep``: each cell in a fresh process, the backends of a scenario and round taking turns
+epoch by epoch), show progress, write the results JSON.
 
 The CLI builds a ``RunRequest`` from its flags and calls ``run_command``, which returns a
 ``RunOutcome``; the tables come after, from the report, called by the CLI: nothing here imports
@@ -74,7 +75,7 @@ class RunRequest:
     out: Path | None = None  # the results JSON; None: ``resume``, else ``results.DEFAULT_OUT``
     tf32: bool = False
     options: tuple[str, ...] = ()  # '[BACKEND.]NAME=VALUE' texts, in the order given
-    executor: str = "process"  # a key of ``EXECUTORS``, 'lockstep' or 'slurm'
+    executor: str = "lockstep"  # 'lockstep', a key of ``EXECUTORS`` or 'slurm'
     slurm_partition: str | None = None  # the slurm_* fields: ``Slurm.from_args`` reads them
     slurm_account: str | None = None
     slurm_gpus: int | None = None
@@ -216,7 +217,8 @@ def one_process(names: list[str]) -> None:
         pair = f"{tensorflow[0]} and {dynamo[0]}"
         raise ConfigError(
             f"--executor inprocess cannot run {pair} in one process (TensorFlow and PyTorch's "
-            "triton crash together): use --executor process (the default), or run them apart"
+            "triton crash together): use --executor lockstep (the default) or process, each a "
+            "process per cell, or run them apart"
         )
 
 
@@ -310,12 +312,11 @@ def _run_cells(
             progress.cell_done(cell)
 
         for cell in cells:
-            progress.write(f"{cell.backend} × {cell.scenario.name}: {cell.scenario.summary}")
+            progress.write(_announce(cell))
         run_many(cells, finished, on_epoch)
         return
     for cell in cells:
-        where = f" (round {cell.round}, {cell.position + 1})" if cell.round is not None else ""
-        progress.write(f"{cell.backend} × {cell.scenario.name}{where}: {cell.scenario.summary}")
+        progress.write(_announce(cell))
         before, started = conditions.snapshot(), time.time()
         result = annotate(cell, executor.run(cell, on_epoch), before, started)
         done.append(result)
@@ -327,6 +328,12 @@ def _run_cells(
             progress.write(f"  failed: {result.failed}")
         elif not result.complete:
             raise KeyboardInterrupt
+
+
+def _announce(cell: CellSpec) -> str:
+    """The line naming a cell: backend × scenario (round, place in it): what it trains."""
+    where = f" (round {cell.round}, {cell.position + 1})" if cell.round is not None else ""
+    return f"{cell.backend} × {cell.scenario.name}{where}: {cell.scenario.summary}"
 
 
 @dataclass
@@ -461,8 +468,9 @@ def make_executor(
         one_process(names)
         if request.threads:
             raise ConfigError(
-                "--threads needs --executor process (the default): frameworks size their pools "
-                "when they load, before this process could set them"
+                "--threads needs a process per cell (--executor lockstep, the default, or "
+                "process): frameworks size their pools when they load, before this process could "
+                "set them"
             )
     if request.executor == "slurm":  # ConfigError here when submitit or sbatch is missing
         from bench.campaign.slurm import Slurm

@@ -1,4 +1,4 @@
-"""Executors: where a cell trains. ``process`` (the default of ``mlpbench run``) gives every cell
+"""Executors: where a cell trains. ``process`` gives every cell
 a fresh Python process, as asv and pyperf do: no global state (TF32, Keras' backend and floatx,
 XLA caches, BLAS thread limits, denormal flags) leaks from one cell into the next, the cell's own
 peak memory can be measured, and a native crash costs that cell only. ``inprocess`` trains in

@@ -93,8 +93,13 @@ class Lockstep:
 
     name = DESIGN
 
-    def __init__(self, order_seed: int = 0) -> None:
+    def __init__(
+        self, order_seed: int = 0, python: Callable[[CellSpec], str] | None = None
+    ) -> None:
+        """``python``: the interpreter a cell's worker runs under (default: this one) — e.g.
+        another virtual environment's, with another version of a framework and mlpbench in it."""
         self.order_seed = order_seed
+        self.python = python or (lambda _cell: sys.executable)
 
     def run(self, cell: CellSpec, on_epoch: EpochCallback | None = None) -> Result:
         """A single cell is a group of one."""
@@ -116,7 +121,7 @@ class Lockstep:
         workers: list[Worker] = []
         try:
             for cell in group:  # one at a time: loading and building do not overlap
-                worker = _start(cell)
+                worker = _start(cell, self.python(cell))
                 workers.append(worker)
                 worker.read_until(("ready",), on_epoch)
             for epoch in range(1, max(c.scenario.epochs for c in group) + 1):
@@ -131,9 +136,9 @@ class Lockstep:
         _finish(workers, done, on_epoch, interrupted=False)
 
 
-def _start(cell: CellSpec) -> Worker:
+def _start(cell: CellSpec, python: str) -> Worker:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cell.worker"],
+        [python, "-m", "bench.cell.worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

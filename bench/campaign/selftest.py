@@ -1,14 +1,24 @@
-"""``mlpbench compare --self-test``: the regression gate's error rates, measured on this machine.
+"""The gates' error rates, measured on this machine from real runs of one cheap cell.
 
-Runs one cheap cell (default: NumPy × baseline on a slice) ``rounds`` times in pairs — each round
-trains it twice with the same seed, in a random order, each in a fresh process: two identical
-alternatives, interleaved (an A/A design). Then, for each sample size n, it draws n of the rounds
-(every combination, or ``DRAWS`` at random) and asks the gate (``bench.stats.gate_verdict``)
-about
-  - A vs A: any verdict but "no change detected" is a false alarm;
-  - A vs A × 1.10 (the second run's epoch times slowed by 10 %): "slower" is a detection.
-The rates are over real timing noise of this machine; the slowdown is applied to measured times
-(an injected slowdown of exactly 10 %). Prints a table and returns the rates.
+Two gates, two self-tests, each measuring the noise its gate meets:
+
+- ``mlpbench ab --self-test`` — the A/B gate (``bench.campaign.ab``), which measures both sides
+  itself in lockstep, seconds apart. It runs an A/A: the same backend and options on both sides,
+  ``rounds`` rounds. For a sample size n it draws n of those rounds and asks the gate about them
+  as they are (any verdict but "no change detected" is a false alarm) and with the new side's
+  epochs slowed by 10 % (a "slower" verdict is a detection). The default size is ``ab``'s own
+  (``DEFAULT_ROUNDS``).
+- ``mlpbench compare --self-test`` — the file gate (``mlpbench compare A.json B.json``), which
+  judges two runs made minutes or hours apart. It makes ``runs`` separate runs of the same cell,
+  each of ``rounds`` rounds (round r: seed r, a fresh process), with a pause of ``gap`` seconds
+  between runs, and asks the gate about every pair of runs (the later run as NEW): as they are,
+  and with NEW's times slowed by 10 %. The drift between runs is in these rates, as it is in the
+  files ``compare`` judges.
+
+Draws of n from the same rounds (or pairs of the same runs) overlap: they are not independent
+trials, and the rates say so; the *independent* rates use disjoint blocks of rounds (or disjoint
+pairs of runs) only, and are coarse for it. The slowdown is applied to measured times: an
+injected change of exactly 10 % over this machine's real noise.
 """
 
 from __future__ import annotations
@@ -18,147 +28,265 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import scenarios
 from backends.api import RunOptions
 from bench import stats
-from bench.campaign.executors import Subprocess
+from bench.campaign.ab import DEFAULT_ROUNDS, ABRequest, RoundPair, judge, measure
+from bench.campaign.lockstep import Lockstep
+from bench.campaign.machine import machine_id
 from bench.cell.spec import CellSpec
 from bench.errors import ConfigError, MlpbenchError
 
 DRAWS = 2000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Rates:
-    """At ``n`` rounds per side: false alarms and detections of a 10 % slowdown over ``draws``."""
+    """At ``n`` rounds per side: false alarms and detections of a 10 % slowdown over ``draws``
+    comparisons; ``independent``: the comparisons share no round (or run)."""
 
     n: int
     draws: int
     false_alarms: int
     detections: int
+    independent: bool = False
 
     @property
     def false_alarm_rate(self) -> float:
-        return self.false_alarms / self.draws
+        return self.false_alarms / self.draws if self.draws else math.nan
 
     @property
     def power(self) -> float:
-        return self.detections / self.draws
+        return self.detections / self.draws if self.draws else math.nan
+
+    def line(self) -> str:
+        kind = "disjoint, independent" if self.independent else "overlapping draws"
+        return (
+            f"false alarms {_pct(self.false_alarm_rate)} ({self.false_alarms}/{self.draws}), "
+            f"power for a 10 % slowdown {_pct(self.power)} ({self.detections}/{self.draws}; "
+            f"{kind})"
+        )
 
 
-def measure_pairs(
-    backend: str, scenario: str, rounds: int, n_train: int | None, epochs: int, seed: int
-) -> list[tuple[float, float]]:
-    """(A, A′) median warm-epoch seconds per round, each run in a fresh process, the pair's
-    order random per round."""
-    order = random.Random(seed)
-    base = scenarios.get(scenario).with_overrides(epochs=epochs)
-    pairs = []
-    executor = Subprocess()
-    for r in range(rounds):
-        recipe = base.with_overrides(seed=r)
-        cells = [CellSpec(backend, recipe, RunOptions(), None, n_train, None, r, i) for i in (0, 1)]
-        medians = {}
-        for cell in order.sample(cells, 2):
-            result = executor.run(cell)
-            if result.failed or not result.warm_seconds:
-                raise MlpbenchError(f"self-test run failed: {result.failed or 'no warm epoch'}")
-            medians[cell.position] = stats.round_median(result.warm_seconds)
-        pairs.append((medians[0], medians[1]))
-        print(f"  round {r}: {medians[0]:.4f} s, {medians[1]:.4f} s", flush=True)
-    return pairs
+def _pct(x: float) -> str:
+    return "  n/a" if math.isnan(x) else f"{100 * x:5.1f} %"
 
 
-def rates(
-    pairs: list[tuple[float, float]], n: int, factor: float, alpha: float, seed: int
+def draws(total: int, n: int, seed: int) -> list[tuple[int, ...]]:
+    """Every n-subset of range(total), or ``DRAWS`` random ones when there are more."""
+    if math.comb(total, n) <= DRAWS:
+        return list(itertools.combinations(range(total), n))
+    return [tuple(random.Random(f"{seed}:{k}").sample(range(total), n)) for k in range(DRAWS)]
+
+
+def blocks(total: int, n: int) -> list[tuple[int, ...]]:
+    """Disjoint consecutive n-blocks of range(total)."""
+    return [tuple(range(k, k + n)) for k in range(0, total - n + 1, n)]
+
+
+def count(
+    subsets: Sequence[tuple[int, ...]],
+    verdict: Callable[[tuple[int, ...], float], str],
+    n: int,
+    independent: bool,
 ) -> Rates:
-    """The gate's false alarms (A/A) and detections (A/A×1.10) over draws of ``n`` rounds."""
-    indices = range(len(pairs))
-    combos = list(itertools.combinations(indices, n)) if _count(len(pairs), n) <= DRAWS else [
-        tuple(random.Random(f"{seed}:{k}").sample(indices, n)) for k in range(DRAWS)
-    ]  # fmt: skip
-    false_alarms = detections = 0
-    for combo in combos:
-        base = {i: pairs[i][0] for i in combo}
-        same = {i: pairs[i][1] for i in combo}
-        slow = {i: pairs[i][1] * stats.SLOWDOWN for i in combo}
-        false_alarms += stats.gate_verdict(stats.ratio(same, base, 1 - alpha), factor) != stats.SAME
-        detections += stats.gate_verdict(stats.ratio(slow, base, 1 - alpha), factor) == stats.SLOWER
-    return Rates(n, len(combos), false_alarms, detections)
+    """The gate's verdicts on each subset as measured (false alarm unless SAME) and slowed down
+    by ``stats.SLOWDOWN`` (detected when SLOWER)."""
+    false_alarms = sum(verdict(s, 1.0) != stats.SAME for s in subsets)
+    detections = sum(verdict(s, stats.SLOWDOWN) == stats.SLOWER for s in subsets)
+    return Rates(n, len(subsets), false_alarms, detections, independent)
 
 
-def _rounds_needed(aa: stats.Ratio, factor: float, alpha: float) -> str:
-    """How many rounds per side the gate needs for 80 % power at the A/A spread measured."""
-    if not aa.testable:
-        return "the A/A ratios tie in every round: their spread, and so the power, is unknown"
-    needed = stats.rounds_for_power(aa, factor, 1 - alpha)
-    if needed is None:
-        return "at this A/A spread no n up to 200 rounds reaches 80 % power"
+# --- the A/B gate: lockstep, seconds apart ---------------------------------------------------
+
+
+def ab_rates(
+    pairs: Sequence[RoundPair], n: int, factor: float, alpha: float, seed: int
+) -> tuple[Rates, Rates]:
+    """(over draws of n rounds, over disjoint blocks of n rounds) of an A/A in lockstep."""
+
+    def verdict(subset: tuple[int, ...], slowdown: float) -> str:
+        return judge([pairs[i] for i in subset], factor, alpha, slowdown)[2]
+
     return (
-        f"at this A/A spread the gate's power for a 10 % slowdown reaches 80 % from n = {needed} "
-        "rounds per side (noncentral t, as compare states it)"
+        count(draws(len(pairs), n, seed), verdict, n, independent=False),
+        count(blocks(len(pairs), n), verdict, n, independent=True),
     )
 
 
-def _count(total: int, n: int) -> int:
-    return math.comb(total, n)
-
-
-def run_self_test(
+def run_ab_self_test(
     backend: str = "numpy",
     scenario: str = "baseline",
-    rounds: int = 12,
+    rounds: int = 24,
+    size: int = DEFAULT_ROUNDS,
+    n_train: int | None = None,
+    epochs: int | None = None,
+    factor: float = 1.05,
+    alpha: float = 0.05,
+    out: Path | None = None,
+    seed: int = 0,
+) -> dict[int, tuple[Rates, Rates]]:
+    """Measure an A/A of ``rounds`` rounds in lockstep; print and return the rates per n."""
+    if rounds < max(3, size):
+        raise ConfigError(
+            f"--self-test-rounds must be at least {max(3, size)} (draws of {size} rounds from them)"
+        )
+    request = ABRequest(
+        backend, scenario, rounds=rounds, n_train=n_train, epochs=epochs, factor=factor,
+        alpha=alpha, order_seed=seed,
+    )  # fmt: skip
+    data = f"{n_train} training rows" if n_train else "full data"
+    print(f"ab self-test: {backend} × {scenario}, {data}, an A/A of {rounds} rounds in lockstep")
+    started = time.perf_counter()
+    pairs = measure(request)
+    aa, levels, _ = judge(pairs, factor, alpha)
+    print(
+        f"ab self-test: A/A over all {rounds} rounds: new/base ×{aa.value:.3f} [{aa.low:.3f}, "
+        f"{aa.high:.3f}] ({'holds' if aa.low <= 1 <= aa.high else 'does not hold'} 1); "
+        f"per-round log-ratio sd {100 * aa.sd_log:.1f} %, variation dominated by "
+        f"{levels.dominant} ({time.perf_counter() - started:.0f} s)"
+    )
+    found = {n: ab_rates(pairs, n, factor, alpha, seed) for n in range(2, rounds // 2 + 1)}
+    _print_rates(found, size, "rounds per side", f"ab's default --rounds {size}")
+    if out is not None:
+        _save(out, "ab", backend, scenario, n_train, factor, alpha, found, size,
+              {"rounds": [p.__dict__ for p in pairs]})  # fmt: skip
+    return found
+
+
+# --- the file gate: separate runs, minutes apart ---------------------------------------------
+
+
+def measure_runs(
+    backend: str,
+    scenario: str,
+    runs: int,
+    rounds: int,
+    gap_s: float,
+    n_train: int | None,
+    epochs: int,
+    seed: int,
+) -> list[dict[int, float]]:
+    """``runs`` separate runs of one cell, ``gap_s`` seconds apart; each run ``rounds`` rounds
+    (round r: seed r, in a fresh process). Per run: seed → median warm-epoch seconds."""
+    recipe = scenarios.get(scenario).with_overrides(epochs=epochs)
+    executor = Lockstep(seed)  # a group of one cell: a fresh process, as mlpbench run trains it
+    found = []
+    for k in range(runs):
+        if k:
+            time.sleep(gap_s)
+        medians = {}
+        for r in range(rounds):
+            cell = CellSpec(backend, recipe.with_overrides(seed=r), RunOptions(), None, n_train,
+                            None, r, 0)  # fmt: skip
+            result = executor.run(cell)
+            if result.failed or not result.warm_seconds:
+                raise MlpbenchError(f"self-test run failed: {result.failed or 'no warm epoch'}")
+            medians[r] = stats.round_median(result.warm_seconds)
+        found.append(medians)
+        shown = ", ".join(f"{v:.4f}" for v in medians.values())
+        print(f"  run {k + 1}/{runs} at {time.strftime('%H:%M:%S')}: {shown} s", flush=True)
+    return found
+
+
+def file_rates(
+    runs: Sequence[dict[int, float]], n: int, factor: float, alpha: float
+) -> tuple[Rates, Rates]:
+    """(over every pair of runs, over disjoint pairs) with the first ``n`` rounds of each run:
+    the later run is NEW, the ratio paired by seed as ``mlpbench compare`` pairs it."""
+
+    def verdict(pair: tuple[int, ...], slowdown: float) -> str:
+        base, new = (runs[i] for i in pair)
+        seeds = sorted(base)[:n]
+        ratio = stats.ratio(
+            {s: slowdown * new[s] for s in seeds}, {s: base[s] for s in seeds}, 1 - alpha
+        )
+        return stats.gate_verdict(ratio, factor)
+
+    every = list(itertools.combinations(range(len(runs)), 2))
+    disjoint = [(i, i + 1) for i in range(0, len(runs) - 1, 2)]
+    return (
+        count(every, verdict, n, independent=False),
+        count(disjoint, verdict, n, independent=True),
+    )
+
+
+def run_file_self_test(
+    backend: str = "numpy",
+    scenario: str = "baseline",
+    runs: int = 6,
+    rounds: int = 5,
+    gap_s: float = 60.0,
     n_train: int | None = 8192,
     epochs: int = 4,
     factor: float = 1.05,
     alpha: float = 0.05,
     out: Path | None = None,
     seed: int = 0,
-) -> list[Rates]:
-    """Measure, print one line per sample size, optionally save the pairs and rates as JSON."""
-    if rounds < 3:
-        raise ConfigError("--self-test-rounds must be at least 3 (draws of 2 rounds from them)")
-    size = f"{n_train} training rows" if n_train else "full data"
+) -> dict[int, tuple[Rates, Rates]]:
+    """Measure ``runs`` separate runs; print and return the file gate's rates per n rounds."""
+    if runs < 2 or rounds < 2:
+        raise ConfigError("compare --self-test needs at least 2 runs of at least 2 rounds")
+    data = f"{n_train} training rows" if n_train else "full data"
     print(
-        f"self-test: {backend} × {scenario}, {size}, {epochs} epochs, {rounds} rounds of A/A pairs"
+        f"compare self-test: {backend} × {scenario}, {data}, {epochs} epochs: {runs} separate "
+        f"runs of {rounds} rounds, {gap_s:g} s apart"
     )
     started = time.perf_counter()
-    pairs = measure_pairs(backend, scenario, rounds, n_train, epochs, seed)
-    found = [rates(pairs, n, factor, alpha, seed) for n in range(2, rounds + 1)]
-    second = {i: b for i, (_, b) in enumerate(pairs)}
-    aa = stats.paired_ratio(
-        second, {i: a for i, (a, _) in enumerate(pairs)}, 1 - alpha
-    )  # its sd_log is the spread of the A/A log ratios
+    found_runs = measure_runs(backend, scenario, runs, rounds, gap_s, n_train, epochs, seed)
+    spread = stats.paired_ratio(found_runs[-1], found_runs[0])
     print(
-        f"self-test: A/A over all {rounds} rounds: A′/A = {aa.value:.3f} [{aa.low:.3f}, "
-        f"{aa.high:.3f}] ({'holds' if aa.low <= 1 <= aa.high else 'does not hold'} 1)"
+        f"compare self-test: last run / first run ×{spread.value:.3f} [{spread.low:.3f}, "
+        f"{spread.high:.3f}] ({time.perf_counter() - started:.0f} s)"
     )
-    print(
-        f"self-test: gate 'slower' when NEW/BASE's {100 * (1 - alpha):g} % interval lies above "
-        f"{factor:g}; A/A log-ratio sd {100 * aa.sd_log:.1f} % "
-        f"({time.perf_counter() - started:.0f} s)"
-    )
-    for r in found:
-        print(
-            f"  n = {r.n:>2} rounds per side: false alarms {100 * r.false_alarm_rate:5.1f} % "
-            f"({r.false_alarms}/{r.draws}), power for a 10 % slowdown {100 * r.power:5.1f} %"
-        )
-    enough = next((r.n for r in found if r.false_alarm_rate <= 0.05 and r.power >= 0.8), None)
-    print(
-        f"self-test: ≤ 5 % false alarms and ≥ 80 % power from n = {enough} rounds per side"
-        if enough
-        else "self-test: no sample size here reaches ≤ 5 % false alarms and ≥ 80 % power"
-    )
-    print(f"self-test: {_rounds_needed(aa, factor, alpha)}")
+    found = {n: file_rates(found_runs, n, factor, alpha) for n in range(2, rounds + 1)}
+    _print_rates(found, rounds, "rounds per file", f"{rounds} rounds per file")
     if out is not None:
-        doc: dict[str, Any] = {
-            "backend": backend, "scenario": scenario, "n_train": n_train, "epochs": epochs,
-            "factor": factor, "alpha": alpha, "pairs": pairs,
-            "rates": [r.__dict__ for r in found], "enough": enough,
-        }  # fmt: skip
-        out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        measured = {"runs": [{str(k): v for k, v in r.items()} for r in found_runs], "gap_s": gap_s}
+        _save(out, "compare", backend, scenario, n_train, factor, alpha, found, rounds, measured)
     return found
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _print_rates(found: dict[int, tuple[Rates, Rates]], size: int, unit: str, named: str) -> None:
+    for n, (overlapping, independent) in found.items():
+        mark = "  ← " + named if n == size else ""
+        print(f"  n = {n:>2} {unit}: {overlapping.line()}{mark}")
+        if independent.draws:
+            print(f"  {'':>{len(str(n)) + 5}}{'':>{len(unit)}}  {independent.line()}")
+    goal = [n for n, (r, _) in found.items() if r.false_alarm_rate <= 0.05 and r.power >= 0.8]
+    print(
+        f"self-test: ≤ 5 % false alarms and ≥ 80 % power from n = {goal[0]} {unit}"
+        if goal
+        else f"self-test: no n here reaches ≤ 5 % false alarms and ≥ 80 % power ({unit})"
+    )
+
+
+def _save(
+    out: Path,
+    gate: str,
+    backend: str,
+    scenario: str,
+    n_train: int | None,
+    factor: float,
+    alpha: float,
+    found: dict[int, tuple[Rates, Rates]],
+    size: int,
+    measured: dict[str, Any],
+) -> None:
+    doc = {
+        "gate": gate, "machine_id": machine_id(), "date": time.strftime("%Y-%m-%d"),
+        "backend": backend, "scenario": scenario, "n_train": n_train, "factor": factor,
+        "alpha": alpha, "default_size": size,
+        "rates": {str(n): [r.__dict__ for r in pair] for n, pair in found.items()},
+        **measured,
+    }  # fmt: skip
+    out.write_text(json.dumps(doc, indent=1), encoding="utf-8")

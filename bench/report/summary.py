@@ -22,12 +22,15 @@ epochs or rounds vary more than ``UNSTABLE`` is ``unstable``, with what was seen
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 from typing import Any
 
 import pandas as pd
 
 from bench.report.frame import has_warm, references, sort_cells
+from bench.results.read import as_dict
 from bench.stats import lockstep_ratio, mean_ci, paired_ratio, warm_epochs
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
@@ -200,7 +203,9 @@ def _levels(ran: pd.DataFrame) -> dict[str, Any]:
         causes.append(f"warm epochs vary {100 * within_cv:.0f} % within a process")
     if between_cv > UNSTABLE:
         causes.append(f"rounds vary {100 * between_cv:.0f} %")
+        causes += filter(None, [two_speeds(medians)])
     if causes:
+        causes += filter(None, [tf_data_stalls(ran)])
         measured = _others(ran)
         causes += measured if measured is not None else _seen(ran["conditions"])
     return {
@@ -208,6 +213,57 @@ def _levels(ran: pd.DataFrame) -> dict[str, Any]:
         "between_cv_pct": 100 * between_cv,
         "unstable": "; ".join(causes) or None,
     }
+
+
+#: The step between two neighbouring round medians (sorted) that splits a cell's processes into
+#: two speeds, when neither group spreads by as much within itself.
+TWO_SPEEDS = 1.3
+
+
+def two_speeds(medians: list[float]) -> str | None:
+    """ "two speeds: k of n processes at a s, the others at b s" when the rounds' medians
+    (three or more) fall in two groups: the largest ratio between sorted neighbours is at least
+    ``TWO_SPEEDS`` and larger than each group's own max/min; else None."""
+    if len(medians) < 3:
+        return None
+    ordered = sorted(medians)
+    if ordered[0] <= 0:
+        return None
+    steps = [b / a for a, b in itertools.pairwise(ordered)]
+    cut = max(range(len(steps)), key=steps.__getitem__) + 1
+    fast, slow = ordered[:cut], ordered[cut:]
+    step = steps[cut - 1]
+    if step < TWO_SPEEDS or step <= max(fast[-1] / fast[0], slow[-1] / slow[0]):
+        return None
+    return (
+        f"two speeds: {len(slow)} of {len(ordered)} processes at "
+        f"{statistics.median(slow):.3g} s, the others at {statistics.median(fast):.3g} s"
+    )
+
+
+#: tf.data's autotuning waits on a period that doubles from 10 ms: an epoch that waited ends
+#: within a few ms of 10 ms × (2^k − 1) — 5.11 s (k = 9), 10.23 s (k = 10), 20.47 s (k = 11).
+AUTOTUNE_WAITS = tuple(0.01 * (2**k - 1) for k in (9, 10, 11))
+
+
+def tf_data_stalls(ran: pd.DataFrame) -> str | None:
+    """How many warm epochs of a cell fed by tf.data lasted one of tf.data's autotuning waits
+    (``AUTOTUNE_WAITS``, within 15 ms) while being at least 1.5× the cell's median; else None."""
+    stalled = total = 0
+    for settings, warm in zip(ran["settings"], ran["warm_seconds"], strict=True):
+        if "tf.data" not in str(as_dict(settings).get("input_feed", "")) or not warm:
+            continue
+        median = statistics.median(warm)
+        total += len(warm)
+        stalled += sum(
+            1 for s in warm if s >= 1.5 * median and any(abs(s - w) < 0.015 for w in AUTOTUNE_WAITS)
+        )
+    if not stalled:
+        return None
+    return (
+        f"{stalled} of {total} warm epochs lasted exactly 5.11 or 10.23 s: tf.data's autotuning "
+        "wait (10 ms × (2^k − 1))"
+    )
 
 
 #: What other processes may use, in cores on average while a cell's epochs trained, before the
