@@ -494,6 +494,13 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         help="pause between runs (default 60)",
     )
     compare.add_argument(
+        "--self-test-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the self-test's runs and rates as JSON here",
+    )
+    compare.add_argument(
         "--self-test-data",
         choices=["slice", "full"],
         default="slice",
@@ -526,7 +533,7 @@ def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
             help=f"the {side} side's Python (another venv with mlpbench installed; default this "
             "one)",
         )
-    from bench.campaign.ab import DEFAULT_ROUNDS
+    from bench.campaign.ab import DEFAULT_EPOCHS, DEFAULT_N_TRAIN, DEFAULT_ROUNDS
 
     ab.add_argument(
         "--rounds",
@@ -535,8 +542,28 @@ def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"rounds, each a fresh pair of processes (default {DEFAULT_ROUNDS})",
     )
-    ab.add_argument("--epochs", type=positive_int, metavar="N", help="default: the scenario's")
-    ab.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
+    ab.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=DEFAULT_EPOCHS,
+        metavar="N",
+        help=f"epochs per side and round (default {DEFAULT_EPOCHS}: many short epochs)",
+    )
+    data = ab.add_mutually_exclusive_group()
+    data.add_argument(
+        "--n-train",
+        type=positive_int,
+        default=DEFAULT_N_TRAIN,
+        help=f"train on the first N rows (default {DEFAULT_N_TRAIN}: the scenario's steps, "
+        "fewer per epoch)",
+    )
+    data.add_argument(
+        "--full-data",
+        dest="n_train",
+        action="store_const",
+        const=None,
+        help="train on every training row",
+    )
     ab.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
     ab.add_argument(
         "--alpha", type=significance_level, default=0.05, help="1 - confidence (default 0.05)"
@@ -557,9 +584,9 @@ def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--self-test-rounds",
         type=positive_int,
-        default=24,
+        default=40,
         metavar="N",
-        help="A/A rounds the self-test measures (default 24)",
+        help="A/A rounds the self-test measures (default 40)",
     )
 
 
@@ -686,6 +713,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             epochs=5 if full else 4,
             factor=args.factor,
             alpha=args.alpha,
+            out=args.self_test_out,
         )
         return 0
     if args.base is None or args.new is None:

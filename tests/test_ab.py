@@ -69,9 +69,9 @@ def test_a_planted_slowdown_in_another_environment_exits_1_and_says_slower(tmp_p
     assert len(doc["rounds"]) == 4 and all(len(r["new"]) == 3 for r in doc["rounds"])
 
 
-def test_the_interval_is_the_rounds_median_log_ratios_with_a_t_interval():
-    """Recomputed by hand: per round the median of the per-epoch log ratios, then a t interval
-    over rounds."""
+def test_the_interval_is_the_rounds_log_ratios_with_a_t_interval():
+    """Recomputed by hand: per round the Hodges–Lehmann location of the per-epoch log ratios
+    (the median of their pairwise means), then a t interval over rounds."""
     rng = np.random.default_rng(3)
     pairs = []
     for r in range(5):
@@ -79,7 +79,12 @@ def test_the_interval_is_the_rounds_median_log_ratios_with_a_t_interval():
         new = list(1.2 * np.array(base) * np.exp(rng.normal(0, 0.02, 4)))
         pairs.append(RoundPair(r, base, new, 0.97, 0.97))
     ratio, _, verdict = judge(pairs, factor=1.05, alpha=0.05)
-    per_round = [np.median(np.log(np.array(p.new) / np.array(p.base))) for p in pairs]
+
+    def hodges_lehmann(x: np.ndarray) -> float:
+        i, j = np.triu_indices(len(x))
+        return float(np.median((x[i] + x[j]) / 2))
+
+    per_round = [hodges_lehmann(np.log(np.array(p.new) / np.array(p.base))) for p in pairs]
     mean, se = np.mean(per_round), np.std(per_round, ddof=1) / math.sqrt(5)
     half = scipy_stats.t.ppf(0.975, 4) * se
     assert ratio.value == pytest.approx(math.exp(mean), rel=1e-9)
@@ -120,6 +125,16 @@ def test_the_ab_rates_follow_the_noise_of_synthetic_rounds():
     assert blocks.independent and blocks.draws == 6 and blocks.detections == 6
     noisy, _ = ab_rates(_rounds(0.2, 24, 2), 4, factor=1.05, alpha=0.05, seed=0)
     assert noisy.power < 0.3 and noisy.false_alarm_rate <= 0.1
+
+
+def test_a_slowdown_moves_the_ratio_and_its_interval_by_exactly_its_factor():
+    """What the self-test's rates rely on: slowing every epoch of the new side by 10 % shifts
+    each round's value, and so the ratio and both ends of its interval, by × 1.10."""
+    pairs = _rounds(0.05, 6, 9)
+    plain, _, _ = judge(pairs, factor=1.05, alpha=0.05)
+    slowed, _, _ = judge(pairs, factor=1.05, alpha=0.05, slowdown=1.10)
+    for a, b in ((plain.value, slowed.value), (plain.low, slowed.low), (plain.high, slowed.high)):
+        assert b == pytest.approx(1.10 * a, rel=1e-12)
 
 
 def test_the_file_rates_count_the_drift_between_runs():

@@ -152,6 +152,16 @@ def test_lockstep_cancels_drift_that_round_medians_keep() -> None:
     assert stats.relative_half_width(paired) < stats.relative_half_width(medians)
 
 
+def test_a_rounds_value_is_the_hodges_lehmann_location_of_its_epochs() -> None:
+    """Oracle by hand: [1, 2, 3] has pairwise means 1, 1.5, 2, 2, 2.5, 3 (median 2); one wild
+    epoch among four moves it not at all (0, 0, 0, 10: six of the ten means are 0)."""
+    assert stats.hodges_lehmann([1.0, 2.0, 3.0]) == 2.0
+    assert stats.hodges_lehmann([0.0, 0.0, 0.0, 10.0]) == 0.0
+    stalled = stats.round_log_ratio([1.0, 1.0, 1.0, 5.0], [0.5, 0.5, 0.5, 0.5])
+    assert stalled == pytest.approx(math.log(2))
+    assert math.isnan(stats.round_log_ratio([], [1.0]))
+
+
 def test_one_lockstep_round_is_judged_on_its_epochs() -> None:
     slow, fast = nested(rounds=1, epochs=8, between=0.0, within=0.03)
     ratio, levels = stats.lockstep_ratio(slow, fast)

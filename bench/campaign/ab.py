@@ -10,7 +10,8 @@ turn, in a fresh random order per epoch, the other side blocked on its input mea
 trains both sides with seed r, so both see the same weights and batches.
 
 Statistics (``bench.stats.lockstep_ratio``): NEW/BASE of the warm epochs, paired epoch by epoch
-within each round; a round's value is the median of its per-epoch log ratios and the interval is
+within each round; a round's value is the Hodges–Lehmann location of its per-epoch log ratios
+(``stats.round_log_ratio``) and the interval is
 a t interval over rounds, the round (a pair of processes) the random effect. The verdict is
 ``bench.stats.gate_verdict`` at ``factor``, as ``mlpbench compare`` decides: *slower* only when
 the whole interval lies above ``factor``. ``mlpbench ab --self-test`` measures, on this machine,
@@ -42,8 +43,13 @@ from bench.errors import EXIT_FAILED, EXIT_OK, ConfigError, MlpbenchError
 from bench.results.record import Result
 from bench.results.write import check_writable
 
-#: Rounds (pairs of processes) an A/B measures by default: the self-test's size.
-DEFAULT_ROUNDS = 8
+#: The default size, which the self-test measures: 10 rounds (pairs of processes), each 21
+#: epochs (20 warm) on the first 8 192 training rows. The steps are the scenario's (same batch
+#: size and model; evaluation is untimed), only fewer per epoch: many short epochs give many
+#: pairs seconds apart. Chosen by ``mlpbench ab --self-test`` on the development machine (README).
+DEFAULT_ROUNDS = 10
+DEFAULT_EPOCHS = 21
+DEFAULT_N_TRAIN = 8192
 BASE, NEW = 0, 1  # a side's position in its round
 SIDES = ("base", "new")
 
@@ -59,8 +65,8 @@ class ABRequest:
     base_python: str | None = None  # None: this interpreter
     new_python: str | None = None
     rounds: int = DEFAULT_ROUNDS
-    epochs: int | None = None  # None: the scenario's own
-    n_train: int | None = None  # the first N training rows only
+    epochs: int | None = DEFAULT_EPOCHS  # None: the scenario's own
+    n_train: int | None = DEFAULT_N_TRAIN  # the first N training rows only; None: all
     n_test: int | None = None
     factor: float = 1.05
     alpha: float = 0.05
@@ -78,10 +84,9 @@ class RoundPair:
     base_accuracy: float
     new_accuracy: float
 
-    def log_ratio(self, slowdown: float = 1.0) -> float:
-        """The round's value: the median of its per-epoch log(NEW × slowdown / BASE)."""
-        logs = [math.log(slowdown * n / b) for b, n in zip(self.base, self.new, strict=False)]
-        return statistics.median(logs)
+    def log_ratio(self) -> float:
+        """The round's value, log NEW/BASE (``stats.round_log_ratio``)."""
+        return stats.round_log_ratio(self.new, self.base)
 
 
 def make_cells(request: ABRequest) -> list[CellSpec]:

@@ -36,7 +36,15 @@ from typing import Any, TypeVar
 import scenarios
 from backends.api import RunOptions
 from bench import stats
-from bench.campaign.ab import DEFAULT_ROUNDS, ABRequest, RoundPair, judge, measure
+from bench.campaign.ab import (
+    DEFAULT_EPOCHS,
+    DEFAULT_N_TRAIN,
+    DEFAULT_ROUNDS,
+    ABRequest,
+    RoundPair,
+    judge,
+    measure,
+)
 from bench.campaign.lockstep import Lockstep
 from bench.campaign.machine import machine_id
 from bench.cell.spec import CellSpec
@@ -109,10 +117,15 @@ def count(
 def ab_rates(
     pairs: Sequence[RoundPair], n: int, factor: float, alpha: float, seed: int
 ) -> tuple[Rates, Rates]:
-    """(over draws of n rounds, over disjoint blocks of n rounds) of an A/A in lockstep."""
+    """(over draws of n rounds, over disjoint blocks of n rounds) of an A/A in lockstep. Each
+    round's value is computed once (``RoundPair.log_ratio``); a slowdown of the new side's
+    epochs shifts it by log(slowdown), as it shifts every per-epoch log ratio."""
+    logs = [p.log_ratio() for p in pairs]
 
     def verdict(subset: tuple[int, ...], slowdown: float) -> str:
-        return judge([pairs[i] for i in subset], factor, alpha, slowdown)[2]
+        shifted = {i: math.exp(logs[i] + math.log(slowdown)) for i in subset}
+        ratio = stats.paired_ratio(shifted, dict.fromkeys(subset, 1.0), 1 - alpha)
+        return stats.gate_verdict(ratio, factor)
 
     return (
         count(draws(len(pairs), n, seed), verdict, n, independent=False),
@@ -123,10 +136,10 @@ def ab_rates(
 def run_ab_self_test(
     backend: str = "numpy",
     scenario: str = "baseline",
-    rounds: int = 24,
+    rounds: int = 40,
     size: int = DEFAULT_ROUNDS,
-    n_train: int | None = None,
-    epochs: int | None = None,
+    n_train: int | None = DEFAULT_N_TRAIN,
+    epochs: int | None = DEFAULT_EPOCHS,
     factor: float = 1.05,
     alpha: float = 0.05,
     out: Path | None = None,
