@@ -26,6 +26,7 @@ from scipy import stats
 
 from bench import cli
 from bench import stats as core
+from bench.report.compare import SELF_TESTS
 from bench.results.write import epoch_stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,20 @@ def test_a_file_against_itself_exits_0_with_no_change(tmp_path: Path, capsys) ->
         assert row["NEW/BASE"] == "1.000" and row["verdict"] == "no change detected"
         assert row["rounds"] == f"{ROUNDS} / {ROUNDS} paired" and row["Δ accuracy pt"] == "+0.00"
     assert "regressed:" not in out and "only in" not in out
+
+
+def test_the_gate_states_its_error_rates_across_separate_runs(tmp_path: Path, capsys) -> None:
+    """The rates come from the self-test shipped with the package: the sentence's counts are the
+    shipped file's at its default size."""
+    shipped = json.loads((SELF_TESTS / "compare.json").read_text(encoding="utf-8"))
+    overlapping, _ = shipped["rates"][str(shipped["default_size"])]
+    base = save(tmp_path, "base.json", base_doc())
+    _, out, _ = compare(base, base, capsys=capsys)
+    header = out.splitlines()[0]
+    draws = overlapping["draws"]
+    assert f"false alarms in {overlapping['false_alarms']} of {draws} pairs" in header
+    assert f"caught in {overlapping['detections']} of {draws}" in header
+    assert header.endswith("use mlpbench ab.")
 
 
 def test_two_percent_slower_is_within_the_threshold_and_exits_0(tmp_path: Path, capsys) -> None:

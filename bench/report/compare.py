@@ -29,6 +29,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import sys
@@ -362,7 +363,7 @@ def comparison_markdown(
         "a true 10 % slowdown at the row's rounds and spread. Judged on warm epochs: the spread "
         "between processes was not measured (one round per side, or the same ratio in every "
         "round), so the two sides' warm epochs are compared instead (Welch on their logs); "
-        "run both sides with --rounds N to measure it.",
+        "run both sides with --rounds N to measure it." + _measured_rates(),
         "",
         to_markdown(table),
         "",
@@ -376,6 +377,33 @@ def comparison_markdown(
         lines.append(f"only in NEW: {', '.join(map(cell_label, result.only_new))}")
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
+
+
+#: The gates' self-tests as measured on the development machine (``mlpbench compare --self-test
+#: --self-test-out``, ``mlpbench ab --self-test --out``), shipped with the package.
+SELF_TESTS = Path(__file__).with_name("selftests")
+
+
+def _measured_rates() -> str:
+    """A sentence on this gate's error rates across separate runs, from its shipped self-test
+    (empty when the file is absent)."""
+    path = SELF_TESTS / "compare.json"
+    if not path.exists():
+        return ""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    size = doc["default_size"]
+    overlapping, independent = doc["rates"][str(size)]
+    runs = len(doc["runs"])
+    return (
+        f" Across separate runs this gate measured, on {doc['machine_id']} ({doc['date']}: "
+        f"{runs} runs of {doc['backend']} × {doc['scenario']}, {size} rounds each, "
+        f"{doc['gap_s']:g} s apart; mlpbench compare --self-test), false alarms in "
+        f"{overlapping['false_alarms']} of {overlapping['draws']} pairs of runs and a 10 % "
+        f"slowdown caught in {overlapping['detections']} of {overlapping['draws']} "
+        f"({independent['detections']} of {independent['draws']} disjoint pairs): the drift "
+        "between two runs is as large as the change it looks for. To measure both sides "
+        "seconds apart, use mlpbench ab."
+    )
 
 
 def _interval(r: Ratio) -> str:
