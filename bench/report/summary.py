@@ -201,6 +201,8 @@ def _levels(ran: pd.DataFrame) -> dict[str, Any]:
     causes = []
     if within_cv > UNSTABLE:
         causes.append(f"warm epochs vary {100 * within_cv:.0f} % within a process")
+        pooled = [s for h in ran["warm_seconds"] if isinstance(h, list) for s in h]
+        causes += filter(None, [two_speeds(pooled, "warm epochs")])
     if between_cv > UNSTABLE:
         causes.append(f"rounds vary {100 * between_cv:.0f} %")
         causes += filter(None, [two_speeds(medians)])
@@ -215,15 +217,16 @@ def _levels(ran: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-#: The step between two neighbouring round medians (sorted) that splits a cell's processes into
-#: two speeds, when neither group spreads by as much within itself.
+#: The step between two neighbouring values (sorted: round medians, or warm epochs) that splits
+#: a cell's processes, or its epochs, into two speeds, when neither group spreads as much.
 TWO_SPEEDS = 1.3
 
 
-def two_speeds(medians: list[float]) -> str | None:
-    """ "two speeds: k of n processes at a s, the others at b s" when the rounds' medians
-    (three or more) fall in two groups: the largest ratio between sorted neighbours is at least
-    ``TWO_SPEEDS`` and larger than each group's own max/min; else None."""
+def two_speeds(medians: list[float], what: str = "processes") -> str | None:
+    """ "two speeds: k of n processes at a s, the others at b s" when the values (the rounds'
+    medians, or ``what`` else; three or more) fall in two groups: the largest ratio between
+    sorted neighbours is at least ``TWO_SPEEDS`` and larger than each group's own max/min; else
+    None."""
     if len(medians) < 3:
         return None
     ordered = sorted(medians)
@@ -236,7 +239,7 @@ def two_speeds(medians: list[float]) -> str | None:
     if step < TWO_SPEEDS or step <= max(fast[-1] / fast[0], slow[-1] / slow[0]):
         return None
     return (
-        f"two speeds: {len(slow)} of {len(ordered)} processes at "
+        f"two speeds: {len(slow)} of {len(ordered)} {what} at "
         f"{statistics.median(slow):.3g} s, the others at {statistics.median(fast):.3g} s"
     )
 
