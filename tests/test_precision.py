@@ -400,7 +400,7 @@ def test_two_speeds_are_named_with_their_counts():
     assert two_speeds([0.60, 0.70, 0.80, 0.90, 1.0]) is None
     assert two_speeds([0.65, 1.35]) is None  # two rounds cannot show two groups
     epochs = two_speeds([0.70, 1.40, 0.69, 1.44, 0.72, 0.71], "warm epochs")
-    assert epochs == "two speeds: 2 of 6 warm epochs at 1.43 s, the others at 0.705 s"
+    assert epochs == "two speeds: 2 of 6 warm epochs at 1.42 s, the others at 0.705 s"
 
 
 def test_tf_data_autotuning_waits_are_counted_on_tf_data_cells_only():
