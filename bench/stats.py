@@ -59,6 +59,11 @@ REFERENCE = "numpy"
 TUNED = " (tuned)"
 TUNED_REFERENCE = f"{REFERENCE}{TUNED}"
 #: The slowdown whose detection probability a gate states, and the power it aims for.
+#: The test accuracy a scenario's time to accuracy is measured to, unless it sets its own: the
+#: target of AlgoPerf's MNIST workload (784-128-10), which every seed of the catalogue's Adam
+#: and RMSprop recipes at batch 32 reaches (results/README.md).
+TARGET_ACCURACY = 0.97
+
 SLOWDOWN = 1.10
 TARGET_POWER = 0.8
 

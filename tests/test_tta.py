@@ -49,3 +49,38 @@ def test_not_reached_says_so_with_the_best_accuracy():
 def test_the_target_is_inclusive():
     found = time_to_accuracy(history([2.0, 1.0], [0.96, 0.97]), 0.97)
     assert found.epoch == 2
+
+
+def test_a_real_run_reaches_its_target_at_the_epoch_its_history_shows(tmp_path):
+    """A short real run on a slice, tabulated with a target it passes mid-run: the table's epoch
+    is the first whose recorded test accuracy reaches the target, read from the JSON by hand;
+    time_to_accuracy.csv and results.md carry it, and an unreachable target says so."""
+    import csv
+    import json
+
+    from conftest import run_mlpbench
+
+    out = tmp_path / "r.json"
+    done = run_mlpbench(
+        ["run", "-b", "numpy", "-s", "baseline", "--n-train", "2048", "--n-test", "500",
+         "--epochs", "4", "--rounds", "2", "--out", str(out), "--no-tables"]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    histories = [e["extra_info"]["history"] for e in json.loads(out.read_text())["benchmarks"]]
+    accuracy = [[h["test_accuracy"] for h in hist] for hist in histories]
+    # a target between epoch 1's accuracy and the best, off the grid of k/500 test accuracies
+    target = (max(a[0] for a in accuracy) + min(max(a) for a in accuracy)) / 2 - 0.0005
+    expected = [next(i + 1 for i, a in enumerate(acc) if a >= target) for acc in accuracy]
+    done = run_mlpbench(
+        ["table", str(out), "--out", str(tmp_path / "t"), "--target-accuracy", f"{100 * target}"]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [row] = list(csv.DictReader((tmp_path / "t" / "time_to_accuracy.csv").open()))
+    assert (row["seeds"], row["reached_seeds"]) == ("2", "2")
+    assert float(row["epochs_to_target"]) == pytest.approx(sum(expected) / 2)
+    assert "### Time to accuracy" in (tmp_path / "t" / "results.md").read_text()
+    done = run_mlpbench(
+        ["table", str(out), "--out", str(tmp_path / "u"), "--target-accuracy", "100"]
+    )
+    [row] = list(csv.DictReader((tmp_path / "u" / "time_to_accuracy.csv").open()))
+    assert row["reached_seeds"] == "0" and row["text"].startswith("not reached in 4 epochs (best ")

@@ -26,7 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.stats import COLD_EPOCHS, warm_epochs
+import pandas as pd
+
+from bench.report.formatting import ratio_text, to_markdown
+from bench.report.frame import references, sort_cells
+from bench.stats import COLD_EPOCHS, TARGET_ACCURACY, mean_ci, paired_ratio, warm_epochs
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,161 @@ def time_to_accuracy(
         best,
         len(history),
     )
+
+
+# --- per cell, over seeds --------------------------------------------------------------------
+
+KEYS = ["machine_id", "scenario", "backend"]
+COLUMNS = [
+    *KEYS,
+    "target_pct",
+    "seeds",
+    "reached_seeds",
+    "training_s",
+    "training_ci95_low",
+    "training_ci95_high",
+    "with_startup_s",
+    "with_startup_ci95_low",
+    "with_startup_ci95_high",
+    "epochs_to_target",
+    "best_pct",
+    "relative_to_numpy",
+    "ratio_ci95_low",
+    "ratio_ci95_high",
+    "text",
+]
+
+
+def target_of(recipe: Mapping[str, Any], override: float | None) -> float:
+    """The run's target: ``override`` (``--target-accuracy``), else its recipe's
+    ``target_accuracy``, else (a result made before scenarios had one) ``TARGET_ACCURACY``."""
+    if override is not None:
+        return override
+    if recipe.get("target_accuracy") is not None:
+        return float(recipe["target_accuracy"])
+    return TARGET_ACCURACY
+
+
+def run_times(
+    runs: pd.DataFrame, override: float | None = None
+) -> dict[tuple, dict[int, TimeToAccuracy]]:
+    """(machine, scenario, backend) → seed → the run's time to accuracy, for runs that finished
+    (complete histories; skipped and failed runs have none)."""
+    found: dict[tuple, dict[int, TimeToAccuracy]] = {}
+    ok = runs[runs["status"] == "ok"]
+    for row in ok.itertuples(index=False):
+        if not row.history:
+            continue
+        target = target_of(row.recipe, override)
+        build = None if row.build_s is None or math.isnan(row.build_s) else row.build_s
+        seed = -1 if row.seed is None or row.seed != row.seed else int(row.seed)
+        key = (row.machine_id, row.scenario, row.backend)
+        found.setdefault(key, {})[seed] = time_to_accuracy(row.history, target, build)
+    return found
+
+
+def tta_frame(runs: pd.DataFrame, override: float | None = None) -> pd.DataFrame:
+    """One row per machine × scenario × backend: the time to its target over seeds (mean with a
+    t interval, only when every seed reached it), epochs to the target, the best accuracy, and
+    the reference row's training time / this one's, paired by seed over the seeds where both
+    reached it (``stats.paired_ratio``; the reference as ``frame.references`` chooses it)."""
+    times = run_times(runs, override)
+    chosen = references(runs)
+    rows = []
+    for key, by_seed in times.items():
+        reached = {s: t for s, t in by_seed.items() if t.reached}
+        every = len(reached) == len(by_seed)
+        training = mean_ci([t.training_s for t in reached.values()]) if every else None
+        startup = mean_ci([t.with_startup_s for t in reached.values()]) if every else None
+        reference = times.get((*key[:2], chosen.get(key, key[2])), {})
+        common = [s for s in reached if s in reference and reference[s].reached]
+        ratio = (
+            paired_ratio(
+                {s: reference[s].training_s for s in common},
+                {s: reached[s].training_s for s in common},
+            )
+            if len(common) >= 1
+            else None
+        )
+        first = next(iter(by_seed.values()))
+        rows.append(
+            {
+                **dict(zip(KEYS, key, strict=True)),
+                "target_pct": 100 * first.target,
+                "seeds": len(by_seed),
+                "reached_seeds": len(reached),
+                "training_s": training.mean if training else math.nan,
+                "training_ci95_low": training.low if training else math.nan,
+                "training_ci95_high": training.high if training else math.nan,
+                "with_startup_s": startup.mean if startup else math.nan,
+                "with_startup_ci95_low": startup.low if startup else math.nan,
+                "with_startup_ci95_high": startup.high if startup else math.nan,
+                "epochs_to_target": (
+                    statistics.median(t.epoch for t in reached.values() if t.epoch)
+                    if reached
+                    else math.nan
+                ),
+                "best_pct": 100 * max(t.best for t in by_seed.values()),
+                "relative_to_numpy": ratio.value if ratio else math.nan,
+                "ratio_ci95_low": ratio.low if ratio else math.nan,
+                "ratio_ci95_high": ratio.high if ratio else math.nan,
+                "text": _cell_text(by_seed, reached, training),
+            }
+        )
+    return sort_cells(pd.DataFrame(rows, columns=COLUMNS), [])
+
+
+def _cell_text(
+    by_seed: Mapping[int, TimeToAccuracy], reached: Mapping[int, TimeToAccuracy], training: Any
+) -> str:
+    n = len(by_seed)
+    if not reached:
+        longest = max(t.epochs_run for t in by_seed.values())
+        best = max(t.best for t in by_seed.values())
+        return f"not reached in {longest} epochs (best {100 * best:.2f} %)"
+    if len(reached) < n:
+        return f"reached in {len(reached)} of {n} seeds"
+    epochs = sorted({t.epoch for t in reached.values()})
+    when = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
+    if n >= 2 and not math.isnan(training.low):
+        return f"{training.mean:.3g} s [{training.low:.3g}, {training.high:.3g}] ({when})"
+    return f"{training.mean:.3g} s ({when})"
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+LEGEND = (
+    "Time to accuracy: training time until the first evaluation whose test accuracy reached the "
+    "target (no interpolation between evaluations); the harness evaluates after every epoch, "
+    "untimed, on every backend alike, so the epoch is the unit. *Training*: the timed epochs up "
+    "to it, the first counted as a warm one (compilation and start-up untimed, as MLPerf leaves "
+    "initialization untimed); *with start-up*: the build and every epoch as timed, compilation "
+    "included (as AlgoPerf counts it). Mean over seeds [95 % interval] when every seed reached "
+    "the target; vs numpy: NumPy's training time / the backend's, paired by seed over the seeds "
+    "where both reached it (the same reference row as the speed tables)."
+)
+
+
+def tta_markdown(frame: pd.DataFrame) -> str:
+    """One machine's table: backend × scenario, target, both clocks, vs numpy."""
+    table = pd.DataFrame(
+        {
+            "target": frame["target_pct"].map(lambda v: f"{v:g} %"),
+            "training time to target": frame["text"],
+            "with start-up": [
+                "—" if math.isnan(v) else f"{v:.3g} s" for v in frame["with_startup_s"]
+            ],
+            "vs numpy": [
+                ratio_text(v, lo, hi)
+                for v, lo, hi in zip(
+                    frame["relative_to_numpy"],
+                    frame["ratio_ci95_low"],
+                    frame["ratio_ci95_high"],
+                    strict=True,
+                )
+            ],
+        },
+        index=[f"{s} × {b}" for s, b in zip(frame["scenario"], frame["backend"], strict=True)],
+    )
+    table.index.name = "scenario × backend"
+    return to_markdown(table, align="left")
