@@ -97,6 +97,14 @@ def significance_level(text: str) -> float:
     return value
 
 
+def target_accuracy(text: str) -> float:
+    """A percentage in (0, 100] → a fraction."""
+    value = _float(text)
+    if not (math.isfinite(value) and 0 < value <= 100):
+        raise argparse.ArgumentTypeError(f"must be a percentage in (0, 100], got {text!r}")
+    return value / 100
+
+
 def non_negative_float(text: str) -> float:
     value = _float(text)
     if not (math.isfinite(value) and value >= 0):
@@ -436,6 +444,14 @@ def _add_table_parser(sub: argparse._SubParsersAction) -> None:
     table = sub.add_parser("table", help="tables and plots from result JSON files")
     table.add_argument("files", nargs="+", type=Path, metavar="FILE")
     table.add_argument(
+        "--target-accuracy",
+        type=target_accuracy,
+        default=None,
+        metavar="PCT",
+        help="the test accuracy (percent) every cell's time to accuracy is measured to "
+        "(default: each scenario's target_accuracy; the catalogue's is 97)",
+    )
+    table.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -693,7 +709,9 @@ def run_request(args: argparse.Namespace) -> RunRequest:
 def cmd_table(args: argparse.Namespace) -> int:
     from bench.report import write_tables_and_report
 
-    report = write_tables_and_report(args.files, args.out or args.files[0].parent)
+    report = write_tables_and_report(
+        args.files, args.out or args.files[0].parent, target=args.target_accuracy
+    )
     if not report.written:
         print("mlpbench: error: no readable results; nothing written", file=sys.stderr)
         return EXIT_USAGE

@@ -49,6 +49,7 @@ KEYS = (
     "dtype",
     "shuffle",
     "seed",
+    "target_accuracy",
     "summary",
 )
 
@@ -112,8 +113,12 @@ PARSERS = {
     "dtype": _text,
     "shuffle": _bool,
     "seed": _int,
+    "target_accuracy": _number,
     "summary": _text,
 }
+
+#: Keys that change no training: a sweep over them would train the same cells again.
+NOT_SWEPT = ("summary", "target_accuracy")
 
 
 def is_scenario_file(name: str) -> bool:
@@ -216,7 +221,9 @@ def parse_sweeps(
         items = [v.strip() for v in values.split(",")] if sep else []
         if not key or not sep or not items or any(not v for v in items):
             raise ConfigError(f"--sweep {text!r}: write KEY=V1,V2,… (e.g. batch_size=32,128,512)")
-        if key in PARSERS and key != "summary":
+        if key in NOT_SWEPT:
+            raise ConfigError(f"--sweep {key}: it changes no training, so there is nothing to sweep")
+        if key in PARSERS and key not in NOT_SWEPT:
             try:
                 sweeps.append((key, [PARSERS[key](_value(key, v)) for v in items]))
             except ValueError as err:
@@ -229,7 +236,7 @@ def parse_sweeps(
         known = [f"{b}.{o}" for b, opts in option_names.items() for o in opts]
         raise ConfigError(
             f"--sweep {key}: no chosen backend has this option, and no scenario field is called "
-            f"so; sweep a field ({', '.join(k for k in KEYS if k != 'summary')}) or an option "
+            f"so; sweep a field ({', '.join(k for k in KEYS if k not in NOT_SWEPT)}) or an option "
             f"({', '.join(known) or 'the chosen backends have none'})"
         )
     if len({k for k, _ in sweeps}) != len(sweeps):

@@ -164,6 +164,8 @@ def test_with_overrides_ignores_none_and_validates():
         ({"rho": -0.5}, "rho"),
         ({"epsilon": 0.0}, "epsilon"),
         ({"seed": -1}, "seed"),
+        ({"target_accuracy": 0.0}, "target accuracy"),
+        ({"target_accuracy": 1.5}, "target accuracy"),
     ],
 )
 def test_bad_values_are_one_line_config_errors_naming_the_setting(overrides, setting):
@@ -181,3 +183,14 @@ def test_unknown_scenario_lists_the_valid_names():
     assert "nope" in message and "\n" not in message
     for name in scenarios.SCENARIOS:
         assert name in message
+
+
+def test_a_scenario_file_sets_its_target_accuracy_and_no_sweep_runs_over_it(tmp_path):
+    from scenarios.files import load, parse_sweeps
+
+    path = tmp_path / "s.toml"
+    path.write_text("[quick]\nepochs = 2\ntarget_accuracy = 0.9\n", encoding="utf-8")
+    (quick,) = load(path)
+    assert quick.target_accuracy == 0.9 and BASELINE.target_accuracy == 0.97
+    with pytest.raises(ConfigError, match="changes no training"):
+        parse_sweeps(["target_accuracy=0.9,0.95"], {})

@@ -39,11 +39,14 @@ OUTPUTS = {
     "cold_start.csv",
     "memory.csv",
     "runs.csv",
+    "time_to_accuracy.csv",
     "accuracy_vs_time.png",
     "speed.png",
     "index.html",
 }
-CSVS = {"accuracy.csv", "speed.csv", "cold_start.csv", "memory.csv", "runs.csv"}
+CSVS = {
+    "accuracy.csv", "speed.csv", "cold_start.csv", "memory.csv", "runs.csv", "time_to_accuracy.csv"
+}  # fmt: skip
 SETTINGS = {
     "device": "cpu",
     "batch_size": 32,

@@ -27,11 +27,13 @@ from bench.report.answer import closing_lines
 from bench.report.outputs import TablesReport, write_tables
 
 
-def write_tables_and_report(files: list[Path], out_dir: Path, quiet: bool = False) -> TablesReport:
+def write_tables_and_report(
+    files: list[Path], out_dir: Path, quiet: bool = False, target: float | None = None
+) -> TablesReport:
     """``write_tables``, then one stderr line per problem, one stdout line per file written
     (not with ``quiet``), and the closing lines: the answer per scenario, the unstable speeds'
     count, the page to open."""
-    report = write_tables(files, out_dir)
+    report = write_tables(files, out_dir, target)
     for problem in report.problems:
         print(f"mlpbench: {problem}", file=sys.stderr)
     for path in [] if quiet else report.written:

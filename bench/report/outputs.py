@@ -34,6 +34,9 @@ from bench.report.questions import questions_table
 from bench.report.scaling import points_frame, scaling_rows
 from bench.report.summary import cells_frame
 from bench.report.tables import by_machine, headline_markdown_of, machine_sections
+from bench.report.tta import COLUMNS as TTA_COLUMNS
+from bench.report.tta import LEGEND as TTA_LEGEND
+from bench.report.tta import tta_frame, tta_markdown
 from bench.results.read import Collection, collect
 
 
@@ -104,7 +107,7 @@ def scaling_markdown(runs: pd.DataFrame, machines: dict) -> list[str]:
     return parts
 
 
-def results_markdown(collection: Collection) -> str:
+def results_markdown(collection: Collection, target: float | None = None) -> str:
     """results.md: sources, headline, then per machine its tables (over seeds), unstable speeds,
     the scaling section, the questions and the gap ladder where its results allow; caveats
     (ending with the agreement paragraph where it applies) and machine facts."""
@@ -119,6 +122,9 @@ def results_markdown(collection: Collection) -> str:
     for machine, rows in by_machine(cells):
         parts.append(f"## Results on {escape_markdown(machine)}")
         parts += machine_sections(rows)
+        times = tta_frame(runs[runs["machine_id"] == machine], target)
+        if not times.empty:
+            parts += ["### Time to accuracy", TTA_LEGEND, tta_markdown(times)]
         unstable = unstable_lines(rows)
         if unstable:
             parts += ["### Unstable speeds (⚠)", UNSTABLE_LEGEND, bullets(unstable)]
@@ -147,18 +153,20 @@ def _answers(runs: pd.DataFrame) -> list[str]:
     return parts
 
 
-def write_tables(paths: Sequence[Path], out_dir: Path) -> TablesReport:
+def write_tables(paths: Sequence[Path], out_dir: Path, target: float | None = None) -> TablesReport:
     """Read ``paths``; write results.md, the CSVs, the plots and the page into ``out_dir``
-    (created if needed). Writes nothing when no file held a result. Raises MlpbenchError (one
-    line) when ``out_dir`` cannot be written."""
+    (created if needed). ``target``: every cell's target accuracy for its time to accuracy
+    (None: each scenario's own). Writes nothing when no file held a result. Raises
+    MlpbenchError (one line) when ``out_dir`` cannot be written."""
     collection = collect(paths)
     if not collection.cells:
         return TablesReport([], list(collection.problems), "")
-    markdown = results_markdown(collection)
+    markdown = results_markdown(collection, target)
     runs = runs_frame(collection.cells, collection.machines)
     cells = cells_frame(runs)
     tables = {**{name: (cells, columns) for name, columns in CSV_COLUMNS.items()}}
     tables["runs.csv"] = (runs, FRAME_COLUMNS)  # one row per seed
+    tables["time_to_accuracy.csv"] = (tta_frame(runs, target), TTA_COLUMNS)
     out_dir, problems = Path(out_dir), list(collection.problems)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

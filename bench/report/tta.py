@@ -127,8 +127,8 @@ def run_times(
         if not row.history:
             continue
         target = target_of(row.recipe, override)
-        build = None if row.build_s is None or math.isnan(row.build_s) else row.build_s
-        seed = -1 if row.seed is None or row.seed != row.seed else int(row.seed)
+        build = None if pd.isna(row.build_s) else float(row.build_s)
+        seed = -1 if pd.isna(row.seed) else int(row.seed)
         key = (row.machine_id, row.scenario, row.backend)
         found.setdefault(key, {})[seed] = time_to_accuracy(row.history, target, build)
     return found
