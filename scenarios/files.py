@@ -222,7 +222,7 @@ def parse_sweeps(
         if not key or not sep or not items or any(not v for v in items):
             raise ConfigError(f"--sweep {text!r}: write KEY=V1,V2,… (e.g. batch_size=32,128,512)")
         if key in NOT_SWEPT:
-            raise ConfigError(f"--sweep {key}: it changes no training, so there is nothing to sweep")
+            raise ConfigError(f"--sweep {key}: it changes no training; there is nothing to sweep")
         if key in PARSERS and key not in NOT_SWEPT:
             try:
                 sweeps.append((key, [PARSERS[key](_value(key, v)) for v in items]))
