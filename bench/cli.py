@@ -27,6 +27,7 @@ from bench import registry
 from bench.campaign.tune import TOLERANCE_PT
 from bench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlpbenchError
 from bench.results.write import DEFAULT_OUT
+from bench.stats import GATE_ALPHA, GATE_FACTOR
 
 if TYPE_CHECKING:
     from bench.campaign.command import RunRequest
@@ -471,15 +472,15 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument(
         "--alpha",
         type=significance_level,
-        default=0.05,
-        help="the ratio's interval has confidence 1 - alpha (default 0.05: 95 %%)",
+        default=GATE_ALPHA,
+        help=f"the ratio's interval has confidence 1 - alpha (default {GATE_ALPHA:g})",
     )
     compare.add_argument(
         "--factor",
         type=change_factor,
-        default=1.05,
+        default=GATE_FACTOR,
         help="a cell is slower only when the whole interval of NEW/BASE lies above this, "
-        "faster when below its inverse (default 1.05)",
+        f"faster when below its inverse (default {GATE_FACTOR:g})",
     )
     compare.add_argument(
         "--self-test",
@@ -582,13 +583,17 @@ def _add_ab_parser(sub: argparse._SubParsersAction) -> None:
     )
     ab.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
     ab.add_argument(
-        "--alpha", type=significance_level, default=0.05, help="1 - confidence (default 0.05)"
+        "--alpha",
+        type=significance_level,
+        default=GATE_ALPHA,
+        help=f"1 - confidence (default {GATE_ALPHA:g})",
     )
     ab.add_argument(
         "--factor",
         type=change_factor,
-        default=1.05,
-        help="slower only when the whole interval of NEW/BASE lies above this (default 1.05)",
+        default=GATE_FACTOR,
+        help=f"slower only when the whole interval of NEW/BASE lies above this (default "
+        f"{GATE_FACTOR:g})",
     )
     ab.add_argument("--out", type=Path, default=None, metavar="FILE", help="write JSON here")
     ab.add_argument(
@@ -746,6 +751,23 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
     if args.self_test:
         from bench.campaign.selftest import run_ab_self_test
+
+        given = [
+            flag
+            for flag, value in (
+                ("--base-option", args.base_option),
+                ("--new-option", args.new_option),
+                ("--base-python", args.base_python),
+                ("--new-python", args.new_python),
+                ("--n-test", args.n_test),
+            )
+            if value
+        ]
+        if given:
+            raise MlpbenchError(
+                f"ab --self-test runs an A/A of the backend's defaults here: leave out "
+                f"{', '.join(given)}"
+            )
 
         run_ab_self_test(
             backend=args.backend,

@@ -45,6 +45,11 @@ import statistics
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
+#: The test accuracy a scenario's time to accuracy is measured to, unless it sets its own: the
+#: target of AlgoPerf's MNIST workload (784-128-10), which every seed of the catalogue's Adam
+#: and RMSprop recipes at batch 32 reaches (results/README.md).
+TARGET_ACCURACY = 0.97
+
 CONFIDENCE = 0.95
 #: Values whose standard deviation is below this, relative to their size, are equal: what is
 #: left is float rounding (differences of accuracies computed from different pairs).
@@ -58,12 +63,11 @@ REFERENCE = "numpy"
 #: How a tuned row's backend is named in the report, and NumPy's tuned row.
 TUNED = " (tuned)"
 TUNED_REFERENCE = f"{REFERENCE}{TUNED}"
+#: The gates' defaults (``mlpbench compare`` and ``mlpbench ab``): "slower" when the whole
+#: interval of NEW/BASE, at confidence 1 − GATE_ALPHA, lies above GATE_FACTOR.
+GATE_FACTOR = 1.05
+GATE_ALPHA = 0.05
 #: The slowdown whose detection probability a gate states, and the power it aims for.
-#: The test accuracy a scenario's time to accuracy is measured to, unless it sets its own: the
-#: target of AlgoPerf's MNIST workload (784-128-10), which every seed of the catalogue's Adam
-#: and RMSprop recipes at batch 32 reaches (results/README.md).
-TARGET_ACCURACY = 0.97
-
 SLOWDOWN = 1.10
 TARGET_POWER = 0.8
 
@@ -278,9 +282,10 @@ class Levels:
 
 
 def hodges_lehmann(values: Sequence[float]) -> float:
-    """The Hodges–Lehmann location of ``values``: the median of all pairwise means (i ≤ j),
-    the estimator that goes with Wilcoxon's signed-rank test — about as efficient as the mean
-    for normal noise (95 %), and robust to a few wild values (breakdown 29 %)."""
+    """The Hodges–Lehmann location of ``values`` (one or more; StatisticsError on none): the
+    median of all pairwise means (i ≤ j), the estimator that goes with Wilcoxon's signed-rank
+    test — about as efficient as the mean for normal noise (95 %), and robust to a few wild
+    values (breakdown 29 %)."""
     walsh = [(a + b) / 2 for i, a in enumerate(values) for b in values[i:]]
     return statistics.median(walsh)
 
@@ -292,13 +297,17 @@ def epoch_log_ratios(numerator: Sequence[float], denominator: Sequence[float]) -
     ]
 
 
-def round_log_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
-    """One lockstep round's value: the Hodges–Lehmann location of its per-epoch log ratios
-    (NaN without a pair). Chosen on this project's A/A measurements: where paired epochs share
+def round_value(logs: Sequence[float]) -> float:
+    """One lockstep round's value from its per-epoch log ratios: their Hodges–Lehmann location
+    (NaN without one). Chosen on this project's A/A measurements: where paired epochs share
     the machine's state (long epochs) it keeps the pairing, where they do not (short epochs)
     it averages like a mean, and a stalled epoch moves it little."""
-    logs = epoch_log_ratios(numerator, denominator)
     return hodges_lehmann(logs) if logs else math.nan
+
+
+def round_log_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """``round_value`` of two sides' warm epochs, paired in order."""
+    return round_value(epoch_log_ratios(numerator, denominator))
 
 
 def lockstep_ratio(
@@ -308,10 +317,10 @@ def lockstep_ratio(
 ) -> tuple[Ratio, Levels]:
     """numerator / denominator of per-epoch times paired epoch by epoch within each round (key:
     round; each side's warm epochs in order, paired up to the shorter), the round a random
-    effect: a round's value is ``round_log_ratio`` of its epochs, the ratio the geometric mean
-    over rounds with a t interval over rounds (``paired_ratio``). With a single round the
-    interval is the epochs' own (t over that round's log ratios): it leaves the process level
-    out, which ``Levels.dominant`` says."""
+    effect: a round's value is ``round_value`` of its epochs' log ratios, the ratio the geometric
+    mean over rounds with a t interval over rounds (``paired_ratio``). With a single round the
+    value and interval are the epochs' own (their geometric mean, with a t interval over that
+    round's log ratios): it leaves the process level out, which ``Levels.dominant`` says."""
     logs = {
         r: epoch_log_ratios(numerator[r], denominator[r])
         for r in sorted(set(numerator) & set(denominator))
@@ -326,7 +335,7 @@ def lockstep_ratio(
             confidence,
         )
         return ratio, levels
-    per_round = {r: math.exp(hodges_lehmann(v)) for r, v in logs.items()}
+    per_round = {r: math.exp(round_value(v)) for r, v in logs.items()}
     return paired_ratio(per_round, dict.fromkeys(per_round, 1.0), confidence), levels
 
 

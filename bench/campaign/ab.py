@@ -18,7 +18,8 @@ the whole interval lies above ``factor``. ``mlpbench ab --self-test`` measures, 
 how often that verdict is a false alarm when both sides are the same, and how often it catches a
 10 % slowdown, at the default size (``bench.campaign.selftest``).
 
-Exit 0 (no change detected, or faster), 1 (slower, or a side failed), 2 for bad input.
+Exit 0 (no change detected, or faster), 1 (slower, or a side failed: the rounds that finished
+are still judged and written), 2 for bad input.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench
 import scenarios
 from bench import registry, stats
 from bench.campaign.command import backend_options
 from bench.campaign.lockstep import Lockstep
 from bench.campaign.machine import machine_id
 from bench.cell.spec import CellSpec
-from bench.errors import EXIT_FAILED, EXIT_OK, ConfigError, MlpbenchError
+from bench.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from bench.results.record import Result
 from bench.results.write import check_writable
 
@@ -68,8 +70,8 @@ class ABRequest:
     epochs: int | None = DEFAULT_EPOCHS  # None: the scenario's own
     n_train: int | None = DEFAULT_N_TRAIN  # the first N training rows only; None: all
     n_test: int | None = None
-    factor: float = 1.05
-    alpha: float = 0.05
+    factor: float = stats.GATE_FACTOR
+    alpha: float = stats.GATE_ALPHA
     order_seed: int = 0
     out: Path | None = None  # the measurements and verdict as JSON
 
@@ -114,47 +116,67 @@ def make_cells(request: ABRequest) -> list[CellSpec]:
     return cells
 
 
-def check_python(python: str | None, side: str) -> None:
-    """ConfigError unless ``python`` (None: this interpreter) can import mlpbench's worker."""
+def check_python(python: str | None, side: str, cell: CellSpec) -> None:
+    """ConfigError unless ``python`` (None: this interpreter) imports mlpbench and reads this
+    version's cells (an older or newer mlpbench there would fail every round). Its worker runs
+    from the current folder, as this process does: from a checkout, that checkout's mlpbench is
+    the one both sides import; the environments then differ in their frameworks."""
     if python is None:
         return
+    reader = (
+        "import json, sys; from bench.cell.spec import CellSpec; "
+        "CellSpec.from_dict(json.load(sys.stdin))"
+    )
     try:
         found = subprocess.run(
-            [python, "-c", "import bench.cell.worker"], capture_output=True, timeout=120
-        )
+            [python, "-c", reader], input=json.dumps(cell.to_dict()), text=True,
+            capture_output=True, timeout=120,
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as error:
         raise ConfigError(f"--{side}-python {python}: cannot run it ({error})") from None
     if found.returncode != 0:
         raise ConfigError(
-            f"--{side}-python {python} cannot import mlpbench: install it into that environment "
-            "(e.g. PY -m pip install -e .)"
+            f"--{side}-python {python} cannot import mlpbench or read this version's cells: "
+            "install this mlpbench into that environment (PY -m pip install -e PATH)"
         )
 
 
-def measure(request: ABRequest, quiet: bool = False) -> list[RoundPair]:
-    """Train both sides in lockstep, round by round; MlpbenchError (with the side and its
-    reason) when a side fails, after the rounds already measured are printed."""
-    for python, side in ((request.base_python, "base"), (request.new_python, "new")):
-        check_python(python, side)
+@dataclass(frozen=True)
+class Measured:
+    """The rounds where both sides finished, and one line per side that did not."""
+
+    pairs: list[RoundPair]
+    failures: list[str]
+
+
+def measure(request: ABRequest, quiet: bool = False) -> Measured:
+    """Train both sides in lockstep, round by round, printing each finished round. A side that
+    fails is recorded (its round left out) and the rounds stop there; what finished is kept."""
+    cells = make_cells(request)
+    for python, side, cell in zip(
+        (request.base_python, request.new_python), SIDES, cells[:2], strict=True
+    ):
+        check_python(python, side, cell)
     pythons = (request.base_python or sys.executable, request.new_python or sys.executable)
     executor = Lockstep(request.order_seed, python=lambda cell: pythons[cell.position or 0])
     found: dict[int, dict[int, Result]] = {}
     failures: list[str] = []
+    for r in range(request.rounds):
+        if failures:
+            break
 
-    def done(cell: CellSpec, result: Result) -> None:
-        if result.failed or not result.complete or not result.warm_seconds:
-            failures.append(f"{SIDES[cell.position or 0]} side, round {cell.round}: "
-                            f"{result.failed or result.skipped or 'no warm epoch'}")  # fmt: skip
-            return
-        found.setdefault(cell.round or 0, {})[cell.position or 0] = result
-        pair = found[cell.round or 0]
-        if len(pair) == 2 and not quiet:
-            print(_round_line(_pair(cell.round or 0, pair)), flush=True)
+        def done(cell: CellSpec, result: Result) -> None:
+            if result.failed or not result.complete or not result.warm_seconds:
+                reason = result.failed or result.skipped or "no warm epoch"
+                failures.append(f"{SIDES[cell.position or 0]} side, round {cell.round}: {reason}")
+                return
+            found.setdefault(cell.round or 0, {})[cell.position or 0] = result
 
-    executor.run_many(make_cells(request), done, None)
-    if failures:
-        raise MlpbenchError(f"ab: {failures[0]} ({len(failures)} failed)")
-    return [_pair(r, found[r]) for r in sorted(found)]
+        executor.run_many(cells[2 * r : 2 * r + 2], done, None)
+        if len(found.get(r, {})) == 2 and not quiet:
+            print(_round_line(_pair(r, found[r])), flush=True)
+    pairs = [_pair(r, sides) for r, sides in sorted(found.items()) if len(sides) == 2]
+    return Measured(pairs, failures)
 
 
 def _pair(r: int, sides: dict[int, Result]) -> RoundPair:
@@ -186,39 +208,56 @@ def judge(
 
 
 def run_ab(request: ABRequest) -> int:
-    """Measure, print the verdict (last line), write ``out``; EXIT_FAILED when slower."""
+    """Measure, print the verdict (last line), write ``out``; EXIT_FAILED when slower or when a
+    side failed (the rounds that finished are still judged and written)."""
+    cells = make_cells(request)
     same_python = (request.base_python or sys.executable) == (request.new_python or sys.executable)
-    if set(request.base_options) == set(request.new_options) and same_python:
+    if cells[BASE].options == cells[NEW].options and same_python:
         raise ConfigError(
             "ab: base and new are the same: give --new-option or --new-python (an A/A is "
             "mlpbench ab --self-test)"
         )
     if request.rounds < 2:
         raise ConfigError("ab: --rounds must be at least 2 (the interval is over rounds)")
+    for side in (BASE, NEW):  # in a fresh process each, as mlpbench run checks its options
+        found = registry.probe(request.backend, options=cells[side].options)
+        if found.option_error or found.reason:
+            raise ConfigError(f"ab: {SIDES[side]} side: {found.option_error or found.reason}")
     if request.out is not None:
         check_writable(request.out)
     print(f"ab: {describe(request)}; {request.rounds} rounds, both sides in lockstep")
-    pairs = measure(request)
+    measured = measure(request)
+    pairs = measured.pairs
     ratio, levels, verdict = judge(pairs, request.factor, request.alpha)
-    accuracy = stats.paired_difference(
-        {p.round: 100 * p.base_accuracy for p in pairs},
-        {p.round: 100 * p.new_accuracy for p in pairs},
+    accuracy = stats.mean_ci(
+        [100 * (p.new_accuracy - p.base_accuracy) for p in pairs], 1 - request.alpha
     )
     chance = stats.power(ratio, request.factor, 1 - request.alpha)
-    print(
-        f"ab: accuracy new − base {accuracy.mean:+.2f} pt"
-        + ("" if math.isnan(accuracy.low) else f" [{accuracy.low:+.2f}, {accuracy.high:+.2f}]")
-    )
-    print(
-        f"ab: spread of the per-round log ratios {100 * ratio.sd_log:.1f} %; "
-        f"variation dominated by {levels.dominant}; power for a 10 % slowdown at this size "
-        f"{_percent(chance)}"
-    )
+    if pairs:
+        print(
+            f"ab: accuracy new − base {accuracy.mean:+.2f} pt"
+            + ("" if math.isnan(accuracy.low) else f" [{accuracy.low:+.2f}, {accuracy.high:+.2f}]")
+        )
+        print(
+            f"ab: spread of the per-round log ratios {100 * ratio.sd_log:.1f} %; variation "
+            f"dominated by {levels.dominant}; power for a {_slowdown_text()} slowdown at this "
+            f"size {_percent(chance)}"
+        )
     if request.out is not None:
-        write_json(request, pairs, ratio, verdict)
+        write_json(request, measured, ratio, levels, accuracy, chance, verdict)
         print(f"ab: wrote {request.out}")
-    print(f"ab: {request.backend} × {request.scenario}: new/base {_ratio_text(ratio)} — {verdict}")
-    return EXIT_FAILED if verdict == stats.SLOWER else EXIT_OK
+    for line in measured.failures:
+        print(f"ab: failed: {line}")
+    tail = f" ({len(measured.failures)} side(s) failed; judged on {len(pairs)} rounds)"
+    print(
+        f"ab: {request.backend} × {request.scenario}: new/base {_ratio_text(ratio)} — {verdict}"
+        + (tail if measured.failures else "")
+    )
+    return EXIT_FAILED if verdict == stats.SLOWER or measured.failures else EXIT_OK
+
+
+def _slowdown_text() -> str:
+    return f"{100 * (stats.SLOWDOWN - 1):.0f} %"
 
 
 def describe(request: ABRequest) -> str:
@@ -246,19 +285,39 @@ def _percent(value: float) -> str:
 
 
 def write_json(
-    request: ABRequest, pairs: Sequence[RoundPair], ratio: stats.Ratio, verdict: str
+    request: ABRequest,
+    measured: Measured,
+    ratio: stats.Ratio,
+    levels: stats.Levels,
+    accuracy: stats.Estimate,
+    chance: float,
+    verdict: str,
 ) -> None:
+    """The request, every finished round's epochs, the failures and the verdict, as JSON."""
     doc: dict[str, Any] = {
+        "mlpbench": bench.__version__,
         "machine_id": machine_id(),
         "backend": request.backend,
         "scenario": request.scenario,
         "base": {"options": list(request.base_options), "python": request.base_python},
         "new": {"options": list(request.new_options), "python": request.new_python},
+        "rounds_asked": request.rounds,
+        "epochs": request.epochs,
         "n_train": request.n_train,
+        "n_test": request.n_test,
+        "order_seed": request.order_seed,
         "factor": request.factor,
         "alpha": request.alpha,
-        "rounds": [p.__dict__ for p in pairs],
+        "rounds": [p.__dict__ for p in measured.pairs],
+        "failures": measured.failures,
         "ratio": {"value": ratio.value, "low": ratio.low, "high": ratio.high},
+        "levels": {
+            "within_sd": levels.within_sd,
+            "between_sd": levels.between_sd,
+            "dominant": levels.dominant,
+        },
+        "accuracy_delta_pt": {"mean": accuracy.mean, "low": accuracy.low, "high": accuracy.high},
+        "power": chance,
         "verdict": verdict,
     }
     assert request.out is not None

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.campaign.rounds import Slot
 from bench.errors import ConfigError
+from scenarios.files import NOT_SWEPT
 
 #: (backend, scenario, seed): one round of a cell
 SeededCell = tuple[str, str, int]
@@ -115,7 +116,7 @@ def _problem(entry: dict, slot: Slot, facts: dict, expected: Expected) -> str | 
         return "from another machine"
     if facts.get("packages") != expected.packages:
         return "with other software versions"
-    if extra.get("scenario") != slot.scenario.to_dict():
+    if _training(extra.get("scenario")) != _training(slot.scenario.to_dict()):
         return "whose recipe changed"
     if extra.get("code") != expected.code.get(slot.backend):
         return f"whose code changed ({slot.backend})"
@@ -124,3 +125,11 @@ def _problem(entry: dict, slot: Slot, facts: dict, expected: Expected) -> str | 
     if (extra.get("n_train"), extra.get("n_test")) != (expected.n_train, expected.n_test):
         return "on another data slice"
     return None
+
+
+def _training(recipe: object) -> object:
+    """A recipe without the keys that change no training (its summary, its target accuracy):
+    a cell stays valid when only those changed."""
+    if not isinstance(recipe, dict):
+        return recipe
+    return {k: v for k, v in recipe.items() if k not in NOT_SWEPT}

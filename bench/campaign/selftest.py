@@ -51,6 +51,8 @@ from bench.cell.spec import CellSpec
 from bench.errors import ConfigError, MlpbenchError
 
 DRAWS = 2000
+#: The false-alarm rate a gate may have at the size it is used at.
+MAX_FALSE_ALARMS = 0.05
 T = TypeVar("T")
 
 
@@ -77,8 +79,8 @@ class Rates:
         kind = "disjoint, independent" if self.independent else "overlapping draws"
         return (
             f"false alarms {_pct(self.false_alarm_rate)} ({self.false_alarms}/{self.draws}), "
-            f"power for a 10 % slowdown {_pct(self.power)} ({self.detections}/{self.draws}; "
-            f"{kind})"
+            f"power for a {100 * (stats.SLOWDOWN - 1):.0f} % slowdown {_pct(self.power)} "
+            f"({self.detections}/{self.draws}; {kind})"
         )
 
 
@@ -140,15 +142,16 @@ def run_ab_self_test(
     size: int = DEFAULT_ROUNDS,
     n_train: int | None = DEFAULT_N_TRAIN,
     epochs: int | None = DEFAULT_EPOCHS,
-    factor: float = 1.05,
-    alpha: float = 0.05,
+    factor: float = stats.GATE_FACTOR,
+    alpha: float = stats.GATE_ALPHA,
     out: Path | None = None,
     seed: int = 0,
 ) -> dict[int, tuple[Rates, Rates]]:
     """Measure an A/A of ``rounds`` rounds in lockstep; print and return the rates per n."""
-    if rounds < max(3, size):
+    if rounds < 2 * size:
         raise ConfigError(
-            f"--self-test-rounds must be at least {max(3, size)} (draws of {size} rounds from them)"
+            f"--self-test-rounds must be at least {2 * size}: twice the size it tests (--rounds "
+            f"{size}), for at least two disjoint draws"
         )
     request = ABRequest(
         backend, scenario, rounds=rounds, n_train=n_train, epochs=epochs, factor=factor,
@@ -157,7 +160,10 @@ def run_ab_self_test(
     data = f"{n_train} training rows" if n_train else "full data"
     print(f"ab self-test: {backend} × {scenario}, {data}, an A/A of {rounds} rounds in lockstep")
     started = time.perf_counter()
-    pairs = measure(request)
+    measured = measure(request)
+    if measured.failures:
+        raise MlpbenchError(f"ab self-test: {measured.failures[0]}")
+    pairs = measured.pairs
     aa, levels, _ = judge(pairs, factor, alpha)
     print(
         f"ab self-test: A/A over all {rounds} rounds: new/base ×{aa.value:.3f} [{aa.low:.3f}, "
@@ -166,6 +172,7 @@ def run_ab_self_test(
         f"{levels.dominant} ({time.perf_counter() - started:.0f} s)"
     )
     found = {n: ab_rates(pairs, n, factor, alpha, seed) for n in range(2, rounds // 2 + 1)}
+    # rounds >= 2 * size: the size itself is among them
     _print_rates(found, size, "rounds per side", f"ab's default --rounds {size}")
     if out is not None:
         _save(out, "ab", backend, scenario, n_train, factor, alpha, found, size,
@@ -238,8 +245,8 @@ def run_file_self_test(
     gap_s: float = 60.0,
     n_train: int | None = 8192,
     epochs: int = 4,
-    factor: float = 1.05,
-    alpha: float = 0.05,
+    factor: float = stats.GATE_FACTOR,
+    alpha: float = stats.GATE_ALPHA,
     out: Path | None = None,
     seed: int = 0,
 ) -> dict[int, tuple[Rates, Rates]]:
@@ -275,11 +282,18 @@ def _print_rates(found: dict[int, tuple[Rates, Rates]], size: int, unit: str, na
         print(f"  n = {n:>2} {unit}: {overlapping.line()}{mark}")
         if independent.draws:
             print(f"  {'':>{len(str(n)) + 5}}{'':>{len(unit)}}  {independent.line()}")
-    goal = [n for n, (r, _) in found.items() if r.false_alarm_rate <= 0.05 and r.power >= 0.8]
+    goal = [
+        n
+        for n, (r, _) in found.items()
+        if r.false_alarm_rate <= MAX_FALSE_ALARMS and r.power >= stats.TARGET_POWER
+    ]
+    wanted = (
+        f"≤ {100 * MAX_FALSE_ALARMS:g} % false alarms and ≥ {100 * stats.TARGET_POWER:g} % power"
+    )
     print(
-        f"self-test: ≤ 5 % false alarms and ≥ 80 % power from n = {goal[0]} {unit}"
+        f"self-test: {wanted} from n = {goal[0]} {unit}"
         if goal
-        else f"self-test: no n here reaches ≤ 5 % false alarms and ≥ 80 % power ({unit})"
+        else f"self-test: no n here reaches {wanted} ({unit})"
     )
 
 

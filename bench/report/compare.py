@@ -44,6 +44,8 @@ from bench.report.formatting import format_seconds, to_markdown
 from bench.results.read import OLDEST, Cell, Collection, as_dict, collect, warm_median
 from bench.stats import (
     FASTER,
+    GATE_ALPHA,
+    GATE_FACTOR,
     SAME,
     SLOWER,
     Estimate,
@@ -57,8 +59,8 @@ from bench.stats import (
     unpaired_ratio,
 )
 
-DEFAULT_ALPHA = 0.05
-DEFAULT_FACTOR = 1.05
+DEFAULT_ALPHA = GATE_ALPHA
+DEFAULT_FACTOR = GATE_FACTOR
 
 #: (backend, scenario, batch size): a cell, over its rounds
 MatchKey = tuple[str, str, int | None]
@@ -400,9 +402,9 @@ def _measured_rates() -> str:
         f"{doc['gap_s']:g} s apart; mlpbench compare --self-test), false alarms in "
         f"{overlapping['false_alarms']} of {overlapping['draws']} pairs of runs and a 10 % "
         f"slowdown caught in {overlapping['detections']} of {overlapping['draws']} "
-        f"({independent['detections']} of {independent['draws']} disjoint pairs): the drift "
-        "between two runs is as large as the change it looks for. To measure both sides "
-        "seconds apart, use mlpbench ab."
+        f"({independent['detections']} of {independent['draws']} disjoint pairs), at factor "
+        f"{doc['factor']:g}, alpha {doc['alpha']:g}: the drift between two runs is as large as "
+        "the change it looks for. To measure both sides seconds apart, use mlpbench ab."
     )
 
 

@@ -264,8 +264,8 @@ def tf_data_stalls(ran: pd.DataFrame) -> str | None:
     if not stalled:
         return None
     return (
-        f"{stalled} of {total} warm epochs lasted exactly 5.11 or 10.23 s: tf.data's autotuning "
-        "wait (10 ms × (2^k − 1))"
+        f"{stalled} of {total} warm epochs lasted one of tf.data's autotuning waits, "
+        "10 ms × (2^k − 1): 5.11, 10.23 or 20.47 s"
     )
 
 

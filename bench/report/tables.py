@@ -107,9 +107,10 @@ PER_SCENARIO_LEGEND = (
 )
 MEMORY_LEGEND = (
     "Peak resident memory of the process that trained the cell (host, MiB; with "
-    "`--executor process` each cell has its own process, otherwise it is the shared process's "
-    "peak so far) and the device's where the backend measures it (GPU, MiB), named by what it "
-    "measures: (pool) CuPy's memory pool, arrays and cached blocks; (allocator peak) PyTorch's "
+    "`--executor lockstep`, the default, or `process` each cell has its own process; with "
+    "`inprocess` it is the shared process's peak so far) and the device's where the backend "
+    "measures it (GPU, MiB), named by what it measures: (pool) CuPy's memory pool, arrays and "
+    "cached blocks; (allocator peak) PyTorch's "
     "most bytes in tensors; (process peak) the XLA or TensorFlow allocator's peak over the whole "
     "process. They are not the same measure."
 )
