@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -189,8 +188,8 @@ def _pair(r: int, sides: dict[int, Result]) -> RoundPair:
 
 def _round_line(p: RoundPair) -> str:
     return (
-        f"  round {p.round}: base {statistics.median(p.base):.4f} s, new "
-        f"{statistics.median(p.new):.4f} s per warm epoch, new/base ×{math.exp(p.log_ratio()):.3f}"
+        f"  round {p.round}: base {stats.round_median(p.base):.4f} s, new "
+        f"{stats.round_median(p.new):.4f} s per warm epoch, new/base ×{math.exp(p.log_ratio()):.3f}"
     )
 
 

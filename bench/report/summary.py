@@ -31,7 +31,7 @@ import pandas as pd
 
 from bench.report.frame import has_warm, references, sort_cells
 from bench.results.read import as_dict
-from bench.stats import lockstep_ratio, mean_ci, paired_ratio, warm_epochs
+from bench.stats import lockstep_ratio, mean_ci, paired_ratio, round_median, warm_epochs
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
 #: is unstable (pyperf warns from 10 % too).
@@ -256,7 +256,7 @@ def tf_data_stalls(ran: pd.DataFrame) -> str | None:
     for settings, warm in zip(ran["settings"], ran["warm_seconds"], strict=True):
         if "tf.data" not in str(as_dict(settings).get("input_feed", "")) or not warm:
             continue
-        median = statistics.median(warm)
+        median = round_median(warm)
         total += len(warm)
         stalled += sum(
             1 for s in warm if s >= 1.5 * median and any(abs(s - w) < 0.015 for w in AUTOTUNE_WAITS)

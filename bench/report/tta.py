@@ -30,7 +30,14 @@ import pandas as pd
 
 from bench.report.formatting import ratio_text, to_markdown
 from bench.report.frame import references, sort_cells
-from bench.stats import COLD_EPOCHS, TARGET_ACCURACY, mean_ci, paired_ratio, warm_epochs
+from bench.stats import (
+    COLD_EPOCHS,
+    TARGET_ACCURACY,
+    mean_ci,
+    paired_ratio,
+    round_median,
+    warm_epochs,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def time_to_accuracy(
     if passing is None:
         return TimeToAccuracy(target, None, math.nan, math.nan, best, len(history))
     warm = warm_epochs(seconds)
-    stand_in = statistics.median(warm) if warm else seconds[0]
+    stand_in = round_median(warm) if warm else seconds[0]
     training = [stand_in if i < COLD_EPOCHS else s for i, s in enumerate(seconds)]
     counted = passing + 1
     return TimeToAccuracy(
