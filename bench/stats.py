@@ -63,6 +63,17 @@ REFERENCE = "numpy"
 #: How a tuned row's backend is named in the report, and NumPy's tuned row.
 TUNED = " (tuned)"
 TUNED_REFERENCE = f"{REFERENCE}{TUNED}"
+#: The reference rule in words, stated once: the tables, the verdicts, the page's charts and the
+#: README quote this text (``reference_of`` and ``speed_ratio`` are the rule in code).
+REFERENCE_RULE = (
+    "vs numpy: the reference row's time / this row's (×2.00 = twice as fast), with its 95 % "
+    "interval. The reference is NumPy of the same division and run: shipped NumPy for a shipped "
+    "row, `numpy (tuned)` for a tuned row (each framework at its best against NumPy at its "
+    "best, measured in the same interleaved rounds, so no drift between runs enters). Paired "
+    "within rounds: where both trained in lockstep, epoch by epoch (each round's Hodges–Lehmann "
+    "location of its per-epoch log ratios), else each round's median warm epoch; the geometric "
+    "mean over rounds with a Student-t interval over rounds."
+)
 #: The gates' defaults (``mlpbench compare`` and ``mlpbench ab``): "slower" when the whole
 #: interval of NEW/BASE, at confidence 1 − GATE_ALPHA, lies above GATE_FACTOR.
 GATE_FACTOR = 1.05
@@ -337,6 +348,23 @@ def lockstep_ratio(
         return ratio, levels
     per_round = {r: math.exp(round_value(v)) for r, v in logs.items()}
     return paired_ratio(per_round, dict.fromkeys(per_round, 1.0), confidence), levels
+
+
+def speed_ratio(
+    reference: Mapping[int, Sequence[float]],
+    other: Mapping[int, Sequence[float]],
+    lockstep: bool,
+    confidence: float = CONFIDENCE,
+) -> tuple[Ratio, Levels | None]:
+    """The one rule behind every published speed ratio: the reference's time / the other's
+    (> 1: the other is faster), from each side's warm epochs in order, keyed by round (= seed).
+    Both sides trained in lockstep: paired epoch by epoch within rounds (``lockstep_ratio``,
+    with its variance levels); otherwise the rounds' warm medians (``round_median``) paired by
+    round (``paired_ratio``; levels None). Rounds without warm epochs are left out."""
+    if lockstep:
+        return lockstep_ratio(reference, other, confidence)
+    medians = [{r: round_median(w) for r, w in side.items() if w} for side in (reference, other)]
+    return paired_ratio(*medians, confidence), None
 
 
 def _levels(logs: Mapping[int, Sequence[float]]) -> Levels:

@@ -9,6 +9,7 @@ The page's structure is checked, never its pixels.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -170,3 +171,84 @@ def test_the_landing_page_lists_each_machine_with_its_headline(browser, tmp_path
     assert all(a.get_attribute("href").endswith("/index.html") for a in links)
     body = browser.find_element("tag name", "tbody").text
     assert "jax: 0.507 s (×1.99)" in body  # the mean of its rounds: 0.50, 0.51, 0.52 s
+
+
+def answer_entries() -> list[dict]:
+    """Three rounds: numpy, jax and keras on baseline, dropout and report_recipe (which never
+    reaches 97 %), and a tuned division of numpy and jax on baseline; known speeds, a few
+    percent of noise per round."""
+    out = []
+    reached, never = [0.95, 0.975, 0.98], [0.20, 0.25, 0.30]
+    noise = {"numpy": [1.00, 1.05, 0.97], "jax": [1.02, 0.99, 1.01], "keras": [0.98, 1.0, 1.03]}
+    for seed in range(3):
+        for backend, warm in (("numpy", 1.0), ("jax", 0.5), ("keras", 2.0)):
+            for scenario in ("baseline", "dropout", "report_recipe"):
+                accuracies = never if scenario == "report_recipe" else reached
+                epochs = [warm * noise[backend][seed]] * 2
+                out.append(entry(backend, scenario, epochs, accuracies=accuracies, seed=seed))
+        for backend, warm in (("numpy", 0.8), ("jax", 0.25)):
+            epochs = [warm * noise[backend][seed]] * 2
+            tuned = entry(backend, "baseline", epochs, accuracies=reached, seed=seed)
+            tuned["extra_info"]["division"] = "tuned"
+            out.append(tuned)
+    return out
+
+
+def bounds(driver, selector: str) -> dict:
+    return driver.execute_script(
+        "var r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, height: r.height};",
+        selector,
+    )
+
+
+def canvas_bounds(driver, selector: str) -> dict | None:
+    """The bounds of the canvas Bokeh drew inside ``selector`` (in its shadow DOM); None when
+    nothing was drawn."""
+    return driver.execute_script(
+        "function find(node) {"
+        "  var all = node.querySelectorAll('*');"
+        "  for (var i = 0; i < all.length; i++) {"
+        "    if (all[i].tagName === 'CANVAS') { return all[i]; }"
+        "    if (all[i].shadowRoot) { var c = find(all[i].shadowRoot); if (c) { return c; } } }"
+        "  return null; }"
+        "var c = find(document.querySelector(arguments[0])); if (!c) { return null; }"
+        "var r = c.getBoundingClientRect();"
+        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, height: r.height};",
+        selector,
+    )
+
+
+def test_the_first_screen_holds_the_answer_and_the_verdicts_are_folded(browser, tmp_path):
+    """At 1280×800 the speed and time-to-accuracy forest plots are drawn inside the first
+    viewport, with a line per compared scenario (fastest, by how much, at what accuracy;
+    whether accuracies agree); the verdicts are folded behind their count line."""
+    page = page_of(tmp_path, *answer_entries())
+    viewport = {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", viewport)
+    try:
+        seen = open_page(browser, page, tmp_path / "screenshots", "first-screen")
+        assert seen["errors"] == [] and seen["requests"] == []
+        assert seen["charts"] >= 2 and seen["drawn"] == seen["charts"]
+        for chart in ("#forest-speed-m1", "#forest-tta-m1"):
+            box = canvas_bounds(browser, chart)
+            assert box is not None and box["height"] > 300, (chart, box)  # drawn, full size
+            assert box["top"] >= 0 and box["bottom"] <= 800 and box["right"] <= 1280, (chart, box)
+        lines = browser.find_elements("css selector", "#answer-m1 .answer-lines li")
+        texts = [li.text for li in lines]
+        assert all(li.rect["y"] + li.rect["height"] <= 800 for li in lines), texts
+        # jax tuned: 0.25 s against tuned numpy's 0.8 s, a few percent of noise: ×3.2
+        assert texts[0].startswith("baseline (3 rounds): fastest: jax (tuned), ×3.2"), texts[0]
+        assert "final accuracy 98.00 %" in texts[0] and texts[0].endswith("accuracies agree")
+        assert "report_recipe: no backend reached 97 % (best 30.00 %)" in texts
+        folded = browser.find_element("css selector", "details.verdicts")
+        assert folded.get_attribute("open") is None
+        count = folded.find_element("css selector", "summary").text
+        assert re.fullmatch(r"\d+ of \d+ comparisons: no difference detected", count), count
+        assert bounds(browser, "details.verdicts")["top"] > 800  # below the answer
+        rows = folded.find_elements("css selector", "table.verdicts tr[data-backend]")
+        assert rows and not any(r.is_displayed() for r in rows)
+        folded.find_element("css selector", "summary").click()
+        assert folded.get_attribute("open") is not None
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -1,6 +1,7 @@
 """The answer a run was made for, in a few lines for the end of ``mlpbench run`` and
 ``mlpbench table``: per machine and scenario, the fastest backend and its lead over the next
-(or a tie, or that one seed cannot tell — the summary table's rule, ``tables.fastest_text``),
+(or a tie, or that one seed cannot tell — the summary table's rule, ``tables.fastest_text``)
+and its final test accuracy,
 whether the backends' final accuracies agree with their reference rows (the questions' paired
 verdicts), how many rounds it rests on; then the unstable speeds as one count and the page to
 open. Read from the same frames as the tables, so the lines and the files agree.
@@ -36,9 +37,10 @@ def answer_lines(runs: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
                 if fastest.startswith("tie: ")
                 else f"fastest: {fastest}"
             )
+            accuracy = ran.loc[ran["median_s_per_epoch"].idxmin(), "final_test_accuracy_pct"]
             lines.append(
                 f"{machine} × {scenario} ({rounds} round{'s' * (rounds != 1)}): "
-                f"{fastest}; {_accuracies(questions, scenario)}"
+                f"{fastest}, final accuracy {accuracy:.2f} %; {_accuracies(questions, scenario)}"
             )
     return lines
 

@@ -13,7 +13,17 @@ from typing import Any
 import pandas as pd
 
 from bench.results.read import Cell, as_dict
-from bench.stats import COLD_EPOCHS, REFERENCE, has_warm_epochs, reference_of, round_median
+from bench.stats import (
+    COLD_EPOCHS,
+    REFERENCE,
+    Levels,
+    Ratio,
+    has_warm_epochs,
+    reference_of,
+    round_median,
+    speed_ratio,
+    warm_epochs,
+)
 
 #: Each CSV's columns (long form, raw numbers; seconds, percent, samples per second, MiB).
 KEY_COLUMNS = ["machine_id", "scenario", "backend", "status"]
@@ -116,6 +126,33 @@ def relative_to_reference(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
     index = pd.MultiIndex.from_arrays([*(frame[k] for k in keys), against])
     reference = lookup.reindex(index).to_numpy(dtype=float)
     return pd.Series(reference / warm.to_numpy(dtype=float), frame.index)
+
+
+def warm_by_round(group: pd.DataFrame) -> dict[int, list[float]]:
+    """Runs of one cell → round (seed; -1 without one) → its warm epochs' seconds, in order."""
+    seeds = group["seed"].fillna(-1).astype(int)
+    return {
+        seed: warm_epochs([h["seconds"] for h in history])
+        for seed, history in zip(seeds, group["history"], strict=True)
+        if isinstance(history, list)
+    }
+
+
+def in_lockstep(group: pd.DataFrame) -> bool:
+    """Whether every run of ``group`` trained in lockstep rounds (``design``)."""
+    return bool(len(group)) and bool((group["design"] == "lockstep").all())
+
+
+def speed_ratio_between(
+    reference: pd.DataFrame, group: pd.DataFrame
+) -> tuple[Ratio, Levels | None]:
+    """The reference cell's time / this cell's, from their runs' warm epochs by the one rule
+    (``bench.stats.speed_ratio``): epoch by epoch where both trained in lockstep."""
+    return speed_ratio(
+        warm_by_round(reference),
+        warm_by_round(group),
+        in_lockstep(reference) and in_lockstep(group),
+    )
 
 
 def has_warm(frame: pd.DataFrame) -> pd.Series:

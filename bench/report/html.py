@@ -22,14 +22,28 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.answer import answer_lines
 from bench.report.caveats import caveats
+from bench.report.charts import (
+    accuracy_against_time,
+    epoch_times,
+    forest,
+    palette,
+    pareto,
+    scaling_plot,
+)
+from bench.report.charts import ladder as ladder_chart
 from bench.report.facts import machine_facts_table
 from bench.report.formatting import format_seconds, ratio_text
 from bench.report.ladder import ladder_frame
+from bench.report.pareto import LEGEND as PARETO_LEGEND
+from bench.report.pareto import front_lines, pareto_frame
 from bench.report.questions import LEGEND as QUESTIONS_LEGEND
 from bench.report.questions import questions_table
 from bench.report.scaling import points_frame, scaling_rows
+from bench.report.tta import LEGEND as TTA_LEGEND
 from bench.results.read import Collection, as_dict
+from bench.stats import REFERENCE, REFERENCE_RULE, TUNED_REFERENCE
 
 MISSING = "index.html skipped: jinja2 and bokeh are needed (pip install 'mlpbench[plots]')"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -46,9 +60,15 @@ COLUMNS = [
     ),
     (
         "vs numpy",
-        "numpy's time / this one, paired by seed, [95 % interval]; tuned rows: numpy (tuned)'s",
+        REFERENCE_RULE,
         lambda r: _ratio(r),
         lambda r: r["relative_to_numpy"],
+    ),
+    (
+        "to target",
+        "time to the scenario's target accuracy (training clock; see the time-to-accuracy legend)",
+        lambda r: r["tta_text"],
+        lambda r: r["tta_s"],
     ),
     (
         "accuracy %",
@@ -88,9 +108,14 @@ class PageUnavailable(Exception):
 
 
 def write_page(
-    collection: Collection, runs: pd.DataFrame, cells: pd.DataFrame, out_dir: Path
+    collection: Collection,
+    runs: pd.DataFrame,
+    cells: pd.DataFrame,
+    times: pd.DataFrame,
+    out_dir: Path,
 ) -> Path:
-    """Write ``out_dir/index.html``; PageUnavailable when a library is missing."""
+    """Write ``out_dir/index.html`` (``times``: ``tta.tta_frame`` of ``runs``);
+    PageUnavailable when a library is missing."""
     try:
         import jinja2
         from bokeh.embed import components
@@ -100,9 +125,13 @@ def write_page(
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    plots = _plots(runs, cells, collection.machines)
-    script, divs = components([p for _, p in plots]) if plots else ("", [])
-    machines = [_machine(m, runs, cells, collection.machines) for m in cells["machine_id"].unique()]
+    figures = Figures(palette(list(cells["backend"].unique())))
+    machines = [
+        _machine(m, runs, cells, times, collection.machines, figures)
+        for m in cells["machine_id"].unique()
+    ]
+    script, divs = components(figures.all) if figures.all else ("", [])
+    figures.fill(divs)
     facts = machine_facts_table(collection.machines)
     context = {
         "title": ", ".join(cells["machine_id"].unique()),
@@ -114,11 +143,15 @@ def write_page(
         "seed_counts": sorted({int(n) for n in cells["n_seeds"].fillna(0)} | {0}),
         "columns": [{"label": c[0], "title": c[1]} for c in COLUMNS],
         "questions_legend": QUESTIONS_LEGEND,
+        "reference_rule": REFERENCE_RULE,
+        "tta_legend": TTA_LEGEND,
+        "pareto_legend": PARETO_LEGEND,
         "scaling_legend": "Fit of step time = fixed cost + FLOPs / rate per backend; crossover: "
         "where its step time crosses NumPy's (see results.md).",
-        "plots": [{"title": t, "div": d} for (t, _), d in zip(plots, divs, strict=True)],
         "plots_script": script,
-        "bokeh_js": Resources(mode="inline", components=["bokeh"]).render_js() if plots else "",
+        "bokeh_js": Resources(mode="inline", components=["bokeh"]).render_js()
+        if figures.all
+        else "",
         "caveats": caveats(runs, collection),
         "facts": [
             [fact, *row] for fact, row in zip(facts.index, facts.to_numpy().tolist(), strict=True)
@@ -128,6 +161,26 @@ def write_page(
     path = Path(out_dir) / "index.html"
     path.write_text(html, encoding="utf-8")
     return path
+
+
+class Figures:
+    """The page's Bokeh figures in the order they are embedded, and the slots of the page
+    context that show them (``{"title", "div"}``; ``fill`` puts each figure's div in)."""
+
+    def __init__(self, colour: dict[str, str]) -> None:
+        self.colour = colour
+        self.all: list[Any] = []
+        self._slots: list[dict[str, Any]] = []
+
+    def add(self, title: str, figure: Any) -> dict[str, Any]:
+        slot: dict[str, Any] = {"title": title, "div": ""}
+        self._slots.append(slot)
+        self.all.append(figure)
+        return slot
+
+    def fill(self, divs: list[str]) -> None:
+        for slot, div in zip(self._slots, divs, strict=True):
+            slot["div"] = div
 
 
 def _paths(collection: Collection) -> list[str]:
@@ -143,32 +196,50 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
 
 
-def _machine(machine: str, runs: pd.DataFrame, cells: pd.DataFrame, facts: dict) -> dict[str, Any]:
+def _machine(
+    machine: str,
+    runs: pd.DataFrame,
+    cells: pd.DataFrame,
+    times: pd.DataFrame,
+    facts: dict,
+    figures: Figures,
+) -> dict[str, Any]:
+    """One machine's part of the page: the answer (two forest plots and a line per scenario),
+    then per scenario its table beside its charts, the folded verdicts, the sweeps."""
     mine = cells[cells["machine_id"] == machine]
     my_runs = runs[runs["machine_id"] == machine]
+    my_times = times[times["machine_id"] == machine]
+    ran = my_runs[my_runs["status"] != "skipped"]
+    front = pareto_frame(my_runs, mine, my_times)
+    answer = _answer(machine, my_runs, mine, my_times, figures)
     scenarios = []
     for scenario, rows in mine.groupby("scenario", sort=False):
         anchor = f"{slug(machine)}-{slug(scenario)}"
+        group = ran[ran["scenario"] == scenario]
+        points = front[front["scenario"] == scenario]
+        charts = []
+        if not group.empty:
+            charts.append(
+                figures.add(
+                    "Accuracy against time", accuracy_against_time(group, scenario, figures.colour)
+                )
+            )
+            charts.append(figures.add("Warm epoch times", epoch_times(group, figures.colour)))
+        if points["seconds"].notna().sum() >= 2:
+            charts.append(
+                figures.add("Accuracy against time (Pareto)", pareto(points, figures.colour))
+            )
         scenarios.append(
             {
                 "name": scenario,
                 "anchor": anchor,
                 "summary": _summary(rows),
-                "rows": [_row(r, anchor) for _, r in rows.iterrows()],
+                "rows": [_row(r, anchor, my_times) for _, r in rows.iterrows()],
+                "front": front_lines(points)[0] if not points.empty else "",
+                "charts": charts,
             }
         )
-    verdicts = []
-    for _, q in questions_table(my_runs).iterrows():
-        scenario = _scenario_of(str(q["question"]), list(mine["scenario"].unique()))
-        verdicts.append(
-            {
-                **{k: str(q[k]) for k in ("question", "backend", "n", "difference", "verdict")},
-                "scenario": scenario or "",
-                "anchor": f"{slug(machine)}-{slug(scenario)}-{slug(str(q['backend']))}"
-                if scenario
-                else f"machine-{slug(machine)}",
-            }
-        )
+    ladder = ladder_frame(ran)
     unstable = [
         f"{r.backend} × {r.scenario}: {r.unstable}"
         for r in mine.itertuples()
@@ -177,11 +248,118 @@ def _machine(machine: str, runs: pd.DataFrame, cells: pd.DataFrame, facts: dict)
     return {
         "id": machine,
         "slug": slug(machine),
-        "verdicts": verdicts,
+        "answer": answer,
+        "verdicts": _verdict_groups(machine, my_runs, list(mine["scenario"].unique())),
         "scenarios": scenarios,
+        "ladder": figures.add("The gap ladder", ladder_chart(ladder, figures.colour))
+        if not ladder.empty
+        else None,
         "unstable": unstable,
-        "scaling": _scaling(my_runs, facts),
+        "scaling": _scaling(my_runs, facts, figures),
         "settings": _settings(mine),
+    }
+
+
+#: The answer's two forest plots, side by side in the first screen (pixels).
+FOREST_WIDTH, FOREST_HEIGHT = 565, 470
+
+
+def _answer(
+    machine: str, runs: pd.DataFrame, cells: pd.DataFrame, times: pd.DataFrame, figures: Figures
+) -> dict[str, Any]:
+    """The first screen: speed and time-to-accuracy ratios as forest plots, a line per
+    scenario (the fastest, by how much, at what accuracy; whether the accuracies agree)."""
+    speed = _forest_rows(cells, "relative_to_numpy", cells)
+    tta = _forest_rows(times, "relative_to_numpy", cells)
+    compared = list(dict.fromkeys(speed["scenario"]))  # where backends are compared
+    unreached = [
+        f"{scenario}: no backend reached {group['target_pct'].iloc[0]:g} % "
+        f"(best {group['best_pct'].max():.2f} %)"
+        for scenario, group in times.groupby("scenario", sort=False)
+        if (group["reached_seeds"] == 0).all()
+    ]
+    return {
+        "speed": figures.add(
+            "Speed: NumPy's time / this (> 1: faster)",
+            forest(speed, "×, log scale", FOREST_WIDTH, FOREST_HEIGHT),
+        )
+        if not speed.empty
+        else None,
+        "tta": figures.add(
+            "Time to target accuracy: NumPy's / this (> 1: sooner)",
+            forest(tta, "×, log scale", FOREST_WIDTH, FOREST_HEIGHT),
+        )
+        if not tta.empty
+        else None,
+        "unreached": unreached,
+        "lines": [
+            line.removeprefix(f"{machine} × ")
+            for line in answer_lines(runs, cells[cells["scenario"].isin(compared)])
+        ],
+    }
+
+
+def _forest_rows(frame: pd.DataFrame, column: str, cells: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` with a ratio to another row (the reference rows left out), as
+    ``charts.forest`` takes them; the hover note gives the ratio and the cell's accuracy."""
+    accuracy = {
+        (r.scenario, r.backend): _accuracy(pd.Series(r._asdict())) for r in cells.itertuples()
+    }
+    shown = frame[frame[column].notna() & ~frame["backend"].isin([REFERENCE, TUNED_REFERENCE])]
+    return pd.DataFrame(
+        {
+            "scenario": shown["scenario"],
+            "backend": shown["backend"],
+            "value": shown[column],
+            "low": shown["ratio_ci95_low"],
+            "high": shown["ratio_ci95_high"],
+            "note": [
+                f"{ratio_text(v, lo, hi)}; accuracy {accuracy.get((s, b), '—')} %"
+                for s, b, v, lo, hi in zip(
+                    shown["scenario"],
+                    shown["backend"],
+                    shown[column],
+                    shown["ratio_ci95_low"],
+                    shown["ratio_ci95_high"],
+                    strict=True,
+                )
+            ],
+        }
+    )
+
+
+#: Verdicts that find no difference: the count line's numerator.
+NO_DIFFERENCE = ("no difference detected", "no speed difference detected")
+
+
+def _verdict_groups(machine: str, runs: pd.DataFrame, scenarios: list[str]) -> dict[str, Any]:
+    """The questions' verdicts grouped by question, with the count line that opens them."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for _, q in questions_table(runs).iterrows():
+        scenario = _scenario_of(str(q["question"]), scenarios)
+        groups.setdefault(str(q["question"]), []).append(
+            {
+                **{k: str(q[k]) for k in ("question", "backend", "n", "difference", "verdict")},
+                "scenario": scenario or "",
+                "anchor": f"{slug(machine)}-{slug(scenario)}-{slug(str(q['backend']))}"
+                if scenario
+                else f"machine-{slug(machine)}",
+            }
+        )
+    total = sum(len(rows) for rows in groups.values())
+    same = sum(v["verdict"].startswith(NO_DIFFERENCE) for rows in groups.values() for v in rows)
+    return {
+        "count": f"{same} of {total} comparisons: no difference detected" if total else "",
+        "groups": [
+            {
+                "question": question,
+                "count": f"{sum(v['verdict'].startswith(NO_DIFFERENCE) for v in rows)} of "
+                f"{len(rows)}: no difference detected",
+                "scenario": rows[0]["scenario"],
+                "rows": rows,
+            }
+            for question, rows in groups.items()
+        ],
     }
 
 
@@ -198,7 +376,11 @@ def _summary(rows: pd.DataFrame) -> str:
     return str(recipe.get("summary", ""))
 
 
-def _row(r: pd.Series, anchor: str) -> dict[str, Any]:
+def _row(r: pd.Series, anchor: str, times: pd.DataFrame) -> dict[str, Any]:
+    found = times[(times["scenario"] == r["scenario"]) & (times["backend"] == r["backend"])]
+    r = r.copy()
+    r["tta_text"] = found["text"].iloc[0] if len(found) else "—"
+    r["tta_s"] = found["training_s"].iloc[0] if len(found) else math.nan
     cells = []
     for label, _, text, key in COLUMNS:
         value = key(r)
@@ -260,8 +442,9 @@ def _settings(cells: pd.DataFrame) -> list[dict[str, str]]:
     return out
 
 
-def _scaling(runs: pd.DataFrame, machines: dict) -> list[dict[str, Any]]:
-    rows = scaling_rows(points_frame(runs, machines))
+def _scaling(runs: pd.DataFrame, machines: dict, figures: Figures) -> list[dict[str, Any]]:
+    points = points_frame(runs, machines)
+    rows = scaling_rows(points)
     if rows.empty:
         return []
     groups = []
@@ -275,9 +458,16 @@ def _scaling(runs: pd.DataFrame, machines: dict) -> list[dict[str, Any]]:
         "regime",
     ]
     for (origin, key, others), group in rows.groupby(["origin", "key", "others"], sort=False):
+        swept = points[
+            (points["origin"] == origin) & (points["key"] == key) & (points["others"] == others)
+        ]
         groups.append(
             {
                 "title": f"{origin}, sweeping {key}" + (f" ({others})" if others else ""),
+                "chart": figures.add(
+                    f"Seconds per step: {origin}, {key} {others}".strip(),
+                    scaling_plot(swept, key, figures.colour),
+                ),
                 "header": header,
                 "rows": [
                     [
@@ -294,186 +484,3 @@ def _scaling(runs: pd.DataFrame, machines: dict) -> list[dict[str, Any]]:
             }
         )
     return groups
-
-
-# --- the plots -----------------------------------------------------------------------------------
-
-
-def _plots(runs: pd.DataFrame, cells: pd.DataFrame, machines: dict) -> list[tuple[str, Any]]:
-    """(title, Bokeh figure) for: accuracy against time and epoch times per machine ×
-    scenario, the gap ladder, and the scaling curves where present."""
-    from bokeh.palettes import Category10_10
-
-    plots = []
-    ran = runs[runs["status"] != "skipped"]
-    backends = list(cells["backend"].unique())
-    colour = {b: Category10_10[i % 10] for i, b in enumerate(backends)}
-    for (machine, scenario), group in ran.groupby(["machine_id", "scenario"], sort=False):
-        fig = _accuracy_against_time(group, scenario, colour)
-        plots.append((f"Accuracy against time: {scenario} on {machine}", fig))
-        plots.append((f"Warm epoch times: {scenario} on {machine}", _epoch_times(group, colour)))
-    for machine, group in ran.groupby("machine_id", sort=False):
-        ladder = ladder_frame(group)
-        if not ladder.empty:
-            plots.append((f"The gap ladder on {machine}", _ladder(ladder, colour)))
-    points = points_frame(runs, machines)
-    for (machine, origin, key, others), group in (
-        points.groupby(["machine_id", "origin", "key", "others"], sort=False)
-        if not points.empty
-        else []
-    ):
-        plots.append(
-            (
-                f"Seconds per step: {origin}, {key} {others} on {machine}".strip(),
-                _scaling_plot(group, key, colour),
-            )
-        )
-    return plots
-
-
-def _accuracy_against_time(group: pd.DataFrame, scenario: str, colour: dict) -> Any:
-    """One machine × scenario: every epoch's test accuracy at its cumulative training seconds,
-    a point per epoch and seed, coloured by backend, with a hover naming the point."""
-    from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
-
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
-        x_axis_label="training seconds",
-        y_axis_label="test accuracy %",
-        tools="pan,wheel_zoom,reset,save",
-    )
-    for backend, rows in group.groupby("backend", sort=False):
-        data = {k: [] for k in ("t", "acc", "backend", "scenario", "seed", "epoch")}
-        for r in rows.itertuples():
-            elapsed = 0.0
-            for h in r.history:
-                elapsed += float(h.get("seconds", 0))
-                data["t"].append(elapsed)
-                data["acc"].append(100 * float(h.get("test_accuracy", math.nan)))
-                data["backend"].append(str(backend))
-                data["scenario"].append(str(scenario))
-                data["seed"].append(str(r.seed))
-                data["epoch"].append(int(h.get("epoch", 0)))
-        fig.scatter(
-            "t",
-            "acc",
-            source=ColumnDataSource(data),
-            color=colour[backend],
-            legend_label=str(backend),
-            size=6,
-        )
-    fig.add_tools(
-        _hover(("epoch", "@epoch"), ("seconds", "@t{0.000}"), ("accuracy %", "@acc{0.00}"))
-    )
-    fig.legend.location = "bottom_right"
-    return fig
-
-
-def _hover(*rest: tuple[str, str]) -> Any:
-    """A hover naming a point's backend, scenario and seed, then ``rest`` (label, field)."""
-    from bokeh.models import HoverTool
-
-    return HoverTool(
-        tooltips=[("backend", "@backend"), ("scenario", "@scenario"), ("seed", "@seed"), *rest]
-    )
-
-
-def _epoch_times(group: pd.DataFrame, colour: dict) -> Any:
-    from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
-
-    names = [str(b) for b in group["backend"].unique()]
-    fig = figure(
-        height=220,
-        sizing_mode="stretch_width",
-        x_range=names,
-        y_axis_label="seconds per warm epoch",
-        tools="pan,wheel_zoom,reset,save",
-    )
-    for backend, rows in group.groupby("backend", sort=False):
-        data = {"backend": [], "seconds": [], "seed": [], "scenario": []}
-        for r in rows.itertuples():
-            for s in r.warm_seconds or []:
-                data["backend"].append(str(backend))
-                data["seconds"].append(float(s))
-                data["seed"].append(str(r.seed))
-                data["scenario"].append(str(r.scenario))
-        fig.scatter(
-            "backend",
-            "seconds",
-            source=ColumnDataSource(data),
-            color=colour[backend],
-            size=6,
-            alpha=0.7,
-        )
-    fig.add_tools(_hover(("seconds", "@seconds{0.0000}")))
-    return fig
-
-
-def _ladder(ladder: pd.DataFrame, colour: dict) -> Any:
-    from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
-
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
-        x_axis_label="rung",
-        y_axis_label="test accuracy %",
-        tools="pan,wheel_zoom,reset,save",
-    )
-    for backend, rows in ladder.groupby("backend", sort=False):
-        data = {
-            "rung": [int(v) for v in rows["rung"]],
-            "acc": [float(v) for v in rows["accuracy_pct"]],
-            "backend": [str(backend)] * len(rows),
-            "scenario": [str(v) for v in rows["scenario"]],
-            "seed": ["mean over seeds"] * len(rows),
-        }
-        source = ColumnDataSource(data)
-        fig.line(
-            "rung",
-            "acc",
-            source=source,
-            color=colour.get(backend, "black"),
-            legend_label=str(backend),
-        )
-        fig.scatter("rung", "acc", source=source, color=colour.get(backend, "black"), size=7)
-    fig.add_tools(_hover(("accuracy %", "@acc{0.00}")))
-    fig.legend.location = "bottom_right"
-    return fig
-
-
-def _scaling_plot(group: pd.DataFrame, key: str, colour: dict) -> Any:
-    from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
-
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
-        x_axis_type="log",
-        y_axis_type="log",
-        x_axis_label=key,
-        y_axis_label="µs per step",
-        tools="pan,wheel_zoom,reset,save",
-    )
-    for backend, rows in group.groupby("backend", sort=False):
-        data = {
-            "x": [float(v) for v in rows["x"]],
-            "us": [1e6 * float(v) for v in rows["step_s"]],
-            "backend": [str(backend)] * len(rows),
-            "scenario": [str(v) for v in rows["origin"]],
-            "seed": [str(v) for v in rows["seed"]],
-        }
-        fig.scatter(
-            "x",
-            "us",
-            source=ColumnDataSource(data),
-            color=colour.get(backend, "black"),
-            legend_label=str(backend),
-            size=6,
-        )
-    fig.add_tools(_hover((key, "@x"), ("µs per step", "@us{0.0}")))
-    fig.legend.location = "top_left"
-    return fig

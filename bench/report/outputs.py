@@ -29,6 +29,8 @@ from bench.report.formatting import bullets, escape_markdown, to_markdown
 from bench.report.frame import CSV_COLUMNS, FRAME_COLUMNS, runs_frame
 from bench.report.ladder import LEGEND as LADDER_LEGEND
 from bench.report.ladder import ladder_frame, ladder_table
+from bench.report.pareto import LEGEND as PARETO_LEGEND
+from bench.report.pareto import front_lines, pareto_frame, pareto_markdown
 from bench.report.questions import LEGEND as QUESTIONS_LEGEND
 from bench.report.questions import questions_table
 from bench.report.scaling import points_frame, scaling_rows
@@ -122,9 +124,14 @@ def results_markdown(collection: Collection, target: float | None = None) -> str
     for machine, rows in by_machine(cells):
         parts.append(f"## Results on {escape_markdown(machine)}")
         parts += machine_sections(rows)
-        times = tta_frame(runs[runs["machine_id"] == machine], target)
+        mine = runs[runs["machine_id"] == machine]
+        times = tta_frame(mine, target)
         if not times.empty:
             parts += ["### Time to accuracy", TTA_LEGEND, tta_markdown(times)]
+            front = pareto_frame(mine, rows, times)
+            if not front.empty:
+                parts += ["### Accuracy against time (Pareto)", PARETO_LEGEND]
+                parts += [bullets(front_lines(front)), pareto_markdown(front)]
         unstable = unstable_lines(rows)
         if unstable:
             parts += ["### Unstable speeds (⚠)", UNSTABLE_LEGEND, bullets(unstable)]
@@ -166,7 +173,8 @@ def write_tables(paths: Sequence[Path], out_dir: Path, target: float | None = No
     cells = cells_frame(runs)
     tables = {**{name: (cells, columns) for name, columns in CSV_COLUMNS.items()}}
     tables["runs.csv"] = (runs, FRAME_COLUMNS)  # one row per seed
-    tables["time_to_accuracy.csv"] = (tta_frame(runs, target), TTA_COLUMNS)
+    times = tta_frame(runs, target)
+    tables["time_to_accuracy.csv"] = (times, TTA_COLUMNS)
     out_dir, problems = Path(out_dir), list(collection.problems)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +184,7 @@ def write_tables(paths: Sequence[Path], out_dir: Path, target: float | None = No
             frame.reindex(columns=columns).to_csv(out_dir / name, index=False, float_format="%.6g")
             written.append(out_dir / name)
         written += _plots(cells, runs, collection.machines, out_dir, problems)
-        written += _page(collection, runs, cells, out_dir, problems)
+        written += _page(collection, runs, cells, times, out_dir, problems)
     except OSError as err:
         raise MlpbenchError(
             f"cannot write tables to {out_dir}: {err.strerror or err}; choose another --out"
@@ -193,12 +201,17 @@ def write_tables(paths: Sequence[Path], out_dir: Path, target: float | None = No
 
 
 def _page(
-    collection: Collection, runs: pd.DataFrame, cells: pd.DataFrame, out_dir: Path, problems: list
+    collection: Collection,
+    runs: pd.DataFrame,
+    cells: pd.DataFrame,
+    times: pd.DataFrame,
+    out_dir: Path,
+    problems: list,
 ) -> list[Path]:
     from bench.report.html import PageUnavailable, write_page
 
     try:
-        return [write_page(collection, runs, cells, out_dir)]
+        return [write_page(collection, runs, cells, times, out_dir)]
     except PageUnavailable as err:
         problems.append(str(err))
         return []

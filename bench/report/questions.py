@@ -11,8 +11,9 @@ difference detected at n = 5 (+0.05 ± 0.20 pt)" when it does not. The questions
    epochs?
 3. Each backend against its reference row on the same scenario (``bench.stats.reference_of``:
    NumPy; a tuned row against NumPy's tuned row of the same run where there is one): final test
-   accuracy, and speed as the paired ratio of warm-epoch medians (``bench.stats.paired_ratio``,
-   the same value the tables show).
+   accuracy, and speed as the reference's time / the backend's by the one rule
+   (``bench.stats.speed_ratio``: paired within rounds, epoch by epoch in lockstep; the value the
+   tables show).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import has_warm, references
-from bench.stats import TIE, Estimate, paired_difference, paired_ratio
+from bench.report.frame import has_warm, references, speed_ratio_between
+from bench.stats import REFERENCE_RULE, TIE, Estimate, paired_difference
 
 BEST = "best_config"
 COLUMNS = ["question", "backend", "n", "difference", "verdict"]
@@ -120,13 +121,9 @@ def _backends(ran: pd.DataFrame) -> list[dict[str, Any]]:
 def _speed(
     scenario: str, backend: str, against: str, reference: pd.DataFrame, group: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    """The reference row's median / this backend's, paired by seed (warm epochs only)."""
-
-    def medians(g: pd.DataFrame) -> dict[int, float]:
-        warm = g[has_warm(g) & g["seed"].notna()]
-        return dict(zip(warm["seed"].astype(int), warm["median_s_per_epoch"], strict=True))
-
-    ratio = paired_ratio(medians(reference), medians(group))
+    """The reference row's time / this backend's by the one rule (``stats.speed_ratio``, the
+    value the tables show; warm epochs only)."""
+    ratio, _ = speed_ratio_between(reference[has_warm(reference)], group[has_warm(group)])
     if ratio.n == 0:
         return []
     if ratio.n < 2:
@@ -169,9 +166,9 @@ LEGEND = (
     "Paired by seed (same seed = same initial weights and batch order on every backend and "
     "scenario): the difference is the mean over seeds of each seed's difference, in "
     "percentage points of test accuracy, with its Student-t 95 % confidence interval in "
-    "brackets; speed is numpy's median warm epoch over this backend's (>1 = faster), the "
-    "geometric mean over seeds with its interval. A verdict names a difference only when the "
-    "interval excludes zero (×1 for speed); otherwise it says none was detected at that n. "
-    "The t interval suits a handful of seeds; the Wilcoxon signed-rank test cannot reach "
-    "p < 0.05 with fewer than six pairs."
+    "brackets. Speed, "
+    + REFERENCE_RULE
+    + " A verdict names a difference only when the interval excludes zero (×1 for speed); "
+    "otherwise it says none was detected at that n. The t interval suits a handful of seeds; "
+    "the Wilcoxon signed-rank test cannot reach p < 0.05 with fewer than six pairs."
 )

@@ -13,10 +13,10 @@ one per seed) and between the warm epochs of one process. The cell's interval is
 medians — each already carries its process's epoch noise — and both levels are reported:
 ``within_cv_pct`` (the median over rounds of the warm epochs' coefficient of variation) and
 ``between_cv_pct`` (the rounds' medians'). The ratio to the reference row (``stats.reference_of``:
-NumPy, or NumPy's tuned row for a tuned one) is paired within rounds: for each round (seed) both
-ran, the reference's warm median / this one's, and ``relative_to_numpy`` is the geometric mean of
-those per-round ratios, with ``ratio_ci95_low`` / ``ratio_ci95_high`` its t interval on the log
-scale (``stats.paired_ratio``); only rounds with warm epochs count. A cell whose warm
+NumPy, or NumPy's tuned row for a tuned one) follows the one rule, ``stats.speed_ratio``: paired
+within rounds, epoch by epoch where both trained in lockstep, ``relative_to_numpy`` the geometric
+mean over rounds with ``ratio_ci95_low`` / ``ratio_ci95_high`` its t interval on the log scale;
+only rounds with warm epochs count. A cell whose warm
 epochs or rounds vary more than ``UNSTABLE`` is ``unstable``, with what was seen meanwhile.
 """
 
@@ -29,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.frame import has_warm, references, sort_cells
+from bench.report.frame import has_warm, in_lockstep, references, sort_cells, speed_ratio_between
 from bench.results.read import as_dict
-from bench.stats import lockstep_ratio, mean_ci, paired_ratio, round_median, warm_epochs
+from bench.stats import mean_ci, round_median
 
 #: A speed cell varying more than this (coefficient of variation, within or between processes)
 #: is unstable (pyperf warns from 10 % too).
@@ -78,6 +78,7 @@ COLUMNS = [
     "samples_per_s",
     "epochs_run",
     "histories",
+    "lockstep",
     "within_cv_pct",
     "between_cv_pct",
     "unstable",
@@ -110,10 +111,10 @@ def cells_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(machine, scenario, backend) → the reference row's time / this one's with its interval:
-    paired epoch by epoch within rounds where both trained in lockstep
-    (``stats.lockstep_ratio``; ``ratio_level`` says which level dominates), else the rounds'
-    warm medians paired by seed (``stats.paired_ratio``). Only warm epochs count."""
+    """(machine, scenario, backend) → the reference row's time / this one's with its interval,
+    by the one rule, ``stats.speed_ratio`` (epoch by epoch within rounds where both trained in
+    lockstep, ``ratio_level`` saying which level dominates; else the rounds' warm medians paired
+    by seed). Only warm epochs count."""
     warm = runs[(runs["status"] != "skipped") & has_warm(runs)]
     groups = {key: group for key, group in warm.groupby(KEYS, sort=False)}
     chosen = references(runs)
@@ -126,36 +127,13 @@ def _paired_ratios(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, A
 
 
 def _ratio_columns(reference: pd.DataFrame, group: pd.DataFrame) -> dict[str, Any]:
-    if _lockstep(reference) and _lockstep(group):
-        estimate, levels = lockstep_ratio(_warm_epochs(reference), _warm_epochs(group))
-        pairs, level = "epochs in lockstep", levels.dominant
-    else:
-        estimate = paired_ratio(_medians(reference), _medians(group))
-        pairs, level = "round medians", None
+    estimate, levels = speed_ratio_between(reference, group)
     return {
         "relative_to_numpy": estimate.value,
         "ratio_ci95_low": estimate.low,
         "ratio_ci95_high": estimate.high,
-        "ratio_pairs": pairs,
-        "ratio_level": level,
-    }
-
-
-def _lockstep(group: pd.DataFrame) -> bool:
-    return bool((group["design"] == "lockstep").all())
-
-
-def _medians(group: pd.DataFrame) -> dict[int, float]:
-    seeds = group["seed"].fillna(-1).astype(int)
-    return dict(zip(seeds, group["median_s_per_epoch"], strict=True))
-
-
-def _warm_epochs(group: pd.DataFrame) -> dict[int, list[float]]:
-    """seed (round) → its warm epochs' seconds, in epoch order."""
-    seeds = group["seed"].fillna(-1).astype(int)
-    return {
-        seed: warm_epochs([h["seconds"] for h in history])
-        for seed, history in zip(seeds, group["history"], strict=True)
+        "ratio_pairs": "epochs in lockstep" if levels else "round medians",
+        "ratio_level": levels.dominant if levels else None,
     }
 
 
@@ -184,6 +162,7 @@ def _summary(group: pd.DataFrame) -> dict[str, Any]:
         "samples_per_s": ran["n_train"].iloc[0] / speed.mean,
         "epochs_run": int(ran["epochs_run"].min()),
         "histories": list(ran["history"]),
+        "lockstep": in_lockstep(ran),
         **_levels(ran),
         **{c: _mean(ran[c]) for c in MEANS},
         **{c: _max(ran[c]) for c in MAXIMA},

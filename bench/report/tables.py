@@ -18,10 +18,10 @@ from bench.report.summary import cells_frame
 from bench.results.read import collect
 from bench.stats import (
     REFERENCE,
+    REFERENCE_RULE,
     has_warm_epochs,
     paired_difference,
-    paired_ratio,
-    round_median,
+    speed_ratio,
     warm_epochs,
 )
 
@@ -95,9 +95,9 @@ PER_SCENARIO_LEGEND = (
     "(rounds) run. final %: test accuracy after the last epoch, mean over seeds ± the half-width "
     "of its Student-t 95 % interval. s/epoch: median seconds per warm training epoch (build and "
     "evaluation excluded; the mean over seeds of each seed's median ± its 95 % interval; ⚠ "
-    "unstable, see below). vs numpy: NumPy's time / this one, paired by seed, with its 95 % "
-    "interval (×2.00 = twice as fast); a tuned row is paired with `numpy (tuned)` when there is "
-    "one, which ran interleaved with it. GFLOP/s: achieved, the epoch's matrix products only; % "
+    "unstable, see below). "
+    + REFERENCE_RULE
+    + " GFLOP/s: achieved, the epoch's matrix products only; % "
     "peak: its share of the GEMM peak of the device the cell ran on, measured on this machine "
     "in the same run (NumPy's on the host CPU for CPU cells; the GPU's own float32, TF32 or "
     "float64 rate for GPU cells). epoch 1 s: the cold epoch. Where a backend measures them "
@@ -259,7 +259,8 @@ def _winner(leader: pd.Series, next_: pd.Series | None) -> str:
     'jax? one seed cannot tell it from numpy (×1.05)'."""
     if next_ is None:
         return str(leader["backend"])
-    lead = paired_ratio(_per_seed(next_, "speed"), _per_seed(leader, "speed"))
+    lockstep = all(r.get("lockstep") in (True,) for r in (next_, leader))
+    lead, _ = speed_ratio(_warm_by_seed(next_), _warm_by_seed(leader), lockstep)
     shown = (
         lead.shown()
         if lead.n
@@ -272,7 +273,7 @@ def _most_accurate(leader: pd.Series, next_: pd.Series | None) -> str:
     shown = f"{leader['backend']}: {_final(leader)} %"
     if next_ is None:
         return shown
-    lead = paired_difference(_per_seed(next_, "accuracy"), _per_seed(leader, "accuracy"))
+    lead = paired_difference(_accuracy_by_seed(next_), _accuracy_by_seed(leader))
     mean = (
         lead.mean
         if lead.n
@@ -292,20 +293,22 @@ def _verdict(leader: pd.Series, next_: pd.Series, n: int, shown_apart: bool, lea
     return f"tie: {first}, {second} ({lead})"
 
 
-def _per_seed(r: pd.Series, what: str) -> dict[int, float]:
-    """seed → the cell's round speed (median warm-epoch seconds) or final test accuracy (%)."""
+def _histories(r: pd.Series) -> list[tuple[int, list]]:
+    """(seed, history) of each of the cell's runs; [] when the cell does not record them."""
     seeds, histories = r.get("seeds"), r.get("histories")
     if not isinstance(seeds, list) or not isinstance(histories, list):
-        return {}
-    if len(seeds) != len(histories):
-        return {}
-    out: dict[int, float] = {}
-    for seed, history in zip(seeds, histories, strict=True):
-        if what == "accuracy":
-            out[seed] = 100 * history[-1]["test_accuracy"]
-        elif warm := warm_epochs([h["seconds"] for h in history]):
-            out[seed] = round_median(warm)
-    return out
+        return []
+    return list(zip(seeds, histories, strict=True)) if len(seeds) == len(histories) else []
+
+
+def _accuracy_by_seed(r: pd.Series) -> dict[int, float]:
+    """seed → the run's final test accuracy (%)."""
+    return {seed: 100 * history[-1]["test_accuracy"] for seed, history in _histories(r)}
+
+
+def _warm_by_seed(r: pd.Series) -> dict[int, list[float]]:
+    """seed → the run's warm epochs' seconds, in order."""
+    return {seed: warm_epochs([h["seconds"] for h in history]) for seed, history in _histories(r)}
 
 
 def _division(backend: str) -> str:

@@ -64,6 +64,14 @@ class TimeToAccuracy:
         return f"not reached in {self.epochs_run} epochs (best {100 * self.best:.2f} %)"
 
 
+def training_clock(seconds: Sequence[float]) -> list[float]:
+    """Each epoch's seconds on the *training* clock: the timed epochs, the cold first one
+    replaced by the run's median warm epoch (its own time when it has no warm epoch)."""
+    warm = warm_epochs(seconds)
+    stand_in = round_median(warm) if warm else (seconds[0] if seconds else math.nan)
+    return [stand_in if i < COLD_EPOCHS else float(s) for i, s in enumerate(seconds)]
+
+
 def time_to_accuracy(
     history: Sequence[Mapping[str, Any]], target: float, build_s: float | None = None
 ) -> TimeToAccuracy:
@@ -76,9 +84,7 @@ def time_to_accuracy(
     passing = next((i for i, a in enumerate(accuracies) if a >= target), None)
     if passing is None:
         return TimeToAccuracy(target, None, math.nan, math.nan, best, len(history))
-    warm = warm_epochs(seconds)
-    stand_in = round_median(warm) if warm else seconds[0]
-    training = [stand_in if i < COLD_EPOCHS else s for i, s in enumerate(seconds)]
+    training = training_clock(seconds)
     counted = passing + 1
     return TimeToAccuracy(
         target,
