@@ -483,6 +483,21 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         f"faster when below its inverse (default {GATE_FACTOR:g})",
     )
     compare.add_argument(
+        "--metric",
+        choices=["speed", "time-to-accuracy"],
+        default="speed",
+        help="judge each cell on its warm epochs' speed (default) or on its time to the "
+        "scenario's target accuracy (training clock; a seed that no longer reaches it regresses)",
+    )
+    compare.add_argument(
+        "--target-accuracy",
+        type=target_accuracy,
+        default=None,
+        metavar="PCT",
+        help="with --metric time-to-accuracy: the target for every cell (default: each "
+        "scenario's own, 97 %% in the catalogue)",
+    )
+    compare.add_argument(
         "--self-test",
         action="store_true",
         help="measure this gate's false-alarm rate and its power for a 10 %% slowdown on this "
@@ -743,7 +758,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise MlpbenchError("compare needs BASE.json and NEW.json (or --self-test)")
     from bench.report.compare import run_compare
 
-    return run_compare(args.base, args.new, alpha=args.alpha, factor=args.factor)
+    return run_compare(
+        args.base,
+        args.new,
+        alpha=args.alpha,
+        factor=args.factor,
+        metric=args.metric,
+        target=args.target_accuracy,
+    )
 
 
 def cmd_ab(args: argparse.Namespace) -> int:

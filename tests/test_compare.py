@@ -523,3 +523,52 @@ def test_python_m_bench_compare_exit_codes(tmp_path: Path) -> None:
         assert done.returncode == expected, done.stderr
         assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+# --- time to accuracy ------------------------------------------------------------------------
+
+
+def reaching(document: dict[str, Any], epoch: int, seeds: set[int] | None = None) -> dict:
+    """A copy whose cells (of ``seeds``; None: all) first reach 97.5 % test accuracy at
+    ``epoch`` (1-based) and stay there; epochs before it sit at 90 %; never when epoch is 0."""
+    out = copy.deepcopy(document)
+    for e in out["benchmarks"]:
+        if seeds is None or e["params"]["seed"] in seeds:
+            for h in e["extra_info"]["history"]:
+                h["test_accuracy"] = 0.975 if epoch and h["epoch"] >= epoch else 0.90
+    return out
+
+
+def test_time_to_accuracy_gates_a_later_passing_epoch(tmp_path: Path, capsys) -> None:
+    """Same epoch times, the target reached at epoch 5 instead of 3: the training clock to it
+    (epoch 1 counted as the round's median warm epoch, ~1 s each) goes from ~3 s to ~5 s."""
+    base = save(tmp_path, "base.json", reaching(base_doc(), 3))
+    new = save(tmp_path, "new.json", reaching(base_doc(), 5))
+    code, out, _ = compare(base, new, "--metric", "time-to-accuracy", capsys=capsys)
+    assert code == 1
+    table = rows(out)
+    row = table["numpy × baseline (batch 32)"]
+    low, high = (float(v) for v in row["NEW/BASE"].split("[")[1].rstrip("]").split(","))
+    assert low > 1.6 and high < 1.72  # 5/3 = 1.667 with 2 % round noise
+    assert row["verdict"] == "slower" and "base s to target" in out.splitlines()[2]
+    assert "regressed: numpy × baseline (batch 32)" in out
+    same, out_same, _ = compare(base, base, "--metric", "time-to-accuracy", capsys=capsys)
+    assert same == 0 and "regressed" not in out_same
+
+
+def test_time_to_accuracy_calls_a_lost_target_a_regression(tmp_path: Path, capsys) -> None:
+    base = save(tmp_path, "base.json", reaching(base_doc(), 3))
+    new = save(tmp_path, "new.json", reaching(reaching(base_doc(), 3), 0, seeds={2}))
+    code, out, _ = compare(base, new, "--metric", "time-to-accuracy", capsys=capsys)
+    assert code == 1
+    row = rows(out)["numpy × baseline (batch 32)"]
+    assert row["verdict"] == "slower"
+    assert row["judged on"] == "NEW did not reach 97 % in seed(s) [2]"
+    # a target neither side reaches is not testable, and does not fail the gate
+    code, out, _ = compare(
+        base, base, "--metric", "time-to-accuracy", "--target-accuracy", "99", capsys=capsys
+    )
+    assert code == 0
+    assert rows(out)["numpy × baseline (batch 32)"]["verdict"] == (
+        "not testable (neither side reached 99 %)"
+    )

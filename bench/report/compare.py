@@ -41,6 +41,7 @@ import pandas as pd
 
 from bench.errors import EXIT_FAILED, EXIT_OK, MlpbenchError
 from bench.report.formatting import format_seconds, to_markdown
+from bench.report.tta import TimeToAccuracy, target_of, time_to_accuracy
 from bench.results.read import OLDEST, Cell, Collection, as_dict, collect, warm_median
 from bench.stats import (
     FASTER,
@@ -61,6 +62,9 @@ from bench.stats import (
 
 DEFAULT_ALPHA = GATE_ALPHA
 DEFAULT_FACTOR = GATE_FACTOR
+
+#: ``--metric``: what a cell's rounds are judged on.
+SPEED, TIME_TO_ACCURACY = "speed", "time-to-accuracy"
 
 #: (backend, scenario, batch size): a cell, over its rounds
 MatchKey = tuple[str, str, int | None]
@@ -103,6 +107,7 @@ class Comparison:
     only_new: list[MatchKey]
     warnings: list[str] = field(default_factory=list)  # stderr lines
     notes: list[str] = field(default_factory=list)  # stdout lines below the table
+    metric: str = SPEED  # or TIME_TO_ACCURACY
 
     @property
     def regressed(self) -> list[Row]:
@@ -110,10 +115,16 @@ class Comparison:
 
 
 def run_compare(
-    base: Path, new: Path, *, alpha: float = DEFAULT_ALPHA, factor: float = DEFAULT_FACTOR
+    base: Path,
+    new: Path,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    factor: float = DEFAULT_FACTOR,
+    metric: str = SPEED,
+    target: float | None = None,
 ) -> int:
     """The ``compare`` command: print the comparison; 1 when a cell regressed, else 0."""
-    result = compare_files(base, new, alpha=alpha, factor=factor)
+    result = compare_files(base, new, alpha=alpha, factor=factor, metric=metric, target=target)
     for line in result.warnings:
         print(f"mlpbench: warning: {line}", file=sys.stderr)
     print(comparison_markdown(result, base, new, alpha=alpha, factor=factor))
@@ -121,9 +132,17 @@ def run_compare(
 
 
 def compare_files(
-    base: Path, new: Path, *, alpha: float = DEFAULT_ALPHA, factor: float = DEFAULT_FACTOR
+    base: Path,
+    new: Path,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    factor: float = DEFAULT_FACTOR,
+    metric: str = SPEED,
+    target: float | None = None,
 ) -> Comparison:
-    """Match the cells of ``base`` and ``new`` and test each pair; MlpbenchError on bad input."""
+    """Match the cells of ``base`` and ``new`` and test each pair on ``metric`` (``SPEED``, or
+    ``TIME_TO_ACCURACY`` to ``target``, a fraction; None: each scenario's own); MlpbenchError on
+    bad input."""
     sides = [read_side("BASE", base), read_side("NEW", new)]
     a, b = sides
     common = sorted(set(a.cells) & set(b.cells), key=_sort_key)
@@ -132,11 +151,18 @@ def compare_files(
             f"no cells in common between {base} and {new} (cells are matched by backend, "
             "scenario and batch size)"
         )
-    rows = [compare_cell(k, a.cells[k], b.cells[k], alpha=alpha, factor=factor) for k in common]
+    if metric == TIME_TO_ACCURACY:
+        rows = [
+            compare_cell_tta(k, a.cells[k], b.cells[k], alpha=alpha, factor=factor, target=target)
+            for k in common
+        ]
+    else:
+        rows = [compare_cell(k, a.cells[k], b.cells[k], alpha=alpha, factor=factor) for k in common]
     result = Comparison(
         rows,
         only_base=sorted(set(a.cells) - set(b.cells), key=_sort_key),
         only_new=sorted(set(b.cells) - set(a.cells), key=_sort_key),
+        metric=metric,
     )
     for side in sides:
         result.warnings += side.collection.problems  # entries ignored in a read file
@@ -256,6 +282,69 @@ WARM_BASIS = "warm epochs (spread between processes not measured)"
 TIED_BASIS = "warm epochs (the same ratio in every round)"
 
 
+def compare_cell_tta(
+    key: MatchKey,
+    base: dict[int, Cell],
+    new: dict[int, Cell],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    factor: float = DEFAULT_FACTOR,
+    target: float | None = None,
+) -> Row:
+    """NEW/BASE of one cell's time to its target accuracy (``tta.time_to_accuracy``, training
+    clock; ``target``: a fraction, None: each side's scenario target), paired by seed over the
+    seeds both reached it. A seed BASE reached and NEW did not is a regression (slower); NEW
+    reaching where BASE never did is faster. With one seed in common the spread between
+    processes is unknown: the point ratio is judged against ``stats.unmeasured_factor``."""
+    times = [{seed: _time_to_target(c, target) for seed, c in side.items()} for side in (base, new)]
+    reached = [{s: t.training_s for s, t in side.items() if t.reached} for side in times]
+    goal = 100 * next(iter(times[0].values())).target
+    lost = sorted(s for s in reached[0] if s in times[1] and s not in reached[1])
+    means = [statistics.fmean(r.values()) if r else math.nan for r in reached]
+    estimate = ratio(reached[1], reached[0], 1 - alpha) if all(reached) else _no_ratio()
+    basis = "rounds"
+    if lost:
+        verdict, basis = SLOWER, f"NEW did not reach {goal:g} % in seed(s) {lost}"
+    elif not reached[0] and reached[1]:
+        verdict, basis = FASTER, f"only NEW reached {goal:g} %"
+    elif not any(reached):
+        verdict = f"not testable (neither side reached {goal:g} %)"
+    elif not estimate.testable and min(len(r) for r in reached) < 2:
+        threshold = unmeasured_factor(factor)
+        basis = f"one round per side; slower beyond ×{threshold:g}"
+        verdict = (
+            SLOWER
+            if estimate.value > threshold
+            else FASTER
+            if estimate.value < 1 / threshold
+            else SAME
+        )
+    else:
+        verdict = gate_verdict(estimate, factor)
+    return Row(
+        key,
+        means[0],
+        means[1],
+        estimate,
+        verdict,
+        power(estimate, factor, 1 - alpha) if basis == "rounds" else math.nan,
+        accuracy_change(base, new),
+        (len(base), len(new)),
+        basis,
+    )
+
+
+def _time_to_target(cell: Cell, target: float | None) -> TimeToAccuracy:
+    extra = as_dict(as_dict(cell.entry).get("extra_info"))
+    history = extra.get("history") or []
+    goal = target_of(as_dict(extra.get("scenario")), target)
+    return time_to_accuracy(history, goal, extra.get("build_seconds"))
+
+
+def _no_ratio() -> Ratio:
+    return Ratio(math.nan, math.nan, math.nan, 0, math.nan, False)
+
+
 def _warm_epochs_ratio(base: dict[int, Cell], new: dict[int, Cell], alpha: float) -> Ratio:
     """NEW/BASE of all warm epochs of each side, unpaired (Welch on the logs)."""
     samples = [
@@ -337,13 +426,14 @@ def comparison_markdown(
     factor: float = DEFAULT_FACTOR,
 ) -> str:
     """The table, then the regressed cells, cells only in one file, and notes."""
+    unit = "s/epoch" if result.metric == SPEED else "s to target"
     table = pd.DataFrame(
         [
             {
                 "cell": cell_label(r.key),
                 "rounds": f"{r.rounds[0]} / {r.rounds[1]}" + (" paired" * r.ratio.paired),
-                "base s/epoch": format_seconds(r.base_median),
-                "new s/epoch": format_seconds(r.new_median),
+                f"base {unit}": format_seconds(r.base_median),
+                f"new {unit}": format_seconds(r.new_median),
                 "NEW/BASE": _interval(r.ratio),
                 "change": change_text(r.ratio),
                 "verdict": r.verdict,
@@ -357,8 +447,14 @@ def comparison_markdown(
     counts = {v: sum(r.verdict == v for r in result.rows) for v in (SLOWER, FASTER, SAME)}
     untested = len(result.rows) - sum(counts.values())
     confidence = f"{100 * (1 - alpha):g} %"
+    measured = (
+        "the mean of each round's median warm-epoch seconds"
+        if result.metric == SPEED
+        else "the mean time to each scenario's target accuracy (training clock, as in the "
+        "time-to-accuracy table; a seed BASE reached and NEW did not is a regression)"
+    )
     lines = [
-        f"BASE `{base}` vs NEW `{new}`: the mean of each round's median warm-epoch seconds; "
+        f"BASE `{base}` vs NEW `{new}`: {measured}; "
         f"NEW/BASE over the rounds with its {confidence} interval (paired by seed where both "
         f"sides have the seeds). A cell is slower when the whole interval lies above {factor:g}, "
         f"faster when it lies below {1 / factor:.3g}; power (10 %): the chance this gate calls "
