@@ -67,12 +67,14 @@ TUNED_REFERENCE = f"{REFERENCE}{TUNED}"
 #: README quote this text (``reference_of`` and ``speed_ratio`` are the rule in code).
 REFERENCE_RULE = (
     "vs numpy: the reference row's time / this row's (×2.00 = twice as fast), with its 95 % "
-    "interval. The reference is NumPy of the same division and run: shipped NumPy for a shipped "
-    "row, `numpy (tuned)` for a tuned row (each framework at its best against NumPy at its "
-    "best, measured in the same interleaved rounds, so no drift between runs enters). Paired "
-    "within rounds: where both trained in lockstep, epoch by epoch (each round's Hodges–Lehmann "
+    "interval. The reference is NumPy of the same division: shipped NumPy for a shipped row, "
+    "`numpy (tuned)` for a tuned row, measured in the same interleaved rounds (each framework "
+    "at its best against NumPy at its best; where the tuned run holds no NumPy row, shipped "
+    "NumPy from the other run, the drift between the runs included). Paired within rounds: "
+    "where both trained in lockstep in one run, epoch by epoch (each round's Hodges–Lehmann "
     "location of its per-epoch log ratios), else each round's median warm epoch; the geometric "
-    "mean over rounds with a Student-t interval over rounds."
+    "mean over rounds with a Student-t interval over rounds (with a single round, over its "
+    "epochs: the spread between processes is then not measured, and no verdict is drawn)."
 )
 #: The gates' defaults (``mlpbench compare`` and ``mlpbench ab``): "slower" when the whole
 #: interval of NEW/BASE, at confidence 1 − GATE_ALPHA, lies above GATE_FACTOR.

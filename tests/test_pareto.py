@@ -92,3 +92,17 @@ def test_the_verdict_the_table_and_the_fastest_line_quote_one_ratio(tmp_path):
     verdict = asked[asked["question"].str.startswith("as fast as")].iloc[0]
     assert verdict["difference"].startswith(f"×{row['relative_to_numpy']:.2f} [")
     assert f"×{row['relative_to_numpy']:.2f}" in fastest_text(cells)
+
+
+def test_one_lockstep_round_draws_no_verdict_from_its_epochs(tmp_path):
+    """One round in lockstep: the table shows the epochs' ratio, but the verdict and the fastest
+    line count rounds (one), not epochs, and say one seed cannot tell."""
+    entries = [
+        lockstep("numpy", [1.0, 1.1, 0.9, 1.0, 1.05], 0),
+        lockstep("jax", [0.5, 0.52, 0.47, 0.5, 0.51], 0),
+    ]
+    runs, cells, _ = frames(tmp_path, *entries)
+    asked = questions_table(runs)
+    verdict = asked[asked["question"].str.startswith("as fast as")].iloc[0]
+    assert verdict["verdict"] == "one seed: cannot tell" and verdict["n"] == 1
+    assert "one seed cannot tell it from numpy" in fastest_text(cells)

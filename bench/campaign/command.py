@@ -582,8 +582,8 @@ def more_rounds(run: PreparedRun, start: float, done: list[Result]) -> None:
     budget_ended = False
     while True:
         entries = [*run.kept.values(), *(results.benchmark_entry(r) for r in done if r.history)]
-        medians = precision.round_medians(entries)
-        wanted = precision.too_wide(medians, reference, target)
+        rounds, lockstep = precision.round_epochs(entries), precision.in_lockstep(entries)
+        wanted = precision.too_wide(rounds, reference, target, lockstep)
         if not wanted:
             break
         cost = _mean_durations(done, run.kept)
@@ -598,7 +598,7 @@ def more_rounds(run: PreparedRun, start: float, done: list[Result]) -> None:
     run.meta["precision"] = {
         "target_pct": request.target_ci,
         "budget_minutes": request.budget_minutes,
-        "cells": precision.report(medians, reference, target, budget_ended),
+        "cells": precision.report(rounds, reference, target, budget_ended, lockstep),
     }
     for row in run.meta["precision"]["cells"]:
         if row["status"] != "target met":

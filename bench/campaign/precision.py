@@ -1,11 +1,13 @@
 """``mlpbench run --target-ci PCT --budget MINUTES``: more rounds where the intervals are widest.
 
-After the planned rounds, every cell's speed is known per round (the median of its warm epochs).
-A cell's precision is the relative half-width of its interval: for the reference backend its own
-speed's (Student-t over rounds), for every other backend its ratio to the reference, paired
-within rounds (``bench.stats.paired_ratio``). While some cell is wider than the target and
-the budget allows another round of the cells that are (each with its reference, so the pairs stay
-paired), that round runs; then each cell is "target met", or "budget ended" with its width.
+After the planned rounds, every cell's warm epochs are known per round. A cell's precision is the
+relative half-width of its interval: for the reference backend its own speed's (the rounds'
+median warm epochs, Student-t over rounds), for every other backend its ratio to the reference by
+the rule the tables publish (``bench.stats.speed_ratio``: epoch by epoch within rounds when the
+run trained in lockstep), so the run stops on the interval it will publish. While some cell is
+wider than the target and the budget allows another round of the cells that are (each with its
+reference, so the pairs stay paired), that round runs; then each cell is "target met", or
+"budget ended" with its width.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.results.read import warm_median
-from bench.stats import mean_ci, paired_ratio, relative_half_width
+from bench.stats import mean_ci, relative_half_width, round_median, speed_ratio, warm_epochs
 
 CellKey = tuple[str, str]  # (backend, scenario)
 
@@ -30,43 +32,55 @@ class Width:
     rounds: int
 
 
-def round_medians(entries: list[dict[str, Any]]) -> dict[CellKey, dict[int, float]]:
-    """(backend, scenario) → {seed: the round's speed (``bench.results.read.warm_median``)} from
-    benchmark entries (complete ones with warm epochs only)."""
-    found: dict[CellKey, dict[int, float]] = defaultdict(dict)
+Rounds = dict[int, list[float]]  # seed → the round's warm epochs' seconds, in order
+
+
+def round_epochs(entries: list[dict[str, Any]]) -> dict[CellKey, Rounds]:
+    """(backend, scenario) → {seed: the round's warm epochs} from benchmark entries (complete
+    ones with warm epochs only)."""
+    found: dict[CellKey, Rounds] = defaultdict(dict)
     for entry in entries:
         extra, params = entry.get("extra_info") or {}, entry.get("params") or {}
-        median = warm_median(entry)
-        if not extra.get("complete") or extra.get("failed") or median is None:
+        if not extra.get("complete") or extra.get("failed") or warm_median(entry) is None:
             continue
-        found[(params["backend"], params["scenario"])][int(params["seed"])] = median
+        warm = warm_epochs([h["seconds"] for h in extra.get("history") or []])
+        found[(params["backend"], params["scenario"])][int(params["seed"])] = warm
     return dict(found)
 
 
-def widths(medians: dict[CellKey, dict[int, float]], reference: str) -> list[Width]:
+def in_lockstep(entries: list[dict[str, Any]]) -> bool:
+    """Whether every entry trained in lockstep rounds (``extra_info.design``)."""
+    return all((e.get("extra_info") or {}).get("design") == "lockstep" for e in entries)
+
+
+def widths(rounds: dict[CellKey, Rounds], reference: str, lockstep: bool) -> list[Width]:
     """Every cell's relative half-width, widest first."""
     out = []
-    for (backend, scenario), per_round in medians.items():
+    for (backend, scenario), per_round in rounds.items():
         if backend == reference:
-            estimate = mean_ci(list(per_round.values()))
+            estimate = mean_ci([round_median(w) for w in per_round.values() if w])
         else:
-            estimate = paired_ratio(medians.get((reference, scenario), {}), per_round)
+            estimate, _ = speed_ratio(rounds.get((reference, scenario), {}), per_round, lockstep)
         out.append(Width((backend, scenario), relative_half_width(estimate), len(per_round)))
     return sorted(out, key=lambda w: -w.half_width)
 
 
-def too_wide(medians: dict[CellKey, dict[int, float]], reference: str, target: float) -> set:
+def too_wide(rounds: dict[CellKey, Rounds], reference: str, target: float, lockstep: bool) -> set:
     """The cells to run again for ``target`` (a fraction): those wider, with their references."""
-    over = {w.cell for w in widths(medians, reference) if w.half_width > target}
+    over = {w.cell for w in widths(rounds, reference, lockstep) if w.half_width > target}
     return over | {(reference, scenario) for _, scenario in over}
 
 
 def report(
-    medians: dict[CellKey, dict[int, float]], reference: str, target: float, budget_ended: bool
+    rounds: dict[CellKey, Rounds],
+    reference: str,
+    target: float,
+    budget_ended: bool,
+    lockstep: bool,
 ) -> list[dict[str, Any]]:
     """Per cell: its half-width (percent), rounds, and "target met" / "budget ended"."""
     rows = []
-    for w in widths(medians, reference):
+    for w in widths(rounds, reference, lockstep):
         met = w.half_width <= target
         rows.append(
             {

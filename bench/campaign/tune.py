@@ -5,8 +5,8 @@ its class: options that must not change the math, each with the values worth try
 backend as shipped. They run as one ``mlpbench run --executor lockstep`` in rounds — each round
 starts every candidate in its own process and trains their epochs in turn, a fresh random order
 per epoch — so the speed-up over shipped pairs epochs seconds apart within each round, the round
-a random effect (``bench.stats.lockstep_ratio``; paired round medians for a search file made
-otherwise). Picking the fastest of k candidates is k comparisons at once, so
+a random effect (``bench.stats.speed_ratio``, the one rule; paired round medians for a search
+file made otherwise). Picking the fastest of k candidates is k comparisons at once, so
 each interval is taken at the Bonferroni confidence (``bench.stats.familywise``: 1 − 0.05/k),
 which keeps the chance of crowning a candidate that is not faster below 5 %.
 
@@ -39,9 +39,8 @@ from bench.stats import (
     CONFIDENCE,
     Ratio,
     familywise,
-    lockstep_ratio,
     paired_difference,
-    paired_ratio,
+    speed_ratio,
     warm_epochs,
 )
 
@@ -164,20 +163,16 @@ class Round:
 
 
 def speedup(shipped: dict[int, Round], candidate: dict[int, Round], confidence: float) -> Ratio:
-    """shipped / candidate: epoch by epoch within rounds where all trained in lockstep
-    (``stats.lockstep_ratio``), else paired round medians (``stats.paired_ratio``)."""
-    if all(r.lockstep for r in (*shipped.values(), *candidate.values())):
-        ratio, _ = lockstep_ratio(
-            {s: r.warm for s, r in shipped.items()},
-            {s: r.warm for s, r in candidate.items()},
-            confidence,
-        )
-        return ratio
-    return paired_ratio(
-        {s: r.median for s, r in shipped.items()},
-        {s: r.median for s, r in candidate.items()},
+    """shipped / candidate by the one rule (``stats.speed_ratio``): epoch by epoch within rounds
+    where all trained in lockstep, else paired round medians."""
+    lockstep = all(r.lockstep for r in (*shipped.values(), *candidate.values()))
+    ratio, _ = speed_ratio(
+        {s: r.warm for s, r in shipped.items()},
+        {s: r.warm for s, r in candidate.items()},
+        lockstep,
         confidence,
     )
+    return ratio
 
 
 def _shipped_point(doc: dict, by_point: dict) -> tuple | None:

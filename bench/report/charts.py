@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.stats import TUNED
+from bench.report.frame import base_of, division_of
 
 #: How each division is drawn in a forest plot: (offset within its row, marker, colour).
 DIVISIONS = {"shipped": (-0.18, "circle", "#1f5fa8"), "tuned": (0.18, "diamond", "#c2410c")}
@@ -27,9 +27,9 @@ def palette(backends: list[str]) -> dict[str, str]:
     shares its backend's colour (the divisions differ by marker)."""
     from bokeh.palettes import Category10_10
 
-    bases = list(dict.fromkeys(str(b).removesuffix(TUNED) for b in backends))
+    bases = list(dict.fromkeys(base_of(b) for b in backends))
     colour = {b: Category10_10[i % 10] for i, b in enumerate(bases)}
-    return {**colour, **{str(b): colour[str(b).removesuffix(TUNED)] for b in backends}}
+    return {**colour, **{str(b): colour[base_of(b)] for b in backends}}
 
 
 def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
@@ -40,7 +40,8 @@ def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
     from bokeh.plotting import figure
     from bokeh.transform import dodge
 
-    base = [str(b).removesuffix(TUNED) for b in rows["backend"]]
+    rows = rows[[division_of(b) in DIVISIONS for b in rows["backend"]]]
+    base = [base_of(b) for b in rows["backend"]]
     factors = list(dict.fromkeys(zip(rows["scenario"].astype(str), base, strict=True)))
     fig = figure(
         y_range=FactorRange(*reversed(factors)),
@@ -52,13 +53,13 @@ def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
         toolbar_location=None,
     )
     for division, (offset, marker, colour) in DIVISIONS.items():
-        mine = rows[[_division(b) == division for b in rows["backend"]]]
+        mine = rows[[division_of(b) == division for b in rows["backend"]]]
         if mine.empty:
             continue
         source = ColumnDataSource(
             {
                 "y": [
-                    (str(s), str(b).removesuffix(TUNED))
+                    (str(s), base_of(b))
                     for s, b in zip(mine["scenario"], mine["backend"], strict=True)
                 ],
                 "value": [float(v) for v in mine["value"]],
@@ -93,10 +94,6 @@ def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
     return fig
 
 
-def _division(backend: str) -> str:
-    return "tuned" if str(backend).endswith(TUNED) else "shipped"
-
-
 def pareto(group: pd.DataFrame, colour: dict[str, str]) -> Any:
     """One scenario of ``pareto.pareto_frame``: accuracy against time with both intervals;
     points on the front drawn larger and named."""
@@ -121,7 +118,7 @@ def pareto(group: pd.DataFrame, colour: dict[str, str]) -> Any:
         "backend": [str(b) for b in shown["backend"]],
         "scenario": [str(s) for s in shown["scenario"]],
         "seed": ["mean over seeds"] * len(shown),
-        "colour": [colour.get(str(b).removesuffix(TUNED), "black") for b in shown["backend"]],
+        "colour": [colour.get(base_of(b), "black") for b in shown["backend"]],
         "size": [11 if f else 7 for f in shown["front"]],
         "label": [
             str(b) if f else "" for b, f in zip(shown["backend"], shown["front"], strict=True)

@@ -305,6 +305,8 @@ def compare_cell_tta(
     basis = "rounds"
     if lost:
         verdict, basis = SLOWER, f"NEW did not reach {goal:g} % in seed(s) {lost}"
+    elif reached[0] and not reached[1]:
+        verdict, basis = SLOWER, f"only BASE reached {goal:g} %"
     elif not reached[0] and reached[1]:
         verdict, basis = FASTER, f"only NEW reached {goal:g} %"
     elif not any(reached):

@@ -147,12 +147,25 @@ def speed_ratio_between(
     reference: pd.DataFrame, group: pd.DataFrame
 ) -> tuple[Ratio, Levels | None]:
     """The reference cell's time / this cell's, from their runs' warm epochs by the one rule
-    (``bench.stats.speed_ratio``): epoch by epoch where both trained in lockstep."""
+    (``bench.stats.speed_ratio``): epoch by epoch where both trained in lockstep in one run (the
+    same results file); rounds of two runs pair only by their medians."""
+    same_run = set(reference["source"]) == set(group["source"])
     return speed_ratio(
         warm_by_round(reference),
         warm_by_round(group),
-        in_lockstep(reference) and in_lockstep(group),
+        same_run and in_lockstep(reference) and in_lockstep(group),
     )
+
+
+def division_of(backend: str) -> str:
+    """A table row's division: 'tuned' for 'jax (tuned)' (``results.read.division_label``),
+    'shipped' for a plain name."""
+    return backend.rsplit(" (", 1)[1].rstrip(")") if str(backend).endswith(")") else "shipped"
+
+
+def base_of(backend: str) -> str:
+    """The backend a table row is of: 'jax' for 'jax (tuned)'."""
+    return str(backend).rsplit(" (", 1)[0] if str(backend).endswith(")") else str(backend)
 
 
 def has_warm(frame: pd.DataFrame) -> pd.Series:

@@ -329,7 +329,7 @@ def _forest_rows(frame: pd.DataFrame, column: str, cells: pd.DataFrame) -> pd.Da
 
 
 #: Verdicts that find no difference: the count line's numerator.
-NO_DIFFERENCE = ("no difference detected", "no speed difference detected")
+NO_DIFFERENCE = ("no difference detected", "no speed difference detected", "identical on all")
 
 
 def _verdict_groups(machine: str, runs: pd.DataFrame, scenarios: list[str]) -> dict[str, Any]:

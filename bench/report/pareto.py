@@ -119,13 +119,13 @@ def front_lines(frame: pd.DataFrame) -> list[str]:
 
 
 LEGEND = (
-    "Accuracy against time, one point per backend and division: final test accuracy (mean over "
-    "seeds, 95 % interval) against the time to the scenario's target accuracy where every "
-    "backend reached it on every seed, else the whole run's training time (the training clock "
-    "of the time-to-accuracy table: compilation and start-up left out), mean over seeds with "
-    "its 95 % interval. On the front (◆): no other point is at least as accurate and at least "
-    "as fast and better on one, by the means; where intervals overlap, the order is not "
-    "settled."
+    "Accuracy against time, one point per backend and division: final test accuracy (at the "
+    "end of the run, mean over seeds, 95 % interval) against the time to the scenario's target "
+    "accuracy where every backend reached it on every seed, else the whole run's training time "
+    "(the training clock of the time-to-accuracy table: compilation and start-up left out), "
+    "mean over seeds with its 95 % interval. On the front (◆): no other point is at least as "
+    "accurate and at least as fast and better on one, by the means; where intervals overlap, "
+    "the order is not settled."
 )
 
 

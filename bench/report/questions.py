@@ -123,23 +123,24 @@ def _speed(
 ) -> list[dict[str, Any]]:
     """The reference row's time / this backend's by the one rule (``stats.speed_ratio``, the
     value the tables show; warm epochs only)."""
-    ratio, _ = speed_ratio_between(reference[has_warm(reference)], group[has_warm(group)])
+    ratio, levels = speed_ratio_between(reference[has_warm(reference)], group[has_warm(group)])
+    rounds = levels.rounds if levels is not None else ratio.n  # seeds, never epochs
     if ratio.n == 0:
         return []
-    if ratio.n < 2:
+    if rounds < 2:
         verdict = "one seed: cannot tell"
     elif not ratio.testable:
-        verdict = f"×{ratio.value:.2f} on all {ratio.n} seeds: its spread is unknown, cannot tell"
+        verdict = f"×{ratio.value:.2f} on all {rounds} seeds: its spread is unknown, cannot tell"
     elif ratio.excludes_one:
         verdict = f"{'faster' if ratio.value > 1 else 'slower'} than {against}: ×{ratio.value:.2f}"
     else:
-        verdict = f"no speed difference detected at n = {ratio.n}"
+        verdict = f"no speed difference detected at n = {rounds}"
     question = f"as fast as {against} on {scenario}? ({against}'s time / this)"
     return [
         {
             "question": question,
             "backend": backend,
-            "n": ratio.n,
+            "n": rounds,
             "difference": ratio.shown(),
             "verdict": verdict,
         }

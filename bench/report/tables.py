@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.formatting import escape_markdown, format_seconds, ratio_text, to_markdown
-from bench.report.frame import runs_frame
+from bench.report.frame import division_of, runs_frame
 from bench.report.summary import cells_frame
 from bench.results.read import collect
 from bench.stats import (
@@ -63,7 +63,7 @@ _epoch5 = _unless_nan("test_accuracy_epoch5_pct", lambda v: f"{v:.2f}")
 
 
 def _relative(r: pd.Series) -> str:
-    """'×1.82 [1.75, 1.90]': the ratio to the reference paired by seed, with its 95 % interval
+    """'×1.82 [1.75, 1.90]': the ratio to the reference (``stats.REFERENCE_RULE``), 95 % interval
     ('×1.82' with one seed or a tie, such as the reference against itself; '—' when there is
     no reference to pair with)."""
     return ratio_text(
@@ -198,12 +198,11 @@ def machine_sections(frame: pd.DataFrame) -> list[str]:
 
 HEADLINE_LEGEND = (
     "per scenario: NumPy's median warm s/epoch, the fastest backend with its lead over the next "
-    "fastest of the same run, its s/epoch and its ratio to its reference row (paired by seed, "
-    "[95 % interval]; a tuned row's reference is NumPy tuned in the same run, every other row's "
-    "NumPy as shipped), and the most accurate backend with its final test accuracy (± = 95 % "
-    "interval over seeds) and its lead over the next. A winner is named only where the paired "
-    "interval of its lead excludes a tie; otherwise the row says tie, or, with one seed, that "
-    "it cannot tell"
+    "fastest of the same run (the same rule), its s/epoch and its ratio to its reference row "
+    "([95 % interval]; see vs numpy below), and the most accurate backend with its final test "
+    "accuracy (± = 95 % interval over seeds) and its lead over the next. A winner is named only "
+    "where the paired interval of its lead excludes a tie; otherwise the row says tie, or, with "
+    "one seed, that it cannot tell"
 )
 
 
@@ -247,7 +246,7 @@ def _runner_up(
 ) -> pd.Series | None:
     """The next row after ``leader`` by ``column`` among the rows of its own division (the same
     run: their seeds pair; rows of another run would carry the drift between runs)."""
-    same = ran[[_division(b) == _division(leader["backend"]) for b in ran["backend"]]]
+    same = ran[[division_of(b) == division_of(leader["backend"]) for b in ran["backend"]]]
     others = same[same["backend"] != leader["backend"]].dropna(subset=[column])
     if others.empty:
         return None
@@ -260,13 +259,14 @@ def _winner(leader: pd.Series, next_: pd.Series | None) -> str:
     if next_ is None:
         return str(leader["backend"])
     lockstep = all(r.get("lockstep") in (True,) for r in (next_, leader))
-    lead, _ = speed_ratio(_warm_by_seed(next_), _warm_by_seed(leader), lockstep)
+    lead, levels = speed_ratio(_warm_by_seed(next_), _warm_by_seed(leader), lockstep)
+    rounds = levels.rounds if levels is not None else lead.n  # seeds, never epochs
     shown = (
         lead.shown()
         if lead.n
         else f"×{next_['median_s_per_epoch'] / leader['median_s_per_epoch']:.2f}"
     )
-    return _verdict(leader, next_, lead.n, lead.testable and lead.low > 1, shown)
+    return _verdict(leader, next_, rounds, lead.testable and lead.low > 1, shown)
 
 
 def _most_accurate(leader: pd.Series, next_: pd.Series | None) -> str:
@@ -309,11 +309,6 @@ def _accuracy_by_seed(r: pd.Series) -> dict[int, float]:
 def _warm_by_seed(r: pd.Series) -> dict[int, list[float]]:
     """seed → the run's warm epochs' seconds, in order."""
     return {seed: warm_epochs([h["seconds"] for h in history]) for seed, history in _histories(r)}
-
-
-def _division(backend: str) -> str:
-    """'tuned' for 'jax (tuned)', 'shipped' for a plain name."""
-    return backend.rsplit(" (", 1)[1].rstrip(")") if str(backend).endswith(")") else "shipped"
 
 
 def headline_markdown(paths: Sequence[Path]) -> str:
