@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 
 import pytest
 
@@ -107,17 +108,30 @@ def test_a_sub_epoch_evaluation_counts_its_share_of_its_epoch():
     assert found.text() == "1.55 s (epoch 1.5)"
 
 
-def test_inside_the_cold_epoch_the_share_is_taken_of_its_stand_in():
-    """Reached 40 % into the cold epoch (2 s of its 5 s): on the training clock 2/5 of the
-    stand-in (median warm epoch, 1 s) = 0.4 s; with start-up the 2 s as timed."""
+def test_inside_the_cold_epoch_the_share_is_of_samples_times_its_stand_in():
+    """Reached a quarter of the samples into the cold epoch, 2 s of its 5 s (its compilation
+    sits in the first slice): on the training clock a quarter of the stand-in (median warm
+    epoch, 1 s) = 0.25 s, not 2/5 of it; with start-up the 2 s as timed."""
     epochs = history([5.0, 1.0, 1.0], [0.975, 0.98, 0.98])
     epochs[0]["evaluations"] = [
-        {"samples": 400, "fraction": 0.4, "seconds": 2.0, "test_accuracy": 0.971}
+        {"samples": 250, "fraction": 0.25, "seconds": 2.0, "test_accuracy": 0.971}
     ]
     found = time_to_accuracy(epochs, 0.97)
-    assert found.epoch == pytest.approx(0.4)
-    assert found.training_s == pytest.approx(0.4)
+    assert found.epoch == pytest.approx(0.25)
+    assert found.training_s == pytest.approx(0.25)
     assert found.with_startup_s == pytest.approx(2.0)
+
+
+def test_one_cadence_per_scenario_when_a_backend_evaluates_per_epoch_only():
+    """The same history read at the epoch cadence (``inside=False``, as when another backend
+    of the scenario could not evaluate inside its epochs) passes at the end of epoch 2."""
+    epochs = history([5.0, 1.0, 2.0, 1.0], [0.95, 0.972, 0.975, 0.98])
+    epochs[1]["evaluations"] = [
+        {"samples": 500, "fraction": 0.5, "seconds": 0.55, "test_accuracy": 0.971}
+    ]
+    assert time_to_accuracy(epochs, 0.97).epoch == pytest.approx(1.5)
+    found = time_to_accuracy(epochs, 0.97, inside=False)
+    assert found.epoch == 2 and found.training_s == pytest.approx(2.0)
 
 
 def test_an_epoch_is_sliced_into_whole_batches():
@@ -151,7 +165,8 @@ def test_a_real_run_at_a_sub_epoch_cadence_trains_as_without_it(tmp_path):
     assert done.returncode == 0, done.stderr
     [a] = json.loads(sliced.read_text())["benchmarks"]
     [b] = json.loads(whole.read_text())["benchmarks"]
-    assert a["extra_info"]["settings"]["eval_every"] == 512
+    settings = a["extra_info"]["settings"]
+    assert (settings["eval_every"], settings["eval_every_samples"]) == (512, 512)
     for epoch_a, epoch_b in zip(
         a["extra_info"]["history"], b["extra_info"]["history"], strict=True
     ):
@@ -178,6 +193,19 @@ def test_a_real_run_at_a_sub_epoch_cadence_trains_as_without_it(tmp_path):
     assert done.returncode == 0, done.stderr
     [row] = list(csv.DictReader((tmp_path / "t" / "time_to_accuracy.csv").open()))
     assert float(row["epochs_to_target"]) == pytest.approx(at)
+    # by hand, the training clock: the epochs before it (the cold one as the median warm epoch)
+    # plus the seconds into its own epoch (a share of the stand-in inside the cold epoch)
+    seconds = [h["seconds"] for h in a["extra_info"]["history"]]
+    stand_in = statistics.median(seconds[1:])
+    whole, part = int(at), at - int(at)
+    into = next(
+        e["seconds"]
+        for e in a["extra_info"]["history"][whole]["evaluations"]
+        if e["fraction"] == pytest.approx(part)
+    )
+    clock = [stand_in, *seconds[1:]]
+    own = stand_in * part if whole == 0 else into
+    assert float(row["training_s"]) == pytest.approx(sum(clock[:whole]) + own, rel=1e-5)
     keras = tmp_path / "keras.json"
     done = run_mlpbench(
         ["run", "-b", "keras", "-s", "baseline", "--n-train", "512", "--n-test", "100",

@@ -193,7 +193,8 @@ class Session:
         """How often it evaluated: every N samples, or per epoch (and why, when a finer cadence
         was asked of a backend that cannot)."""
         if self.eval_every:
-            return {"eval_every": self.eval_every}
+            step = slice_samples(self.eval_every, self.scenario.batch_size or self.data.n_train)
+            return {"eval_every": self.eval_every, "eval_every_samples": step}
         if self.asked_eval_every:
             return {"eval_every": "epoch (the backend evaluates between epochs only)"}
         return {}
@@ -221,8 +222,13 @@ def epoch_slices(n: int, every: int, batch_size: int) -> list[tuple[int, int]]:
     """(start, stop) of consecutive slices of an epoch of ``n`` rows: ``every`` samples each,
     rounded up to whole batches (the batches stay those of one unsliced epoch), the last one
     shorter where the epoch ends."""
-    step = max(batch_size, -(-every // batch_size) * batch_size)
+    step = slice_samples(every, batch_size)
     return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def slice_samples(every: int, batch_size: int) -> int:
+    """The samples between two evaluations: ``every`` rounded up to whole batches."""
+    return max(batch_size, -(-every // batch_size) * batch_size)
 
 
 def combined(parts: list[tuple[EpochMetrics, int]]) -> EpochMetrics:

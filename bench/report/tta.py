@@ -78,40 +78,50 @@ def training_clock(seconds: Sequence[float]) -> list[float]:
 
 
 def time_to_accuracy(
-    history: Sequence[Mapping[str, Any]], target: float, build_s: float | None = None
+    history: Sequence[Mapping[str, Any]],
+    target: float,
+    build_s: float | None = None,
+    inside: bool = True,
 ) -> TimeToAccuracy:
     """``history``: the run's epochs in order (``seconds``: the timed training pass,
     ``test_accuracy``: a fraction, evaluated after the epoch; ``evaluations``, where the run
     evaluated inside its epochs: each with its ``fraction`` of the epoch, ``seconds`` of timed
     training so far in the epoch and ``test_accuracy``); ``build_s``: seconds to build before
-    the first epoch (None: not recorded, counted as 0). The first evaluation at or above the
-    target counts: on the training clock, the epochs before it plus its share of its own epoch's
-    seconds (of the stand-in, for the cold epoch); with start-up, the build, the epochs before
-    it and its own seconds as timed."""
+    the first epoch (None: not recorded, counted as 0); ``inside``: count the evaluations inside
+    epochs (False: the epoch cadence, as for runs compared with backends that have none). The
+    first evaluation at or above the target counts: on the training clock, the epochs before it
+    plus its seconds so far in its own epoch (inside the cold epoch, its fraction of the
+    samples times the stand-in: the cold epoch's compilation sits in its first slice); with
+    start-up, the build, the epochs before it and its own seconds as timed."""
     seconds = [float(h["seconds"]) for h in history]
     training = training_clock(seconds)
-    points = [(i, p) for i, h in enumerate(history) for p in _evaluations(h)]
+    points = [(i, p) for i, h in enumerate(history) for p in _evaluations(h, inside)]
     best = max((float(p["test_accuracy"]) for _, p in points), default=math.nan)
     passing = next(((i, p) for i, p in points if float(p["test_accuracy"]) >= target), None)
     if passing is None:
         return TimeToAccuracy(target, None, math.nan, math.nan, best, len(history))
     i, point = passing
-    into = float(point["seconds"])
-    share = into / seconds[i] if seconds[i] > 0 else float(point["fraction"])
+    into, fraction = float(point["seconds"]), float(point["fraction"])
+    own = training[i] * fraction if i < COLD_EPOCHS else into
     return TimeToAccuracy(
         target,
-        i + float(point["fraction"]),
-        sum(training[:i]) + training[i] * share,
+        i + fraction,
+        sum(training[:i]) + own,
         (build_s or 0.0) + sum(seconds[:i]) + into,
         best,
         len(history),
     )
 
 
-def _evaluations(epoch: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """An epoch's evaluations in order: those inside it, then its end (fraction 1)."""
+def _evaluations(epoch: Mapping[str, Any], inside: bool) -> list[Mapping[str, Any]]:
+    """An epoch's evaluations in order: those inside it (when ``inside``), then its end."""
     end = {"fraction": 1.0, "seconds": epoch["seconds"], "test_accuracy": epoch["test_accuracy"]}
-    return [*(epoch.get("evaluations") or ()), end]
+    return [*((epoch.get("evaluations") or ()) if inside else ()), end]
+
+
+def evaluates_inside(history: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a run evaluated inside its epochs (``--eval-every`` on a backend that can)."""
+    return any(h.get("evaluations") for h in history)
 
 
 # --- per cell, over seeds --------------------------------------------------------------------
@@ -151,9 +161,16 @@ def run_times(
     runs: pd.DataFrame, override: float | None = None
 ) -> dict[tuple, dict[int, TimeToAccuracy]]:
     """(machine, scenario, backend) → seed → the run's time to accuracy, for runs that finished
-    (complete histories; skipped and failed runs have none)."""
+    (complete histories; skipped and failed runs have none), at one cadence per machine ×
+    scenario (inside epochs only where every run there evaluated inside them)."""
     found: dict[tuple, dict[int, TimeToAccuracy]] = {}
     ok = runs[runs["status"] == "ok"]
+    # one cadence per machine × scenario: evaluations inside epochs count only where every run
+    # compared there has them (else a backend that evaluates per epoch would lose by cadence)
+    inside = {
+        key: all(isinstance(h, list) and evaluates_inside(h) for h in group["history"])
+        for key, group in ok.groupby(["machine_id", "scenario"], sort=False)
+    }
     for row in ok.itertuples(index=False):
         if not row.history:
             continue
@@ -161,7 +178,8 @@ def run_times(
         build = None if pd.isna(row.build_s) else float(row.build_s)
         seed = -1 if pd.isna(row.seed) else int(row.seed)
         key = (row.machine_id, row.scenario, row.backend)
-        found.setdefault(key, {})[seed] = time_to_accuracy(row.history, target, build)
+        cadence = inside[(row.machine_id, row.scenario)]
+        found.setdefault(key, {})[seed] = time_to_accuracy(row.history, target, build, cadence)
     return found
 
 
