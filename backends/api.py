@@ -156,6 +156,12 @@ class Backend(Protocol):
     device: str
     #: This backend's options: name → one-line help. ``RunOptions.backend`` keys come from here.
     OPTIONS: ClassVar[Mapping[str, str]]
+    # Optional (read with getattr, default False): ``SUB_EPOCH_EVALUATION = True`` says that
+    # ``train_epoch`` over consecutive slices of an epoch's order (each a multiple of the batch
+    # size) trains exactly as one call over the whole order does — the same batches and updates,
+    # optimizer and dropout state carried across calls — at no per-call cost worth measuring, so
+    # the harness may evaluate between slices (``mlpbench run --eval-every``). Backends that
+    # compile per epoch length or rebuild an input pipeline per call leave it out.
 
     def __init__(self, options: RunOptions) -> None: ...
 

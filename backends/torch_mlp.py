@@ -255,6 +255,8 @@ class TorchMLP:
     """The Backend contract over ``nn.Sequential`` and an explicit PyTorch training loop."""
 
     device = "cpu"  # replaced per instance: "gpu" when it runs on CUDA
+    #: An epoch is a loop of steps whose optimizer and dropout RNG state persist across calls.
+    SUB_EPOCH_EVALUATION: ClassVar[bool] = True
     OPTIONS: ClassVar[dict[str, str]] = {
         "compile": f"torch.compile the train step (default {str(DEFAULT_COMPILE).lower()})",
         "threads": "torch.set_num_threads while training and evaluating (default: the "

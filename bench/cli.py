@@ -287,6 +287,15 @@ def _add_run_settings(run: argparse.ArgumentParser) -> None:
     run.add_argument("--n-train", type=positive_int, help="use only the first N training rows")
     run.add_argument("--n-test", type=positive_int, help="use only the first N test rows")
     run.add_argument(
+        "--eval-every",
+        type=positive_int,
+        metavar="SAMPLES",
+        help="evaluate on the test set every SAMPLES training samples (rounded up to whole "
+        "batches), untimed, for a finer time to accuracy; backends that can only evaluate "
+        "between epochs (Keras, JAX) keep the epoch and their settings say so (default: after "
+        "each epoch)",
+    )
+    run.add_argument(
         "--out",
         metavar="FILE",
         type=Path,
@@ -712,6 +721,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         data=args.data,
         n_train=args.n_train,
         n_test=args.n_test,
+        eval_every=args.eval_every,
         out=args.out,
         tf32=args.tf32,
         options=tuple(options),

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 class XpBackend:
     device = "cpu"
     OPTIONS: ClassVar[dict[str, str]] = {}
+    #: The engine's epoch is a loop of steps: slices of an epoch train as the whole epoch does.
+    SUB_EPOCH_EVALUATION: ClassVar[bool] = True
 
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()

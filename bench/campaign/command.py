@@ -72,6 +72,7 @@ class RunRequest:
     data: str | None = None  # MNIST's path; None: the shipped copy
     n_train: int | None = None  # the first N training rows only
     n_test: int | None = None  # the first N test rows only
+    eval_every: int | None = None  # evaluate every N training samples (None: after each epoch)
     out: Path | None = None  # the results JSON; None: ``resume``, else ``results.DEFAULT_OUT``
     tf32: bool = False
     options: tuple[str, ...] = ()  # '[BACKEND.]NAME=VALUE' texts, in the order given
@@ -373,7 +374,8 @@ class PreparedRun:
         r = self.request
         return [
             CellSpec(s.backend, s.scenario, point_options(self.options[s.backend], s), r.data,
-                     r.n_train, r.n_test, s.round, s.position, self.divisions[s.backend])
+                     r.n_train, r.n_test, s.round, s.position, self.divisions[s.backend],
+                     r.eval_every)
             for s in todo
             if s.key not in self.kept and not foreign_point(s)
         ]  # fmt: skip
@@ -526,6 +528,7 @@ def resumed_cells(
         ).to_dict()["options"],
         n_train=request.n_train or int(raw.x_train.shape[0]),
         n_test=request.n_test or int(raw.x_test.shape[0]),
+        eval_every=request.eval_every,
     )
     resumed = read_resumable(request.resume, slots, expected)
     print(resumed.summary(request.resume))

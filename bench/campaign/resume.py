@@ -34,6 +34,7 @@ class Expected:
     options: Callable[[Slot], dict[str, Any]]  # a slot → {"tf32": ..., "backend": {...}}
     n_train: int
     n_test: int
+    eval_every: int | None = None  # the evaluation cadence asked for (None: per epoch)
 
 
 @dataclass
@@ -124,7 +125,17 @@ def _problem(entry: dict, slot: Slot, facts: dict, expected: Expected) -> str | 
         return "with other options"
     if (extra.get("n_train"), extra.get("n_test")) != (expected.n_train, expected.n_test):
         return "on another data slice"
+    if not _same_cadence((extra.get("settings") or {}).get("eval_every"), expected.eval_every):
+        return "at another evaluation cadence"
     return None
+
+
+def _same_cadence(recorded: object, asked: int | None) -> bool:
+    """A cell's recorded ``eval_every`` setting against the cadence asked: a number must be the
+    one asked; a backend that said it evaluates per epoch only matches any cadence asked."""
+    if asked is None:
+        return recorded is None
+    return recorded == asked or isinstance(recorded, str)
 
 
 def _training(recipe: object) -> object:

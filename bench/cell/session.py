@@ -6,7 +6,8 @@ scenario's ``Recipe``, the data as ``TrainData`` and the initial weights.
 What is timed: each training epoch, through ``bench.cell.timing.timed`` (device synchronized
 before the clock starts and before it stops). What is not: data loading, ``build`` (model
 creation, optimizer state, host→device copies; reported as ``build_seconds``), drawing the batch
-order, evaluation. Every epoch's seconds are recorded; which are cold (epoch 1: first-call costs
+order, evaluation (after every epoch, and with ``eval_every`` between slices of it). Every epoch's
+seconds are recorded; which are cold (epoch 1: first-call costs
 such as tracing land there) and which warm is ``bench.stats``' rule, applied when results are
 written and read.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.api import RecipeUnsupported, RunOptions
+from backends.api import EpochMetrics, RecipeUnsupported, RunOptions
 from bench import registry
 from bench.cell.initializers import initial_weights
 from bench.cell.timing import timed
@@ -75,6 +76,7 @@ class Session:
         data: Dataset,
         progress: Callable[[Session, EpochRecord], None] | None = None,
         options: RunOptions | None = None,
+        eval_every: int | None = None,
     ) -> None:
         if data.dtype != scenario.dtype:
             raise ConfigError(
@@ -82,6 +84,10 @@ class Session:
             )
         self.options = options or RunOptions()
         self.backend = registry.create(backend_name, self.options)
+        self.eval_every = (
+            eval_every if eval_every and evaluates_within_epochs(self.backend) else None
+        )
+        self.asked_eval_every = eval_every
         self.backend_name = backend_name
         self.scenario, self.data, self.progress = scenario, data, progress
         self.history: list[EpochRecord] = []
@@ -107,15 +113,43 @@ class Session:
         return epoch_order(self.scenario, self.data.n_train, len(self.history) + 1)
 
     def train(self, order: np.ndarray) -> float:
-        """THE timed region: one training epoch over ``order``; returns its seconds."""
-        metrics, seconds = timed(lambda: self.backend.train_epoch(order), self.backend.synchronize)
-        self._pending = (metrics, seconds)
+        """THE timed region: one training epoch over ``order``; returns its seconds. With a
+        sub-epoch cadence (``eval_every`` samples, on a backend that allows it) the epoch is
+        trained in consecutive slices, each timed, with an untimed evaluation after every slice
+        but the last; the epoch's seconds are the slices' sum."""
+        if self.eval_every is None:
+            metrics, seconds = timed(
+                lambda: self.backend.train_epoch(order), self.backend.synchronize
+            )
+            self._pending = (metrics, seconds, ())
+            return seconds
+        parts, seconds, evaluations = [], 0.0, []
+        slices = epoch_slices(len(order), self.eval_every, self.scenario.batch_size or len(order))
+        for i, (start, stop) in enumerate(slices):
+            chunk = order[start:stop]
+            metrics, spent = timed(
+                lambda c=chunk: self.backend.train_epoch(c), self.backend.synchronize
+            )
+            seconds += spent
+            parts.append((metrics, stop - start))
+            if i < len(slices) - 1:
+                test = self.backend.evaluate()
+                evaluations.append(
+                    {
+                        "samples": stop,
+                        "fraction": stop / len(order),
+                        "seconds": seconds,
+                        "test_loss": float(test.loss),
+                        "test_accuracy": float(test.accuracy),
+                    }
+                )
+        self._pending = (combined(parts), seconds, tuple(evaluations))
         return seconds
 
     def evaluate(self) -> EpochRecord:
         """Untimed: evaluate on the test set and record the epoch just trained."""
         assert self._pending is not None, "evaluate() follows train()"
-        metrics, seconds = self._pending
+        metrics, seconds, evaluations = self._pending
         self._pending = None
         test = self.backend.evaluate()
         step_median, step_iqr = _median_iqr(metrics.device_step_seconds)
@@ -131,6 +165,7 @@ class Session:
             else float(metrics.device_seconds),
             device_step_median_s=step_median,
             device_step_iqr_s=step_iqr,
+            evaluations=evaluations,
         )
         self.history.append(record)
         if self.progress is not None:
@@ -154,6 +189,16 @@ class Session:
             n_features=self.data.n_features,
         )
 
+    def _cadence(self) -> dict[str, Any]:
+        """How often it evaluated: every N samples, or per epoch (and why, when a finer cadence
+        was asked of a backend that cannot)."""
+        if self.eval_every:
+            step = slice_samples(self.eval_every, self.scenario.batch_size or self.data.n_train)
+            return {"eval_every": self.eval_every, "eval_every_samples": step}
+        if self.asked_eval_every:
+            return {"eval_every": "epoch (the backend evaluates between epochs only)"}
+        return {}
+
     def settings(self) -> dict[str, Any]:
         threads = self.options.threads
         return {
@@ -162,8 +207,44 @@ class Session:
             "epochs": self.scenario.epochs,
             "seed": self.scenario.seed,
             **({"threads_budget": threads} if threads else {}),
+            **self._cadence(),
             **self.backend.settings(),
         }
+
+
+def evaluates_within_epochs(backend: Any) -> bool:
+    """Whether ``backend`` allows evaluation between slices of an epoch (its class's optional
+    ``SUB_EPOCH_EVALUATION``, see ``backends.api.Backend``)."""
+    return bool(getattr(type(backend), "SUB_EPOCH_EVALUATION", False))
+
+
+def epoch_slices(n: int, every: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive slices of an epoch of ``n`` rows: ``every`` samples each,
+    rounded up to whole batches (the batches stay those of one unsliced epoch), the last one
+    shorter where the epoch ends."""
+    step = slice_samples(every, batch_size)
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def slice_samples(every: int, batch_size: int) -> int:
+    """The samples between two evaluations: ``every`` rounded up to whole batches."""
+    return max(batch_size, -(-every // batch_size) * batch_size)
+
+
+def combined(parts: list[tuple[EpochMetrics, int]]) -> EpochMetrics:
+    """An epoch's metrics from its slices' (metrics, rows): sample-weighted means; device
+    seconds summed (None unless every slice has them); per-step device times concatenated."""
+    rows = sum(n for _, n in parts)
+    device = [m.device_seconds for m, _ in parts]
+    steps = [m.device_step_seconds for m, _ in parts]
+    return EpochMetrics(
+        loss=sum(float(m.loss) * n for m, n in parts) / rows,
+        accuracy=sum(float(m.accuracy) * n for m, n in parts) / rows,
+        device_seconds=None if None in device else sum(float(d) for d in device),
+        device_step_seconds=None
+        if all(s is None for s in steps)
+        else [float(x) for s in steps if s is not None for x in s],
+    )
 
 
 def run(
@@ -172,13 +253,15 @@ def run(
     data: Dataset,
     progress: Callable[[Session, EpochRecord], None] | None = None,
     options: RunOptions | None = None,
+    eval_every: int | None = None,
 ) -> Result:
-    """Train ``scenario`` on ``backend_name`` for scenario.epochs epochs.
+    """Train ``scenario`` on ``backend_name`` for scenario.epochs epochs (evaluating every
+    ``eval_every`` samples where the backend allows it, else after each epoch).
 
     Ctrl-C (KeyboardInterrupt) between or inside epochs returns the finished epochs with
     ``complete=False``; a backend that refuses the scenario gives ``skipped=reason``.
     """
-    session = Session(backend_name, scenario, data, progress, options)
+    session = Session(backend_name, scenario, data, progress, options, eval_every)
     try:
         session.build()
     except RecipeUnsupported as err:

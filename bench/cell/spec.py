@@ -21,7 +21,9 @@ EpochCallback = Callable[["CellSpec", EpochRecord], None]
 class CellSpec:
     """What to train and on which data: ``data`` is the path ``--data`` named (None: the shipped
     MNIST), cut to the first ``n_train`` / ``n_test`` rows (None: all). ``round`` and
-    ``position``: its place in ``mlpbench run``'s plan (``bench.campaign.rounds``), if any."""
+    ``position``: its place in ``mlpbench run``'s plan (``bench.campaign.rounds``), if any.
+    ``eval_every``: the evaluation cadence in training samples (``--eval-every``; None: after
+    each epoch), the same for every backend that can evaluate inside an epoch."""
 
     backend: str
     scenario: Scenario
@@ -32,6 +34,7 @@ class CellSpec:
     round: int | None = None
     position: int | None = None
     division: str = "shipped"
+    eval_every: int | None = None  # evaluate every N training samples (None: per epoch)
 
     @property
     def label(self) -> str:
@@ -52,6 +55,7 @@ class CellSpec:
             "round": self.round,
             "position": self.position,
             "division": self.division,
+            "eval_every": self.eval_every,
         }
 
     @classmethod
@@ -68,4 +72,11 @@ class CellSpec:
 def train_here(cell: CellSpec, data: DataCache, on_epoch: EpochCallback | None = None) -> Result:
     """Train ``cell`` in this process on ``data`` (which must hold the cell's data)."""
     progress = None if on_epoch is None else lambda s, r: on_epoch(cell, r)
-    return run(cell.backend, cell.scenario, data.get(cell.scenario.dtype), progress, cell.options)
+    return run(
+        cell.backend,
+        cell.scenario,
+        data.get(cell.scenario.dtype),
+        progress,
+        cell.options,
+        cell.eval_every,
+    )

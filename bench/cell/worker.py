@@ -50,7 +50,7 @@ def train_reporting(cell: Any) -> Any:
 
     data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test).get(cell.scenario.dtype)
     send("data", {"n_train": data.n_train, "n_test": data.n_test, "n_features": data.n_features})
-    return run(cell.backend, cell.scenario, data, report_epoch, cell.options)
+    return run(cell.backend, cell.scenario, data, report_epoch, cell.options, cell.eval_every)
 
 
 def train_on_command(cell: Any) -> Any:
@@ -62,7 +62,9 @@ def train_on_command(cell: Any) -> Any:
 
     data = DataCache(load_raw(cell.data), cell.n_train, cell.n_test).get(cell.scenario.dtype)
     send("data", {"n_train": data.n_train, "n_test": data.n_test, "n_features": data.n_features})
-    session = Session(cell.backend, cell.scenario, data, report_epoch, cell.options)
+    session = Session(
+        cell.backend, cell.scenario, data, report_epoch, cell.options, cell.eval_every
+    )
     try:
         session.build()
     except RecipeUnsupported as err:

@@ -73,6 +73,7 @@ def caveats(frame: pd.DataFrame, collection: Collection) -> list[str]:
         + _setting_caveats(ran)
         + _formula_caveats(ran)
         + _slice_caveats(ran)
+        + _cadence_caveats(ran)
         + [line for r in frame.itertuples() for line in _run_caveats(r)]
     )
 
@@ -190,4 +191,21 @@ def _slice_caveats(ran: pd.DataFrame) -> list[str]:
         f"{MNIST_TRAIN:,}, n_test {n_test:,} of {MNIST_TEST:,}): their accuracies are not "
         "comparable with full-data runs"
         for (n_train, n_test), group in sliced.groupby(["n_train", "n_test"])
+    ]
+
+
+def _cadence_caveats(ran: pd.DataFrame) -> list[str]:
+    """One line per machine whose cells evaluated inside their epochs (``--eval-every``): their
+    epochs were timed in slices, each a call of its own, so their s/epoch carries a per-slice
+    cost the speed tables of runs made without it do not."""
+    found: dict[str, set[str]] = {}
+    for r in ran.itertuples():
+        samples = r.settings.get("eval_every_samples") if isinstance(r.settings, dict) else None
+        if samples:
+            found.setdefault(r.machine_id, set()).add(f"{r.backend} every {samples}")
+    return [
+        f"{machine}: evaluated inside epochs (--eval-every: {', '.join(sorted(names))} "
+        "samples): those epochs were timed slice by slice, so their speed carries a per-slice "
+        "cost; compare speeds with runs made without --eval-every"
+        for machine, names in found.items()
     ]

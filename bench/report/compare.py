@@ -41,7 +41,7 @@ import pandas as pd
 
 from bench.errors import EXIT_FAILED, EXIT_OK, MlpbenchError
 from bench.report.formatting import format_seconds, to_markdown
-from bench.report.tta import TimeToAccuracy, target_of, time_to_accuracy
+from bench.report.tta import TimeToAccuracy, evaluates_inside, target_of, time_to_accuracy
 from bench.results.read import OLDEST, Cell, Collection, as_dict, collect, warm_median
 from bench.stats import (
     FASTER,
@@ -296,7 +296,11 @@ def compare_cell_tta(
     seeds both reached it. A seed BASE reached and NEW did not is a regression (slower); NEW
     reaching where BASE never did is faster. With one seed in common the spread between
     processes is unknown: the point ratio is judged against ``stats.unmeasured_factor``."""
-    times = [{seed: _time_to_target(c, target) for seed, c in side.items()} for side in (base, new)]
+    inside = all(evaluates_inside(_history(c)) for side in (base, new) for c in side.values())
+    times = [
+        {seed: _time_to_target(c, target, inside) for seed, c in side.items()}
+        for side in (base, new)
+    ]
     reached = [{s: t.training_s for s, t in side.items() if t.reached} for side in times]
     goal = 100 * next(iter(times[0].values())).target
     lost = sorted(s for s in reached[0] if s in times[1] and s not in reached[1])
@@ -336,11 +340,16 @@ def compare_cell_tta(
     )
 
 
-def _time_to_target(cell: Cell, target: float | None) -> TimeToAccuracy:
+def _history(cell: Cell) -> list:
+    return as_dict(as_dict(cell.entry).get("extra_info")).get("history") or []
+
+
+def _time_to_target(cell: Cell, target: float | None, inside: bool) -> TimeToAccuracy:
+    """The cell's time to its target; evaluations inside epochs count when ``inside`` (both
+    sides have them: one cadence on both sides)."""
     extra = as_dict(as_dict(cell.entry).get("extra_info"))
-    history = extra.get("history") or []
     goal = target_of(as_dict(extra.get("scenario")), target)
-    return time_to_accuracy(history, goal, extra.get("build_seconds"))
+    return time_to_accuracy(_history(cell), goal, extra.get("build_seconds"), inside)
 
 
 def _no_ratio() -> Ratio:

@@ -5,9 +5,13 @@ The rules are the anchors' (MLPerf Training, AlgoPerf, DAWNBench):
 - **The first passing evaluation**: the training time up to the first evaluation whose test
   accuracy is at least the target; no interpolation between evaluations.
 - **One cadence for every backend, in training samples**: the harness evaluates after every
-  epoch (``n_train`` samples), untimed, on every backend alike, so the evaluation is the epoch
-  (an ``--eval-every`` finer than an epoch is not built yet: the epoch is the unit).
-- **Evaluation untimed** (AlgoPerf): only the epochs' timed training passes count.
+  epoch (``n_train`` samples), untimed, on every backend alike; with ``mlpbench run
+  --eval-every N`` also every N samples inside the epoch (whole batches), on every backend that
+  can train an epoch in slices as it trains it whole (NumPy, CuPy, PyTorch: the epoch is a loop
+  of steps). Keras (``model.fit`` per call) and JAX (its epoch compiled for its length) keep
+  the epoch as their unit, and their settings say so.
+- **Evaluation untimed** (AlgoPerf): only the timed training passes count; inside an epoch the
+  clock stops for each evaluation.
 - **Two clocks, each labelled.** *Training* (MLPerf: initialization untimed) counts the timed
   epochs up to the passing evaluation, the first epoch as a warm one (the run's median warm
   epoch stands in for it, so a framework's first-call compilation is left out). *With start-up*
@@ -42,12 +46,13 @@ from bench.stats import (
 
 @dataclass(frozen=True)
 class TimeToAccuracy:
-    """One run's time to ``target`` (a fraction): the epoch whose evaluation first reached it,
+    """One run's time to ``target`` (a fraction): ``epoch``, the epochs trained when an
+    evaluation first reached it (3.0: at the end of epoch 3; 2.5: half-way through epoch 3),
     seconds on both clocks (NaN when not reached), the best test accuracy seen (a fraction) and
     the epochs run."""
 
     target: float
-    epoch: int | None
+    epoch: float | None
     training_s: float
     with_startup_s: float
     best: float
@@ -60,7 +65,7 @@ class TimeToAccuracy:
     def text(self) -> str:
         """ "12.3 s (epoch 3)" or "not reached in 50 epochs (best 33.69 %)"."""
         if self.reached:
-            return f"{self.training_s:.3g} s (epoch {self.epoch})"
+            return f"{self.training_s:.3g} s (epoch {self.epoch:g})"
         return f"not reached in {self.epochs_run} epochs (best {100 * self.best:.2f} %)"
 
 
@@ -73,27 +78,50 @@ def training_clock(seconds: Sequence[float]) -> list[float]:
 
 
 def time_to_accuracy(
-    history: Sequence[Mapping[str, Any]], target: float, build_s: float | None = None
+    history: Sequence[Mapping[str, Any]],
+    target: float,
+    build_s: float | None = None,
+    inside: bool = True,
 ) -> TimeToAccuracy:
     """``history``: the run's epochs in order (``seconds``: the timed training pass,
-    ``test_accuracy``: a fraction, evaluated after the epoch); ``build_s``: seconds to build
-    before the first epoch (None: not recorded, counted as 0)."""
+    ``test_accuracy``: a fraction, evaluated after the epoch; ``evaluations``, where the run
+    evaluated inside its epochs: each with its ``fraction`` of the epoch, ``seconds`` of timed
+    training so far in the epoch and ``test_accuracy``); ``build_s``: seconds to build before
+    the first epoch (None: not recorded, counted as 0); ``inside``: count the evaluations inside
+    epochs (False: the epoch cadence, as for runs compared with backends that have none). The
+    first evaluation at or above the target counts: on the training clock, the epochs before it
+    plus its seconds so far in its own epoch (inside the cold epoch, its fraction of the
+    samples times the stand-in: the cold epoch's compilation sits in its first slice); with
+    start-up, the build, the epochs before it and its own seconds as timed."""
     seconds = [float(h["seconds"]) for h in history]
-    accuracies = [float(h["test_accuracy"]) for h in history]
-    best = max(accuracies, default=math.nan)
-    passing = next((i for i, a in enumerate(accuracies) if a >= target), None)
+    training = training_clock(seconds)
+    points = [(i, p) for i, h in enumerate(history) for p in _evaluations(h, inside)]
+    best = max((float(p["test_accuracy"]) for _, p in points), default=math.nan)
+    passing = next(((i, p) for i, p in points if float(p["test_accuracy"]) >= target), None)
     if passing is None:
         return TimeToAccuracy(target, None, math.nan, math.nan, best, len(history))
-    training = training_clock(seconds)
-    counted = passing + 1
+    i, point = passing
+    into, fraction = float(point["seconds"]), float(point["fraction"])
+    own = training[i] * fraction if i < COLD_EPOCHS else into
     return TimeToAccuracy(
         target,
-        counted,
-        sum(training[:counted]),
-        (build_s or 0.0) + sum(seconds[:counted]),
+        i + fraction,
+        sum(training[:i]) + own,
+        (build_s or 0.0) + sum(seconds[:i]) + into,
         best,
         len(history),
     )
+
+
+def _evaluations(epoch: Mapping[str, Any], inside: bool) -> list[Mapping[str, Any]]:
+    """An epoch's evaluations in order: those inside it (when ``inside``), then its end."""
+    end = {"fraction": 1.0, "seconds": epoch["seconds"], "test_accuracy": epoch["test_accuracy"]}
+    return [*((epoch.get("evaluations") or ()) if inside else ()), end]
+
+
+def evaluates_inside(history: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a run evaluated inside its epochs (``--eval-every`` on a backend that can)."""
+    return any(h.get("evaluations") for h in history)
 
 
 # --- per cell, over seeds --------------------------------------------------------------------
@@ -133,9 +161,16 @@ def run_times(
     runs: pd.DataFrame, override: float | None = None
 ) -> dict[tuple, dict[int, TimeToAccuracy]]:
     """(machine, scenario, backend) → seed → the run's time to accuracy, for runs that finished
-    (complete histories; skipped and failed runs have none)."""
+    (complete histories; skipped and failed runs have none), at one cadence per machine ×
+    scenario (inside epochs only where every run there evaluated inside them)."""
     found: dict[tuple, dict[int, TimeToAccuracy]] = {}
     ok = runs[runs["status"] == "ok"]
+    # one cadence per machine × scenario: evaluations inside epochs count only where every run
+    # compared there has them (else a backend that evaluates per epoch would lose by cadence)
+    inside = {
+        key: all(isinstance(h, list) and evaluates_inside(h) for h in group["history"])
+        for key, group in ok.groupby(["machine_id", "scenario"], sort=False)
+    }
     for row in ok.itertuples(index=False):
         if not row.history:
             continue
@@ -143,7 +178,8 @@ def run_times(
         build = None if pd.isna(row.build_s) else float(row.build_s)
         seed = -1 if pd.isna(row.seed) else int(row.seed)
         key = (row.machine_id, row.scenario, row.backend)
-        found.setdefault(key, {})[seed] = time_to_accuracy(row.history, target, build)
+        cadence = inside[(row.machine_id, row.scenario)]
+        found.setdefault(key, {})[seed] = time_to_accuracy(row.history, target, build, cadence)
     return found
 
 
@@ -184,7 +220,7 @@ def tta_frame(runs: pd.DataFrame, override: float | None = None) -> pd.DataFrame
                 "with_startup_ci95_low": startup.low if startup else math.nan,
                 "with_startup_ci95_high": startup.high if startup else math.nan,
                 "epochs_to_target": (
-                    statistics.median(t.epoch for t in reached.values() if t.epoch)
+                    statistics.median(t.epoch for t in reached.values() if t.epoch is not None)
                     if reached
                     else math.nan
                 ),
@@ -209,7 +245,7 @@ def _cell_text(
     if len(reached) < n:
         return f"reached in {len(reached)} of {n} seeds"
     epochs = sorted({t.epoch for t in reached.values()})
-    when = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
+    when = f"epoch {epochs[0]:g}" if len(epochs) == 1 else f"epochs {epochs[0]:g}–{epochs[-1]:g}"
     if n >= 2 and not math.isnan(training.low):
         return f"{training.mean:.3g} s [{training.low:.3g}, {training.high:.3g}] ({when})"
     return f"{training.mean:.3g} s ({when})"
@@ -220,7 +256,9 @@ def _cell_text(
 LEGEND = (
     "Time to accuracy: training time until the first evaluation whose test accuracy reached the "
     "target (no interpolation between evaluations); the harness evaluates after every epoch, "
-    "untimed, on every backend alike, so the epoch is the unit. *Training*: the timed epochs up "
+    "untimed, on every backend alike (with `--eval-every N` also every N samples on the "
+    "backends that can evaluate inside an epoch; their settings record the cadence; epoch "
+    "2.5 = half-way through the third). *Training*: the timed epochs up "
     "to it, the first counted as a warm one (compilation and start-up untimed, as MLPerf leaves "
     "initialization untimed); *with start-up*: the build and every epoch as timed, compilation "
     "included (as AlgoPerf counts it). Mean over seeds [95 % interval] when every seed reached "

@@ -26,6 +26,11 @@ class EpochRecord:
     # the backend measures them (CUDA events around each step)
     device_step_median_s: float | None = None
     device_step_iqr_s: float | None = None
+    # evaluations inside the epoch (``mlpbench run --eval-every``), untimed, in order: each
+    # {"samples": trained so far in this epoch, "fraction": of the epoch, "seconds": timed
+    # training seconds so far in this epoch, "test_loss", "test_accuracy"}; the end of the
+    # epoch is the record itself
+    evaluations: tuple[dict[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

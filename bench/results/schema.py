@@ -38,6 +38,22 @@ NON_NEGATIVE_INT: Check = (
     lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "a non-negative integer",
 )
+
+
+def _evaluations(v: Any) -> bool:
+    """An epoch's evaluations inside it (``--eval-every``): a list of objects with a fraction in
+    (0, 1], non-negative seconds and a numeric test accuracy."""
+    return isinstance(v, list) and all(
+        isinstance(e, dict)
+        and _number(e.get("fraction"))
+        and 0 < e["fraction"] <= 1
+        and _number(e.get("seconds"))
+        and e["seconds"] >= 0
+        and _number(e.get("test_accuracy"))
+        for e in v
+    )
+
+
 TEXT: Check = (lambda v: isinstance(v, str), "text")
 BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
 OBJECT: Check = (lambda v: isinstance(v, dict), "an object")
@@ -56,10 +72,13 @@ HISTORY: Check = (
             and _number(h.get("test_accuracy"))
             and _positive_int(h.get("epoch", 1))
             and all(_number(h[k]) for k in ("train_loss", "train_accuracy", "test_loss") if k in h)
+            and _evaluations(h.get("evaluations", []))
             for h in v
         )
     ),
-    "epochs with positive seconds, whole epoch numbers and numeric losses and accuracies",
+    "epochs with positive seconds, whole epoch numbers and numeric losses and accuracies "
+    "(evaluations inside an epoch: each with a fraction in (0, 1], seconds ≥ 0 and a test "
+    "accuracy)",
 )
 NUMBERS_BY_NAME: Check = (
     lambda v: isinstance(v, dict) and all(map(_positive, v.values())),
