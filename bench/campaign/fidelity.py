@@ -25,6 +25,7 @@ import math
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,11 +114,13 @@ class Plain:
     def __init__(self, backend: str, request: FidelityRequest) -> None:
         argv = [sys.executable, "-m", *plain_script(backend), "--data", str(SHIPPED_PATH)]
         self.backend, self.seconds, self.accuracy = backend, [], math.nan
+        # a file, not a pipe: a framework's chatter on stderr must never fill a pipe and stall it
+        self.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [*argv, *_common_args(request), "--lockstep"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
             start_new_session=True,
         )
@@ -131,7 +134,8 @@ class Plain:
                 if key in message:
                     return message
         self.proc.wait()
-        tail = (self.proc.stderr.read().strip().splitlines() or ["(no stderr)"])[-1]
+        self.stderr.seek(0)
+        tail = (self.stderr.read().strip().splitlines() or ["(no stderr)"])[-1]
         raise ConfigError(
             f"fidelity: {self.backend}'s plain script ended before its {key!r} line "
             f"(exit {self.proc.returncode}): {tail}"
@@ -152,6 +156,7 @@ class Plain:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.stderr.close()
 
 
 def lockstep_round(backend: str, request: FidelityRequest, round_: int) -> dict[str, Side]:
