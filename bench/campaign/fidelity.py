@@ -180,6 +180,11 @@ def lockstep_round(backend: str, request: FidelityRequest, round_: int) -> dict[
                     if not worker.waiting:
                         raise ConfigError(f"fidelity: {backend}'s harness cell: {_why(worker)}")
         plain.finish()
+    except BaseException:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait()
+        raise
     finally:
         if plain is not None:
             plain.stop()
