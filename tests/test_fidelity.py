@@ -76,21 +76,46 @@ def test_the_table_shows_both_sides_the_ratio_and_the_verdict() -> None:
 
 
 def test_numpy_end_to_end(tmp_path) -> None:
+    """Two lockstep rounds of three epochs: harness / plain is, per round, the Hodges–Lehmann
+    location of its two warm epochs' log ratios (for two values, their mean), the geometric
+    mean over rounds — computed here from the recorded seconds."""
     out = tmp_path / "fidelity.json"
-    args = ["fidelity", "-b", "numpy", "--rounds", "2", "--epochs", "2"]
+    args = ["fidelity", "-b", "numpy", "--rounds", "2", "--epochs", "3"]
     done = run_mlpbench([*args, "--n-train", "2048", "--n-test", "500", "--out", str(out)])
     assert done.returncode == 0, done.stderr
     (entry,) = json.loads(out.read_text())["backends"]
     assert entry["backend"] == "numpy" and len(entry["rounds"]) == 2
+    assert entry["design"] == "lockstep"
+    per_round = []
     for r in entry["rounds"]:
         for name in ("harness", "plain"):
-            assert len(r[name]["seconds"]) == 2 and r[name]["median"] == r[name]["seconds"][1]
+            assert len(r[name]["seconds"]) == 3
             assert 0.7 < r[name]["accuracy"] <= 1.0  # both sides really trained
-    logs = [math.log(r["harness"]["median"] / r["plain"]["median"]) for r in entry["rounds"]]
-    assert entry["ratio"]["value"] == pytest.approx(math.exp(statistics.fmean(logs)))
+        h, p = r["harness"]["seconds"][1:], r["plain"]["seconds"][1:]
+        per_round.append(statistics.fmean(math.log(a / b) for a, b in zip(h, p, strict=True)))
+    assert entry["ratio"]["value"] == pytest.approx(math.exp(statistics.fmean(per_round)))
     assert entry["ratio"]["low"] < entry["ratio"]["value"] < entry["ratio"]["high"]
     assert (tmp_path / "fidelity.md").read_text().count("| numpy") == 1
+    assert "in turn, a fresh random order each epoch" in (tmp_path / "fidelity.md").read_text()
     assert "| numpy" in done.stdout
+
+
+def test_a_plain_script_in_lockstep_waits_for_each_epoch(tmp_path) -> None:
+    """``--lockstep``: ready first, then one epoch per ``epoch`` line; ``stop`` ends it."""
+    import subprocess
+    import sys
+
+    from bench.data import SHIPPED_PATH
+
+    argv = [sys.executable, "-m", "backends.plain.numpy_plain", "--data", str(SHIPPED_PATH),
+            "--epochs", "3", "--n-train", "256", "--n-test", "100", "--lockstep"]  # fmt: skip
+    done = subprocess.run(argv, input="epoch\nstop\n", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0] == {"ready": True} and [x["epoch"] for x in lines[1:]] == [1]
+    done = subprocess.run(argv, input="epoch\n" * 3, capture_output=True, text=True, timeout=120)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [x.get("epoch") for x in lines[1:4]] == [1, 2, 3] and "test_accuracy" in lines[4]
 
 
 def test_bad_requests_are_one_line_errors(tmp_path) -> None:

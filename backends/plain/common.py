@@ -9,12 +9,19 @@ Output contract (stdout, one JSON object per line): ``{"epoch": i, "seconds": s}
 epoch i = 1..``--epochs``, where s is the wall time of the training loop over that epoch's
 batches (shuffle, batching, forward, backward, update, the epoch's loss and accuracy; no
 evaluation), then ``{"test_accuracy": a}`` (fraction in [0, 1]). Nothing else goes to stdout.
+
+``--lockstep`` (``mlpbench fidelity``'s design: the script and the harness's cell take turns,
+epoch by epoch): the script calls ``next_epoch(args)`` before each epoch's clock starts; the
+first call says ``{"ready": true}`` (data loaded, model built), and every call blocks until the
+parent writes ``epoch`` on stdin. Without the flag it returns at once: the script's own code is
+the same either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +51,11 @@ def parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--n-train", type=int, default=None, help="first N training rows")
     parser.add_argument("--n-test", type=int, default=None, help="first N test rows")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="wait for 'epoch' on stdin before each epoch (mlpbench fidelity)",
+    )
     return parser
 
 
@@ -62,3 +74,19 @@ def load(args: argparse.Namespace) -> Mnist:
 def emit(**fields: float) -> None:
     """One output line."""
     print(json.dumps(fields), flush=True)
+
+
+_told_ready = False
+
+
+def next_epoch(args: argparse.Namespace) -> None:
+    """Before an epoch's clock starts: with ``--lockstep``, say ready (the first time) and wait
+    for the parent's ``epoch``; anything else on stdin (``stop``, its end) ends the script."""
+    global _told_ready
+    if not args.lockstep:
+        return
+    if not _told_ready:
+        emit(ready=True)
+        _told_ready = True
+    if sys.stdin.readline().strip() != "epoch":
+        raise SystemExit(0)

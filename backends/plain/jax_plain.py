@@ -54,6 +54,7 @@ def train_step(params: list, opt_state: tuple, sums: tuple, x: jax.Array, y: jax
 
 
 for epoch in range(1, args.epochs + 1):
+    common.next_epoch(args)
     start = time.perf_counter()
     sums = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
     perm = rng.permutation(len(data.x_train))

@@ -38,6 +38,7 @@ class EpochTimes(keras.callbacks.Callback):
     """Each epoch's wall time, from its begin to its end callback."""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        common.next_epoch(args)
         self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

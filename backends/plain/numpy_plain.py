@@ -46,6 +46,7 @@ def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 for epoch in range(1, args.epochs + 1):
+    common.next_epoch(args)
     start = time.perf_counter()
     total_loss, correct = xp.zeros((), xp.float64), xp.zeros((), xp.int64)
     perm = xp.random.permutation(len(data.x_train))

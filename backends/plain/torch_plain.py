@@ -24,6 +24,7 @@ optimizer = torch.optim.Adam(
 loss_fn = nn.CrossEntropyLoss()
 
 for epoch in range(1, args.epochs + 1):
+    common.next_epoch(args)
     start = time.perf_counter()
     model.train()
     total_loss, correct = 0.0, 0

@@ -1,12 +1,15 @@
 """``mlpbench fidelity -b BACKEND``: the harness's warm epoch against the framework's own idiom.
 
 The shipped division promises each framework as its users run it. This checks the promise in
-both directions: per round, the backend's ``baseline`` cell as ``mlpbench run`` trains it (its
-own process) and the backend's plain script (``PLAIN_SCRIPT`` on its class: the same recipe
-written as the framework's users write it, ``backends.plain``) run one after the other — the
-order alternating round by round, so a drift through the run weighs on both sides alike — each
-in a fresh process on the same data. Each side's round speed is the median of its warm epochs
-(``bench.stats``); harness / plain is paired by round with its t interval on the log scale.
+both directions, in lockstep (the design ``mlpbench run`` uses, ``bench.campaign.lockstep``):
+per round, the backend's ``baseline`` cell as the harness trains it (its own worker process)
+and the backend's plain script (``PLAIN_SCRIPT`` on its class: the same recipe written as the
+framework's users write it, ``backends.plain``, run with ``--lockstep``) are started side by
+side, each loads and builds, and then they train their epochs in turn — a fresh random order
+for every epoch — so each pair of epochs met the same machine seconds apart. harness / plain is
+the one ratio rule (``bench.stats.speed_ratio``: each round's Hodges–Lehmann location of its
+per-epoch log ratios, the geometric mean over rounds with its t interval, the round a random
+effect; the rounds are fresh processes, so a state that holds a whole process still shows).
 
 Verdict (``verdict``): "within ±5 %" when the whole interval lies in [1 − BAND, 1 + BAND];
 "harness cheaper" / "harness dearer" when the interval excludes 1 and the estimate lies outside
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
 import tempfile
@@ -28,13 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import scenarios
 from bench import registry
+from bench.campaign.command import backend_options
+from bench.campaign.lockstep import DESIGN, finish, start_worker, train_epoch
 from bench.campaign.machine import machine_id
+from bench.cell.spec import CellSpec
 from bench.data import SHIPPED_PATH
 from bench.errors import ConfigError
-from bench.results.read import warm_median
+from bench.results.record import Result
 from bench.results.write import check_writable
-from bench.stats import CONFIDENCE, Ratio, paired_ratio, round_median, warm_epochs
+from bench.stats import CONFIDENCE, Ratio, round_median, speed_ratio, warm_epochs
 
 #: The harness may differ from its framework's plain script by this fraction either way.
 BAND = 0.05
@@ -91,53 +99,120 @@ def _common_args(request: FidelityRequest) -> list[str]:
     return argv
 
 
-def _run(argv: list[str], what: str) -> str:
-    """stdout of ``argv``; ConfigError naming ``what`` with the end of its stderr on failure."""
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=SIDE_TIMEOUT_S, check=False
+def harness_cell(backend: str, request: FidelityRequest, round_: int) -> CellSpec:
+    """The backend's ``baseline`` cell as ``mlpbench run`` would train it, with ``request``'s
+    epochs, data slice and harness options; seed = round. ConfigError for a bad option."""
+    scenario = scenarios.get(SCENARIO).with_overrides(epochs=request.epochs, seed=round_)
+    options = backend_options([backend], request.options, {})[backend]
+    return CellSpec(backend, scenario, options, None, request.n_train, request.n_test, round_)
+
+
+class Plain:
+    """The backend's plain script, started with ``--lockstep``: it loads, builds, says ready and
+    trains an epoch per ``epoch`` line, reporting each (``backends/plain/common.py``)."""
+
+    def __init__(self, backend: str, request: FidelityRequest) -> None:
+        argv = [sys.executable, "-m", *plain_script(backend), "--data", str(SHIPPED_PATH)]
+        self.backend, self.seconds, self.accuracy = backend, [], math.nan
+        # a file, not a pipe: a framework's chatter on stderr must never fill a pipe and stall it
+        self.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [*argv, *_common_args(request), "--lockstep"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise ConfigError(f"fidelity: {what} ran past {SIDE_TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
-        raise ConfigError(f"fidelity: {what} failed (exit {done.returncode}): {tail}")
-    return done.stdout
+        self._read_until("ready")
 
-
-def harness_side(backend: str, request: FidelityRequest, tmp: Path) -> Side:
-    """One ``mlpbench run -b BACKEND -s baseline --rounds 1`` (its cell in its own process)."""
-    out = tmp / f"{backend}.json"
-    argv = [sys.executable, "-m", "bench", "run", "-b", backend, "-s", SCENARIO, "--rounds", "1"]
-    argv += [x for option in request.options for x in ("-O", option)]
-    _run([*argv, *_common_args(request), "--out", str(out), "--no-tables"], f"{backend} harness")
-    (entry,) = json.loads(out.read_text(encoding="utf-8"))["benchmarks"]
-    extra = entry["extra_info"]
-    if warm_median(entry) is None or not extra.get("complete"):
-        raise ConfigError(f"fidelity: {backend}'s harness cell did not finish a warm epoch")
-    seconds = [h["seconds"] for h in extra["history"]]
-    return Side(seconds, float(extra["test_accuracy"]), extra.get("settings", {}))
-
-
-def plain_side(backend: str, request: FidelityRequest) -> Side:
-    """One run of the backend's plain script on the shipped data."""
-    argv = [sys.executable, "-m", *plain_script(backend), "--data", str(SHIPPED_PATH)]
-    stdout = _run([*argv, *_common_args(request)], f"{backend}'s plain script")
-    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    seconds = [float(x["seconds"]) for x in lines if "seconds" in x]
-    accuracy = next((float(x["test_accuracy"]) for x in lines if "test_accuracy" in x), math.nan)
-    if len(seconds) != request.epochs:
+    def _read_until(self, key: str) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                message = json.loads(line)
+                if key in message:
+                    return message
+        self.proc.wait()
+        self.stderr.seek(0)
+        tail = (self.stderr.read().strip().splitlines() or ["(no stderr)"])[-1]
         raise ConfigError(
-            f"fidelity: {backend}'s plain script reported {len(seconds)} epochs of "
-            f"{request.epochs} (see backends/plain/common.py for its output contract)"
+            f"fidelity: {self.backend}'s plain script ended before its {key!r} line "
+            f"(exit {self.proc.returncode}): {tail}"
         )
-    return Side(seconds, accuracy, {"script": " ".join(plain_script(backend))})
+
+    def train_epoch(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        self.seconds.append(float(self._read_until("epoch")["seconds"]))
+
+    def finish(self) -> None:
+        """Its test accuracy, once its epochs are done (the script evaluates and exits)."""
+        self.accuracy = float(self._read_until("test_accuracy")["test_accuracy"])
+        self.proc.wait(timeout=SIDE_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+def lockstep_round(backend: str, request: FidelityRequest, round_: int) -> dict[str, Side]:
+    """One round: both sides started, then their epochs in turn, each epoch in a fresh random
+    order (drawn from the round and epoch); each side's ``Side``."""
+    cell = harness_cell(backend, request, round_)
+    worker = start_worker(cell, sys.executable)
+    plain: Plain | None = None
+    try:
+        if worker.read_until(("ready",), None) != "ready":
+            raise ConfigError(f"fidelity: {backend}'s harness cell did not start: {_why(worker)}")
+        plain = Plain(backend, request)
+        for epoch in range(1, request.epochs + 1):
+            order = ["harness", "plain"]
+            random.Random(f"fidelity:{backend}:{round_}:{epoch}").shuffle(order)
+            for side in order:
+                if side == "plain":
+                    plain.train_epoch()
+                else:
+                    train_epoch(worker, [worker], None)
+                    if not worker.waiting:
+                        raise ConfigError(f"fidelity: {backend}'s harness cell: {_why(worker)}")
+        plain.finish()
+    except BaseException:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait()
+        raise
+    finally:
+        if plain is not None:
+            plain.stop()
+    results: list[Result] = []
+    finish([worker], lambda _cell, result: results.append(result), None, interrupted=False)
+    (result,) = results
+    if not result.complete or not result.history:
+        raise ConfigError(f"fidelity: {backend}'s harness cell did not finish: {result.failed}")
+    harness = Side(
+        [r.seconds for r in result.history],
+        float(result.history[-1].test_accuracy),
+        dict(result.settings or {}),
+    )
+    script = {"script": " ".join(plain_script(backend)), "design": DESIGN}
+    return {"harness": harness, "plain": Side(plain.seconds, plain.accuracy, script)}
+
+
+def _why(worker: Any) -> str:
+    return str(worker.outcome.get("failed", {}).get("reason", "it stopped"))
+
+
+NOT_SETTLED_ONE = "not settled (one round)"
 
 
 def verdict(r: Ratio, band: float = BAND) -> str:
     """The two-sided reading of harness / plain (module docstring)."""
     if not r.testable or math.isnan(r.low):
-        return "not settled (one round)"
+        return NOT_SETTLED_ONE
     if 1 - band <= r.low and r.high <= 1 + band:
         return f"within ±{100 * band:.0f} %"
     if r.high < 1 and r.value < 1 - band:
@@ -147,27 +222,23 @@ def verdict(r: Ratio, band: float = BAND) -> str:
     return f"not settled (interval reaches outside ±{100 * band:.0f} %)"
 
 
-def check_backend(backend: str, request: FidelityRequest, tmp: Path) -> dict[str, Any]:
-    """Every round of one backend, alternating which side goes first; its JSON entry."""
+def check_backend(backend: str, request: FidelityRequest) -> dict[str, Any]:
+    """Every round of one backend in lockstep; its JSON entry."""
     rounds: list[dict[str, Any]] = []
     for r in range(request.rounds):
-        sides: dict[str, Side] = {}
-        for name in ("harness", "plain") if r % 2 == 0 else ("plain", "harness"):
-            started = time.perf_counter()
-            sides[name] = (
-                harness_side(backend, request, tmp)
-                if name == "harness"
-                else plain_side(backend, request)
-            )
-            print(
-                f"fidelity: {backend} round {r + 1}/{request.rounds} {name}: "
-                f"{sides[name].median:.3f} s/epoch warm ({time.perf_counter() - started:.0f} s)",
-                flush=True,
-            )
+        started = time.perf_counter()
+        sides = lockstep_round(backend, request, r)
+        print(
+            f"fidelity: {backend} round {r + 1}/{request.rounds}: harness "
+            f"{sides['harness'].median:.3f} s/epoch, plain {sides['plain'].median:.3f} s/epoch "
+            f"warm ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
         rounds.append({name: vars(side) | {"median": side.median} for name, side in sides.items()})
-    ratio = paired_ratio(
-        {i: x["harness"]["median"] for i, x in enumerate(rounds)},
-        {i: x["plain"]["median"] for i, x in enumerate(rounds)},
+    ratio, levels = speed_ratio(
+        {i: warm_epochs(x["harness"]["seconds"]) for i, x in enumerate(rounds)},
+        {i: warm_epochs(x["plain"]["seconds"]) for i, x in enumerate(rounds)},
+        lockstep=True,
     )
     return {
         "backend": backend,
@@ -175,11 +246,13 @@ def check_backend(backend: str, request: FidelityRequest, tmp: Path) -> dict[str
         "epochs": request.epochs,
         "n_train": request.n_train,
         "harness_options": list(request.options),
+        "design": DESIGN,
         "rounds": rounds,
         "ratio": {"value": ratio.value, "low": ratio.low, "high": ratio.high},
+        "ratio_level": levels.dominant if levels else None,
         "confidence": CONFIDENCE,
         "band": BAND,
-        "verdict": verdict(ratio),
+        "verdict": verdict(ratio) if levels is None or levels.rounds >= 2 else NOT_SETTLED_ONE,
     }
 
 
@@ -215,10 +288,7 @@ def run_fidelity(request: FidelityRequest) -> Path:
             raise ConfigError(f"fidelity: backend {name!r} cannot run here: {reason}")
     check_writable(request.out)
     merged(request.out, [])  # a file of another kind at --out fails now, not after the rounds
-    entries = []
-    with tempfile.TemporaryDirectory(prefix="mlpbench-fidelity-") as tmp:
-        for name in request.backends:
-            entries.append(check_backend(name, request, Path(tmp)))
+    entries = [check_backend(name, request) for name in request.backends]
     doc = merged(request.out, entries)
     request.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return request.out

@@ -121,22 +121,23 @@ class Lockstep:
         workers: list[Worker] = []
         try:
             for cell in group:  # one at a time: loading and building do not overlap
-                worker = _start(cell, self.python(cell))
+                worker = start_worker(cell, self.python(cell))
                 workers.append(worker)
                 worker.read_until(("ready",), on_epoch)
             for epoch in range(1, max(c.scenario.epochs for c in group) + 1):
                 for worker in epoch_order(workers, self.order_seed, group[0], epoch):
                     if worker.waiting and epoch <= worker.cell.scenario.epochs:
-                        _train_epoch(worker, workers, on_epoch)
+                        train_epoch(worker, workers, on_epoch)
         except KeyboardInterrupt:
             for worker in workers:
                 _interrupt(worker)
-            _finish(workers, done, on_epoch, interrupted=True)
+            finish(workers, done, on_epoch, interrupted=True)
             raise
-        _finish(workers, done, on_epoch, interrupted=False)
+        finish(workers, done, on_epoch, interrupted=False)
 
 
-def _start(cell: CellSpec, python: str) -> Worker:
+def start_worker(cell: CellSpec, python: str) -> Worker:
+    """``cell``'s worker process in lockstep mode (it loads, builds, says ``ready`` and waits)."""
     proc = subprocess.Popen(
         [python, "-m", "bench.cell.worker"],
         stdin=subprocess.PIPE,
@@ -149,7 +150,7 @@ def _start(cell: CellSpec, python: str) -> Worker:
     return worker
 
 
-def _train_epoch(worker: Worker, group: list[Worker], on_epoch: EpochCallback | None) -> None:
+def train_epoch(worker: Worker, group: list[Worker], on_epoch: EpochCallback | None) -> None:
     """Tell ``worker`` to train one epoch and wait for it; add what every other process used
     meanwhile to the worker's ``cpu`` tally."""
     others = [w.proc.pid for w in group if w is not worker]
@@ -161,7 +162,7 @@ def _train_epoch(worker: Worker, group: list[Worker], on_epoch: EpochCallback | 
         worker.cpu[key] = worker.cpu.get(key, 0.0) + value
 
 
-def _finish(
+def finish(
     workers: list[Worker], done: DoneCallback, on_epoch: EpochCallback | None, interrupted: bool
 ) -> None:
     """Tell every worker to stop, collect its result, reap it and report it."""

@@ -62,11 +62,7 @@ def fidelity_markdown(doc: dict[str, Any]) -> str:
             f"scenario `{first.get('scenario', 'baseline')}`, {first.get('epochs', '?')} epochs "
             f"per process (the first one cold, not compared).",
             "",
-            "Per round, the backend's cell as `mlpbench run` trains it and its plain script (the "
-            "same recipe as the framework's users write it) each run in a fresh process, their "
-            "order alternating round by round. harness / plain is the ratio of their median "
-            f"warm epochs, paired by round, with its {confidence:.0f} % interval; below 1 the "
-            f"harness is cheaper than users' code. The check is two-sided: ±{band:.0f} %.",
+            _design(first, confidence, band),
             "",
             to_markdown(fidelity_frame(doc), align="left") if entries else "(no backend checked)",
             "",
@@ -82,3 +78,28 @@ def write_fidelity(json_path: Path) -> Path:
     out = Path(json_path).with_suffix(".md")
     out.write_text(fidelity_markdown(doc), encoding="utf-8")
     return out
+
+
+def _design(entry: dict[str, Any], confidence: float, band: float) -> str:
+    """How the file's rounds were measured, in words (files made before the lockstep design
+    ran each side as a whole process, the order alternating round by round)."""
+    if entry.get("design") == "lockstep":
+        how = (
+            "Per round, the backend's cell as `mlpbench run` trains it (a harness worker) and "
+            "its plain script (the same recipe as the framework's users write it, run with "
+            "`--lockstep`) start side by side in fresh processes, then train their epochs in "
+            "turn, a fresh random order each epoch, seconds apart. harness / plain: each "
+            "round's Hodges–Lehmann location of its per-epoch log ratios, the geometric mean "
+            f"over rounds with its {confidence:.0f} % interval (the round a random effect)"
+        )
+    else:
+        how = (
+            "Per round, the backend's cell as `mlpbench run` trains it and its plain script (the "
+            "same recipe as the framework's users write it) each run in a fresh process, their "
+            "order alternating round by round. harness / plain is the ratio of their median "
+            f"warm epochs, paired by round, with its {confidence:.0f} % interval"
+        )
+    return (
+        f"{how}; below 1 the harness is cheaper than users' code. The check is two-sided: "
+        f"±{band:.0f} %."
+    )
