@@ -91,6 +91,7 @@ def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
     fig.add_layout(fig.legend[0], "above")
     fig.yaxis.major_label_text_font_size = "11px"
     fig.yaxis.group_text_font_size = "11px"
+    fig.yaxis.group_label_orientation = "horizontal"  # a short group's name stays legible
     return fig
 
 

@@ -276,7 +276,7 @@ def _answer(
         f"{scenario}: no backend reached {group['target_pct'].iloc[0]:g} % "
         f"(best {group['best_pct'].max():.2f} %)"
         for scenario, group in times.groupby("scenario", sort=False)
-        if (group["reached_seeds"] == 0).all()
+        if scenario in compared and (group["reached_seeds"] == 0).all()
     ]
     return {
         "speed": figures.add(
