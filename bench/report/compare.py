@@ -263,6 +263,21 @@ def compare_cell(
     else:
         estimate = Ratio(means[1] / means[0], math.nan, math.nan, 0, math.nan, False)
         verdict = "not testable (cold epoch or median only)"
+    return _row(key, means, estimate, verdict, basis, (base, new), factor, alpha)
+
+
+def _row(
+    key: MatchKey,
+    means: list[float],
+    estimate: Ratio,
+    verdict: str,
+    basis: str,
+    sides: tuple[dict[int, Cell], dict[int, Cell]],
+    factor: float,
+    alpha: float,
+) -> Row:
+    """A compared cell's row: the gate's power only where it judged over rounds."""
+    base, new = sides
     return Row(
         key,
         means[0],
@@ -327,17 +342,7 @@ def compare_cell_tta(
         )
     else:
         verdict = gate_verdict(estimate, factor)
-    return Row(
-        key,
-        means[0],
-        means[1],
-        estimate,
-        verdict,
-        power(estimate, factor, 1 - alpha) if basis == "rounds" else math.nan,
-        accuracy_change(base, new),
-        (len(base), len(new)),
-        basis,
-    )
+    return _row(key, means, estimate, verdict, basis, (base, new), factor, alpha)
 
 
 def _history(cell: Cell) -> list:
