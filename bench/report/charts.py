@@ -86,9 +86,10 @@ def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
     fig.add_tools(
         HoverTool(tooltips=[("backend", "@backend"), ("scenario", "@scenario"), ("", "@note")])
     )
-    fig.legend.orientation = "horizontal"
-    fig.legend.label_text_font_size = "11px"
-    fig.add_layout(fig.legend[0], "above")
+    if fig.legend:  # none when no row had a value to draw
+        fig.legend.orientation = "horizontal"
+        fig.legend.label_text_font_size = "11px"
+        fig.add_layout(fig.legend[0], "above")
     fig.yaxis.major_label_text_font_size = "11px"
     fig.yaxis.group_text_font_size = "11px"
     fig.yaxis.group_label_orientation = "horizontal"  # a short group's name stays legible

@@ -25,6 +25,7 @@ import pandas as pd
 from bench.report.answer import answer_lines
 from bench.report.caveats import caveats
 from bench.report.charts import (
+    DIVISIONS,
     accuracy_against_time,
     epoch_times,
     forest,
@@ -35,6 +36,7 @@ from bench.report.charts import (
 from bench.report.charts import ladder as ladder_chart
 from bench.report.facts import machine_facts_table
 from bench.report.formatting import format_seconds, ratio_text
+from bench.report.frame import division_of
 from bench.report.ladder import ladder_frame
 from bench.report.pareto import LEGEND as PARETO_LEGEND
 from bench.report.pareto import front_lines, pareto_frame
@@ -305,7 +307,10 @@ def _forest_rows(frame: pd.DataFrame, column: str, cells: pd.DataFrame) -> pd.Da
     accuracy = {
         (r.scenario, r.backend): _accuracy(pd.Series(r._asdict())) for r in cells.itertuples()
     }
-    shown = frame[frame[column].notna() & ~frame["backend"].isin([REFERENCE, TUNED_REFERENCE])]
+    drawn = frame["backend"].map(lambda b: division_of(b) in DIVISIONS)
+    shown = frame[
+        frame[column].notna() & drawn & ~frame["backend"].isin([REFERENCE, TUNED_REFERENCE])
+    ]
     return pd.DataFrame(
         {
             "scenario": shown["scenario"],
