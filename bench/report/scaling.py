@@ -99,7 +99,12 @@ def points_frame(runs: pd.DataFrame, machines: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for r in runs[(runs["status"] == "ok") & has_warm(runs)].itertuples():
         recipe = as_dict(r.recipe)
-        sweep = [tuple(p) for p in recipe.get("sweep") or []]
+        given = recipe.get("sweep")
+        sweep = [
+            tuple(p)
+            for p in (given if isinstance(given, list) else [])
+            if isinstance(p, (list, tuple)) and len(p) == 2  # a malformed point is no point
+        ]
         if not sweep:
             continue
         fixed = dict(sweep)

@@ -80,6 +80,10 @@ HISTORY: Check = (
     "(evaluations inside an epoch: each with a fraction in (0, 1], seconds ≥ 0 and a test "
     "accuracy)",
 )
+OBJECTS_OR_PAIRS: Check = (
+    lambda v: isinstance(v, list) and all(isinstance(p, list) and len(p) == 2 for p in v),
+    "a list of [name, value] pairs",
+)
 NUMBERS_BY_NAME: Check = (
     lambda v: isinstance(v, dict) and all(map(_positive, v.values())),
     "an object of positive numbers",
@@ -116,6 +120,12 @@ ENTRY: list[tuple[tuple[str, ...], Check, bool]] = [
     (("extra_info", "peak_rss_bytes"), POSITIVE_INT, False),
     (("extra_info", "settings", "epochs"), POSITIVE_INT, False),
     (("extra_info", "settings", "dtype"), TEXT, False),
+    (("extra_info", "round"), NON_NEGATIVE_INT, False),
+    (("extra_info", "position"), NON_NEGATIVE_INT, False),
+    (("extra_info", "design"), TEXT, False),
+    (("extra_info", "division"), TEXT, False),
+    (("extra_info", "conditions"), OBJECT, False),
+    (("extra_info", "scenario", "sweep"), OBJECTS_OR_PAIRS, False),
     (("stats",), OBJECT, True),
     (("stats", "data"), POSITIVES, False),
     (("stats", "median"), POSITIVE, False),
