@@ -32,6 +32,18 @@ def palette(backends: list[str]) -> dict[str, str]:
     return {**colour, **{str(b): colour[base_of(b)] for b in backends}}
 
 
+def detail_figure(**axes: Any) -> Any:
+    """A detail chart's figure, the same frame for every one: 260 px tall unless ``height`` is
+    given, the page's width, pan / zoom / reset / save; ``axes``: its axis labels, types, ranges."""
+    from bokeh.plotting import figure
+
+    return figure(
+        **{"height": 260, **axes},
+        sizing_mode="stretch_width",
+        tools="pan,wheel_zoom,reset,save",
+    )
+
+
 def forest(rows: pd.DataFrame, x_label: str, width: int, height: int) -> Any:
     """``rows``: scenario, backend (a tuned one named ``backend (tuned)``), value, low, high,
     note (hover text). One factor per scenario × base backend, top to bottom in ``rows``' order;
@@ -100,14 +112,10 @@ def pareto(group: pd.DataFrame, colour: dict[str, str]) -> Any:
     """One scenario of ``pareto.pareto_frame``: accuracy against time with both intervals;
     points on the front drawn larger and named."""
     from bokeh.models import ColumnDataSource, HoverTool, LabelSet
-    from bokeh.plotting import figure
 
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
+    fig = detail_figure(
         x_axis_label=f"{group['clock'].iloc[0]}, s",
         y_axis_label="final test accuracy %",
-        tools="pan,wheel_zoom,reset,save",
     )
     shown = group[group["seconds"].notna()]
     data = {
@@ -158,14 +166,10 @@ def accuracy_against_time(group: pd.DataFrame, scenario: str, colour: dict) -> A
     """One machine × scenario: every epoch's test accuracy at its cumulative training seconds,
     a point per epoch and seed, coloured by backend, with a hover naming the point."""
     from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
 
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
+    fig = detail_figure(
         x_axis_label="training seconds",
         y_axis_label="test accuracy %",
-        tools="pan,wheel_zoom,reset,save",
     )
     for backend, rows in group.groupby("backend", sort=False):
         data = {k: [] for k in ("t", "acc", "backend", "scenario", "seed", "epoch")}
@@ -205,15 +209,12 @@ def hover(*rest: tuple[str, str]) -> Any:
 
 def epoch_times(group: pd.DataFrame, colour: dict) -> Any:
     from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
 
     names = [str(b) for b in group["backend"].unique()]
-    fig = figure(
+    fig = detail_figure(
         height=220,
-        sizing_mode="stretch_width",
         x_range=names,
         y_axis_label="seconds per warm epoch",
-        tools="pan,wheel_zoom,reset,save",
     )
     for backend, rows in group.groupby("backend", sort=False):
         data = {"backend": [], "seconds": [], "seed": [], "scenario": []}
@@ -237,14 +238,10 @@ def epoch_times(group: pd.DataFrame, colour: dict) -> Any:
 
 def ladder(ladder: pd.DataFrame, colour: dict) -> Any:
     from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
 
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
+    fig = detail_figure(
         x_axis_label="rung",
         y_axis_label="test accuracy %",
-        tools="pan,wheel_zoom,reset,save",
     )
     for backend, rows in ladder.groupby("backend", sort=False):
         data = {
@@ -270,16 +267,12 @@ def ladder(ladder: pd.DataFrame, colour: dict) -> Any:
 
 def scaling_plot(group: pd.DataFrame, key: str, colour: dict) -> Any:
     from bokeh.models import ColumnDataSource
-    from bokeh.plotting import figure
 
-    fig = figure(
-        height=260,
-        sizing_mode="stretch_width",
+    fig = detail_figure(
         x_axis_type="log",
         y_axis_type="log",
         x_axis_label=key,
         y_axis_label="µs per step",
-        tools="pan,wheel_zoom,reset,save",
     )
     for backend, rows in group.groupby("backend", sort=False):
         data = {
