@@ -36,7 +36,8 @@ Choices that affect speed, recorded by ``settings()`` (measured figures: results
   GPUs) so the peak-memory figure means something.
 - Batches come from host memory, as for a Keras user's ``fit`` on NumPy arrays: on TensorFlow
   through one ``tf.data`` pipeline built as Keras' array adapter builds it (``_TfFeed``), on JAX
-  and PyTorch through Keras' own adapter over the epoch's rows (``_ArrayFeed``).
+  and PyTorch batch by batch in the harness's order, gathered when due, as Keras' array adapter
+  gathers a shuffled ``fit``'s batches (``_BatchFeed``).
 
 No warm-up or pre-tracing happens in ``build``: tracing and compilation land in epoch 1 (the
 harness's cold epoch), so the weights and optimizer state after N epochs are exactly those of N
@@ -213,20 +214,46 @@ def _float64_lost(keras: ModuleType) -> list[str]:
 # --- how fit is fed ---------------------------------------------------------------------------
 
 
-class _ArrayFeed:
-    """``fit`` fed from host arrays, as a Keras user's ``fit(x, y)`` is: each epoch hands ``fit``
-    the rows in the harness's order (one host gather, part of the timed epoch) with
-    ``shuffle=False``; Keras' array adapter then slices consecutive batches (what it does for
-    NumPy input on JAX and PyTorch, where the shuffled gather would happen per batch instead)."""
+class _BatchFeed:
+    """``fit`` fed batch by batch from host arrays in the harness's order, as Keras' own array
+    adapter feeds a user's ``fit(x, y, shuffle=True)`` on JAX and PyTorch: each batch's rows
+    are gathered from the arrays when the batch is due (a ``keras.utils.PyDataset`` whose item
+    i holds rows ``order[i·b : (i+1)·b]``, the last one partial), on the training thread, with
+    no worker pool. The one difference from the adapter: the order is the harness's, where
+    Keras would draw ``np.random.permutation``. Gathering the epoch's rows up front instead (a
+    copy of the whole training set per epoch, the feed before) made the harness dearer than
+    the user's ``fit`` (figures: results/README.md, "Fidelity")."""
 
     #: How ``settings()`` names this feed.
-    NAME = "host arrays in the epoch's order, per fit"
+    NAME = "host arrays gathered per batch in the harness's order (a PyDataset)"
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+    def __init__(self, keras: ModuleType, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        self.batches = _ordered_batches(keras)
         self.x, self.y, self.batch_size = x, y, batch_size
 
     def fit_args(self, order: np.ndarray) -> dict[str, Any]:
-        return {"x": self.x[order], "y": self.y[order], "batch_size": self.batch_size}
+        return {"x": self.batches(self.x, self.y, order, self.batch_size)}
+
+
+def _ordered_batches(keras: ModuleType) -> type:
+    """A ``keras.utils.PyDataset`` class (of this Keras instance) over ``x``, ``y`` in a given
+    row order, ``batch_size`` rows an item."""
+
+    class OrderedBatches(keras.utils.PyDataset):
+        def __init__(
+            self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int
+        ) -> None:
+            super().__init__()  # one worker, no multiprocessing: Keras' defaults
+            self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
+
+        def __len__(self) -> int:
+            return -(-len(self.order) // self.batch_size)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+            return self.x[rows], self.y[rows]
+
+    return OrderedBatches
 
 
 class _TfFeed:
@@ -294,12 +321,15 @@ class _TfFeed:
 
 
 class _Framework:
-    """Keras' own behaviour where a framework needs nothing special: ``fit`` fed from host arrays
-    (``_ArrayFeed``), Adam's β as a Python float (cast straight to the variable's dtype)."""
+    """Keras' own behaviour where a framework needs nothing special: ``fit`` fed batch by batch
+    from host arrays (``_BatchFeed``), Adam's β as a Python float (cast straight to the
+    variable's dtype)."""
 
     @staticmethod
-    def feed(x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None = None) -> Any:
-        return _ArrayFeed(x, y, batch_size)
+    def feed(
+        keras: ModuleType, x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None
+    ) -> Any:
+        return _BatchFeed(keras, x, y, batch_size)
 
     @staticmethod
     def limit_threads(threads: int) -> None:
@@ -327,7 +357,9 @@ class _TensorFlow(_Framework):
         """Process-wide settings the recipe needs before its Keras objects exist: none."""
 
     @staticmethod
-    def feed(x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None = None) -> Any:
+    def feed(
+        keras: ModuleType, x: np.ndarray, y: np.ndarray, batch_size: int, threads: int | None
+    ) -> Any:
         """TensorFlow's input pipeline, built once (see ``_TfFeed``)."""
         return _TfFeed(x, y, batch_size, threads)
 
@@ -562,6 +594,7 @@ class KerasMLP:
         if self.options.threads:
             self.FRAMEWORK.limit_threads(self.options.threads)
         self.feed = self.FRAMEWORK.feed(
+            keras,
             np.ascontiguousarray(data.x_train, dtype=dtype),
             np.ascontiguousarray(data.y_train, dtype=np.int64),
             recipe.batch_size,
@@ -598,7 +631,7 @@ class KerasMLP:
     def train_epoch(self, order: np.ndarray) -> EpochMetrics:
         """One ``fit`` epoch over rows ``order`` in that order: consecutive batches of the
         recipe's batch size, fed by the framework's feed (``_TfFeed`` on TensorFlow, else
-        ``_ArrayFeed``); feeding is part of the timed epoch. Keras' logged loss/accuracy are
+        ``_BatchFeed``); feeding is part of the timed epoch. Keras' logged loss/accuracy are
         sample-weighted means of each batch before its update."""
         with _floatx(self.keras, self.recipe.dtype):  # Keras' array adapter casts to floatx
             logs = self.model.fit(

@@ -8,8 +8,9 @@ and a scenario (default ``baseline``, batch 32, full MNIST):
   epoch timed by a callback (``on_epoch_begin`` → ``on_epoch_end``);
 - ``harness``: the same backend driven by ``bench.cell.session.Session`` for 4 epochs, each
   epoch timed as ``mlpbench run`` times it (evaluation after each epoch, untimed);
-- ``harness-arrays``: the same, with ``fit`` handed fresh arrays each epoch (``_ArrayFeed``, the
-  feed before the persistent ``tf.data`` pipeline) — the "before" of the change.
+- ``harness-arrays``: the same, with ``fit`` handed the epoch's rows as fresh arrays each epoch
+  (``FreshArrays``: the feed before the persistent ``tf.data`` pipeline on TensorFlow, and before
+  the per-batch ``PyDataset`` on JAX and PyTorch) — the "before" of those changes.
 
 Epochs 2–4 of each are warm. Prints every warm epoch, the medians and the ratio to ``plain``.
 
@@ -26,12 +27,22 @@ from typing import Any
 import numpy as np
 
 import scenarios
-from backends.keras_mlp import _ArrayFeed
 from bench.cell.session import Session
 from bench.data import load_dataset
 from bench.stats import paired_ratio, round_median, warm_epochs
 
 EPOCHS = 4
+
+
+class FreshArrays:
+    """The earlier feed: ``fit`` handed ``x[order]``, ``y[order]`` (one host gather of the whole
+    training set per epoch, inside the timed epoch) with ``shuffle=False``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def fit_args(self, order: np.ndarray) -> dict[str, Any]:
+        return {"x": self.x[order], "y": self.y[order], "batch_size": self.batch_size}
 
 
 def plain_fit(backend: str, scenario: Any, data: Any) -> list[float]:
@@ -69,7 +80,7 @@ def harness(backend: str, scenario: Any, data: Any, arrays: bool) -> list[float]
     session = Session(backend, scenario, data)
     session.build()
     if arrays:
-        session.backend.feed = _ArrayFeed(
+        session.backend.feed = FreshArrays(
             np.asarray(data.x_train, dtype=scenario.dtype),
             np.asarray(data.y_train, dtype=np.int64),
             scenario.batch_size,

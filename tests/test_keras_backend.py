@@ -276,7 +276,8 @@ def test_settings_record_the_framework_and_explicit_choices(data, cls) -> None:
     assert settings["tf32"] is False
     assert settings["dtype"] == "float32" and settings["device"] == backend.device
     assert settings["keras"] == backend.keras.__version__
-    assert settings["input_feed"].startswith("tf.data" if cls is KerasMLP else "host arrays")
+    feed = "tf.data" if cls is KerasMLP else "host arrays gathered per batch"
+    assert settings["input_feed"].startswith(feed)
     tf_keys = [k for k in TF_ONLY_SETTINGS if k in settings]
     if cls is KerasMLP:
         assert tf_keys == list(TF_ONLY_SETTINGS) and settings["tensorflow"]
@@ -483,6 +484,30 @@ def test_baseline_epoch_at_batch_600_matches_numpy(raw_mnist: RawMNIST, cls) -> 
     mine, numpy = results
     assert mine.loss == pytest.approx(numpy.loss, rel=1e-3)
     assert abs(mine.accuracy - numpy.accuracy) < 0.005
+
+
+@pytest.mark.parametrize("cls", params("jax", "torch"))
+def test_batch_feed_gathers_each_batch_in_the_harness_order(cls: type[KerasMLP]) -> None:
+    """On JAX and PyTorch, each epoch's batches are the rows of the harness's order, gathered
+    batch by batch (oracle: NumPy indexing of ``x[order]`` cut into consecutive batches), the
+    partial last batch included, for a new order every epoch and an order shorter than the
+    data; and the PyDataset is one Keras' own ``fit`` accepts."""
+    from backends.keras_mlp import _BatchFeed
+
+    keras = cls()._use_keras()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N_TRAIN, 3)).astype(np.float32)
+    y = rng.integers(0, 10, N_TRAIN)
+    feed = _BatchFeed(keras, x, y, 32)
+    for order in (rng.permutation(N_TRAIN), rng.permutation(N_TRAIN), rng.permutation(70)):
+        batches = feed.fit_args(order)["x"]
+        assert isinstance(batches, keras.utils.PyDataset)
+        starts = range(0, len(order), 32)
+        assert len(batches) == len(starts)
+        for i, start in enumerate(starts):
+            xb, yb = batches[i]
+            np.testing.assert_array_equal(xb, x[order[start : start + 32]])
+            np.testing.assert_array_equal(yb, y[order[start : start + 32]])
 
 
 @available(KerasMLP)
