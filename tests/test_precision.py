@@ -26,7 +26,7 @@ from scipy import stats
 
 import scenarios
 from bench import registry
-from bench.campaign import fingerprint
+from bench.campaign import fingerprint, precision
 from bench.campaign.rounds import cell_filter, plan
 from bench.doctor import check_load
 from bench.report.summary import tf_data_stalls, two_speeds
@@ -180,6 +180,34 @@ def test_a_run_in_rounds_records_its_order_and_the_tables_pair_within_rounds(tmp
     assert {e["extra_info"]["design"] for e in entries} == {"lockstep"}
 
 
+def _spell(backend, scenario, seed, started, ended, epochs, design):
+    """A benchmark entry with only what ``precision.round_costs`` reads."""
+    history = [{"seconds": s} for s in epochs]
+    extra = {"started": started, "ended": ended, "history": history, "design": design}
+    return {"params": {"backend": backend, "scenario": scenario, "seed": seed}, "extra_info": extra}
+
+
+def test_a_lockstep_round_is_charged_once_not_once_per_backend():
+    """--target-ci's budget: three cells trained in lockstep for 100 s cost 100 s together,
+    shared by their epochs' seconds (60, 30, 10 of them); a cell with a process of its own
+    costs its span; costs are means over rounds."""
+    entries = [
+        _spell("numpy", "baseline", 0, 1000.0, 1100.0, [20.0, 20.0, 20.0], "lockstep"),
+        _spell("jax", "baseline", 0, 1000.0, 1100.0, [10.0, 10.0, 10.0], "lockstep"),
+        _spell("keras", "baseline", 0, 1000.0, 1100.0, [5.0, 5.0], "lockstep"),
+        _spell("numpy", "baseline", 1, 2000.0, 2050.0, [10.0, 10.0], "lockstep"),
+        _spell("jax", "baseline", 1, 2000.0, 2050.0, [10.0, 10.0], "lockstep"),
+        _spell("numpy", "dropout", 0, 3000.0, 3040.0, [13.0, 13.0], None),
+        _spell("jax", "dropout", 0, 3050.0, 3070.0, [6.0], None),
+    ]
+    costs = precision.round_costs(entries)
+    assert costs[("numpy", "baseline")] == pytest.approx((60.0 + 25.0) / 2)
+    assert costs[("jax", "baseline")] == pytest.approx((30.0 + 25.0) / 2)
+    assert costs[("keras", "baseline")] == pytest.approx(10.0)
+    assert costs[("numpy", "dropout")] == pytest.approx(40.0)
+    assert costs[("jax", "dropout")] == pytest.approx(20.0)
+
+
 def test_a_killed_run_resumes_without_losing_or_repeating_a_finished_cell(tmp_path):
     out = tmp_path / "r.json"
     args = [
@@ -233,7 +261,13 @@ def test_a_killed_run_resumes_without_losing_or_repeating_a_finished_cell(tmp_pa
     assert "resume: kept 6 finished cells" in again.stdout and " (round " not in again.stdout
 
 
-def test_a_code_change_to_a_backend_reruns_its_cells_only(tmp_path, monkeypatch):
+@pytest.mark.parametrize("executor", ["lockstep", "process"])
+def test_a_code_change_to_a_backend_reruns_its_cells_and_in_lockstep_their_rounds(
+    tmp_path, executor
+):
+    """A process per cell keeps the unchanged backend's cells; in lockstep, a round whose jax
+    cell trains again trains again as a whole, so numpy's epochs stay paired with jax's seconds
+    apart, never with epochs trained in another run."""
     out = tmp_path / "r.json"
     args = [
         "run",
@@ -245,6 +279,8 @@ def test_a_code_change_to_a_backend_reruns_its_cells_only(tmp_path, monkeypatch)
         "baseline",
         "--rounds",
         "2",
+        "--executor",
+        executor,
         *SMALL,
         "--out",
         str(out),
@@ -260,10 +296,17 @@ def test_a_code_change_to_a_backend_reruns_its_cells_only(tmp_path, monkeypatch)
     out.write_text(json.dumps(doc))
     resumed = run_mlpbench([*args[:-3], "--resume", str(out), "--no-tables"])
     assert resumed.returncode == 0, resumed.stderr
-    assert "kept 2 finished cells" in resumed.stdout
     assert "2 whose code changed (jax)" in resumed.stdout
     assert resumed.stdout.count("jax × baseline (round") == 2
-    assert "numpy × baseline (round" not in resumed.stdout
+    if executor == "process":
+        assert "kept 2 finished cells" in resumed.stdout
+        assert "numpy × baseline (round" not in resumed.stdout
+    else:
+        assert "kept 0 finished cells" in resumed.stdout
+        assert "2 of a lockstep round that trains again" in resumed.stdout
+        assert resumed.stdout.count("numpy × baseline (round") == 2
+    designs = {e["extra_info"]["design"] for e in run_json(out)["benchmarks"]}
+    assert designs == {"lockstep" if executor == "lockstep" else None}
 
 
 def test_the_fingerprint_follows_a_backends_own_source(tmp_path, install_backends):

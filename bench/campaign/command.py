@@ -515,8 +515,9 @@ def resumed_cells(
     raw: RawMNIST,
 ) -> dict:
     """The cells of the ``--resume`` file this run keeps, (backend, scenario, seed) → entry:
-    those whose machine, software, code, options and data slice match this run's ({} without
-    ``request.resume``). Prints what was kept and why the others were not."""
+    those whose machine, software, code, options and data slice match this run's, in lockstep
+    only whole rounds ({} without ``request.resume``). Prints what was kept and why the others
+    were not."""
     if request.resume is None:
         return {}
     expected = Expected(
@@ -530,7 +531,8 @@ def resumed_cells(
         n_test=request.n_test or int(raw.x_test.shape[0]),
         eval_every=request.eval_every,
     )
-    resumed = read_resumable(request.resume, slots, expected)
+    lockstep = request.executor == "lockstep"
+    resumed = read_resumable(request.resume, slots, expected, lockstep)
     print(resumed.summary(request.resume))
     return resumed.kept
 
@@ -573,10 +575,10 @@ def run_command(request: RunRequest) -> RunOutcome:
 def more_rounds(run: PreparedRun, start: float, done: list[Result]) -> None:
     """``--target-ci`` (``run.request.target_ci`` is set): rounds of the cells whose interval is
     still wider than the target (with their references) while the budget allows one more,
-    estimated from the cells' own mean durations; then the precision report into ``run.meta``
-    and one line per cell that missed the target. ``start``: the run's ``time.perf_counter()``
-    when it began; the budget counts from it. ``done``: the run's results so far; the new
-    rounds' are appended."""
+    estimated from what the cells' rounds cost so far (``precision.round_costs``); then the
+    precision report into ``run.meta`` and one line per cell that missed the target.
+    ``start``: the run's ``time.perf_counter()`` when it began; the budget counts from it.
+    ``done``: the run's results so far; the new rounds' are appended."""
     request = run.request
     target, budget = request.target_ci / 100, 60 * request.budget_minutes
     reference = registry.REFERENCE if registry.REFERENCE in run.names else run.names[0]
@@ -589,7 +591,7 @@ def more_rounds(run: PreparedRun, start: float, done: list[Result]) -> None:
         wanted = precision.too_wide(rounds, reference, target, lockstep)
         if not wanted:
             break
-        cost = _mean_durations(done, run.kept)
+        cost = precision.round_costs(entries)
         estimate = sum(cost.get(cell, max(cost.values(), default=0.0)) for cell in wanted)
         if time.perf_counter() - start + estimate > budget:
             budget_ended = True
@@ -624,16 +626,3 @@ def _extra_round(
         number,
         keep=lambda backend, scenario: (backend, scenario) in wanted,
     )
-
-
-def _mean_durations(done: list[Result], kept: dict) -> dict[tuple[str, str], float]:
-    """Mean wall seconds each (backend, scenario) took per round so far (kept cells too)."""
-    spans: dict[tuple[str, str], list[float]] = {}
-    for r in done:
-        if r.started is not None and r.ended is not None:
-            spans.setdefault((r.backend, r.scenario.name), []).append(r.ended - r.started)
-    for (backend, scenario, _), entry in kept.items():
-        extra = entry.get("extra_info") or {}
-        if isinstance(extra.get("started"), float) and isinstance(extra.get("ended"), float):
-            spans.setdefault((backend, scenario), []).append(extra["ended"] - extra["started"])
-    return {cell: sum(v) / len(v) for cell, v in spans.items()}

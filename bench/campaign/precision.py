@@ -71,6 +71,34 @@ def too_wide(rounds: dict[CellKey, Rounds], reference: str, target: float, locks
     return over | {(reference, scenario) for _, scenario in over}
 
 
+def round_costs(entries: list[dict[str, Any]]) -> dict[CellKey, float]:
+    """(backend, scenario) → the mean wall seconds one more round of that cell costs, from the
+    benchmark entries so far (those that record when they started and ended). A cell trained in
+    a process of its own costs its span. Cells trained in lockstep share their round's span
+    (each started with the round and ended with it): each is charged the span in proportion to
+    its own epochs' seconds among the round's, so the cells of a round add up to the round's
+    wall time once, not once per backend."""
+    spells = []  # (cell, round key, span, epoch seconds, lockstep)
+    for entry in entries:
+        extra, params = entry.get("extra_info") or {}, entry.get("params") or {}
+        started, ended = extra.get("started"), extra.get("ended")
+        if not isinstance(started, float) or not isinstance(ended, float):
+            continue
+        epochs = sum(h["seconds"] for h in extra.get("history") or [])
+        cell = (params["backend"], params["scenario"])
+        spells.append((cell, (cell[1], params.get("seed")), ended - started, epochs,
+                       extra.get("design") == "lockstep"))  # fmt: skip
+    shared: dict[tuple, float] = defaultdict(float)  # lockstep round → its cells' epoch seconds
+    for _, key, _, epochs, lockstep in spells:
+        if lockstep:
+            shared[key] += epochs
+    costs: dict[CellKey, list[float]] = defaultdict(list)
+    for cell, key, span, epochs, lockstep in spells:
+        share = epochs / shared[key] if lockstep and shared[key] > 0 else 1.0
+        costs[cell].append(span * share)
+    return {cell: sum(v) / len(v) for cell, v in costs.items()}
+
+
 def report(
     rounds: dict[CellKey, Rounds],
     reference: str,

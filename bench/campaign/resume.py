@@ -3,7 +3,11 @@
 A cell of FILE is kept when it is one this run would train (same backend, scenario and seed), it
 finished (complete, not failed), and nothing it depends on changed: its recipe, the backend
 options asked for, the data slice, the code it ran (``bench.campaign.fingerprint``), the software
-versions and the machine. Everything else is trained again. Read from the JSON only.
+versions and the machine. In lockstep (``lockstep=True``) a scenario's round is one measurement:
+its cells' epochs are paired with each other, seconds apart, so a cell is kept only if it was
+trained in lockstep and every other cell of its round (scenario and seed) is kept too; when one
+of them trains again, they all do, side by side. Everything else is trained again. Read from
+the JSON only.
 """
 
 from __future__ import annotations
@@ -65,8 +69,11 @@ def recorded_order_seed(path: Path) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def read_resumable(path: Path, slots: list[Slot], expected: Expected) -> Resumed:
-    """The cells of ``path`` that this run's ``slots`` can keep (a missing file keeps none)."""
+def read_resumable(
+    path: Path, slots: list[Slot], expected: Expected, lockstep: bool = False
+) -> Resumed:
+    """The cells of ``path`` that this run's ``slots`` can keep (a missing file keeps none);
+    ``lockstep``: this run trains in lockstep rounds (see the module's docstring)."""
     resumed = Resumed()
     if not path.exists():
         resumed.missing = True
@@ -82,6 +89,7 @@ def read_resumable(path: Path, slots: list[Slot], expected: Expected) -> Resumed
         ) from None
     wanted = {slot.key: slot for slot in slots}
     cells = {(slot.backend, slot.scenario.name): slot for slot in slots}
+    considered = set(wanted)  # every cell this run would keep or train
     for entry in entries:
         key = _key(entry)
         if key is None:
@@ -92,12 +100,31 @@ def read_resumable(path: Path, slots: list[Slot], expected: Expected) -> Resumed
             slot = Slot(first.backend, first.scenario.with_overrides(seed=key[2]), -1, -1)
         if slot is None:
             continue
+        considered.add(key)
         problem = _problem(entry, slot, facts, expected)
+        if not problem and lockstep and (entry.get("extra_info") or {}).get("design") != "lockstep":
+            problem = "trained in another design than lockstep"
         if problem:
             resumed.dropped[problem] += 1
         else:
             resumed.kept[key] = entry
+    if lockstep:
+        _keep_whole_rounds(resumed, considered)
     return resumed
+
+
+def _keep_whole_rounds(resumed: Resumed, considered: set[SeededCell]) -> None:
+    """Drop the kept cells of every lockstep round (scenario, seed) of which some cell in
+    ``considered`` is not kept: that round trains again as a whole."""
+    rounds: dict[tuple[str, int], set[SeededCell]] = {}
+    for key in considered:
+        rounds.setdefault((key[1], key[2]), set()).add(key)
+    for members in rounds.values():
+        if members <= resumed.kept.keys():
+            continue
+        for key in members & resumed.kept.keys():
+            del resumed.kept[key]
+            resumed.dropped["of a lockstep round that trains again"] += 1
 
 
 def _key(entry: Any) -> SeededCell | None:
