@@ -208,6 +208,18 @@ def test_a_lockstep_round_is_charged_once_not_once_per_backend():
     assert costs[("jax", "dropout")] == pytest.approx(20.0)
 
 
+def test_a_sweeps_points_share_their_scenarios_lockstep_round():
+    """A sweep's points train in one lockstep group with their scenario (``group_key``): two
+    points of one 90 s round, with 60 and 30 s of epochs, cost 60 and 30 s, not 90 each."""
+    entries = [
+        _spell("numpy", "baseline[batch_size=16]", 0, 10.0, 100.0, [30.0, 30.0], "lockstep"),
+        _spell("numpy", "baseline[batch_size=64]", 0, 10.0, 100.0, [15.0, 15.0], "lockstep"),
+    ]
+    costs = precision.round_costs(entries)
+    assert costs[("numpy", "baseline[batch_size=16]")] == pytest.approx(60.0)
+    assert costs[("numpy", "baseline[batch_size=64]")] == pytest.approx(30.0)
+
+
 def test_a_killed_run_resumes_without_losing_or_repeating_a_finished_cell(tmp_path):
     out = tmp_path / "r.json"
     args = [

@@ -72,12 +72,20 @@ class Worker:
         return None
 
 
+def group_key(scenario: str, round_: int) -> tuple[str, int]:
+    """The lockstep group of a cell of scenario ``scenario`` in round ``round_``: the scenario
+    without its sweep point (a point is named ``scenario[key=value]`` and trains with the
+    others), and the round. A results file's cells name their round by their seed (round r
+    trains seed r)."""
+    return scenario.split("[")[0], round_
+
+
 def groups(cells: Sequence[CellSpec]) -> list[list[CellSpec]]:
-    """The cells in groups of one round and one scenario (its sweep points with it: a point is
-    named ``scenario[key=value]``), in the order they first appear."""
+    """The cells in groups of one round and one scenario (``group_key``), in the order they
+    first appear."""
     found: dict[tuple, list[CellSpec]] = {}
     for cell in cells:
-        found.setdefault((cell.round, cell.scenario.name.split("[")[0]), []).append(cell)
+        found.setdefault(group_key(cell.scenario.name, cell.round), []).append(cell)
     return list(found.values())
 
 

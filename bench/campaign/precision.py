@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from bench.campaign.lockstep import group_key
 from bench.results.read import warm_median
 from bench.stats import mean_ci, relative_half_width, round_median, speed_ratio, warm_epochs
 
@@ -74,10 +75,10 @@ def too_wide(rounds: dict[CellKey, Rounds], reference: str, target: float, locks
 def round_costs(entries: list[dict[str, Any]]) -> dict[CellKey, float]:
     """(backend, scenario) → the mean wall seconds one more round of that cell costs, from the
     benchmark entries so far (those that record when they started and ended). A cell trained in
-    a process of its own costs its span. Cells trained in lockstep share their round's span
-    (each started with the round and ended with it): each is charged the span in proportion to
-    its own epochs' seconds among the round's, so the cells of a round add up to the round's
-    wall time once, not once per backend."""
+    a process of its own costs its span. Cells trained in one lockstep group (``group_key``)
+    share its span (each started with the group and ended with it): each is charged the span in
+    proportion to its own epochs' seconds among the group's, so the cells of a group add up to
+    its wall time once, not once per backend."""
     spells = []  # (cell, round key, span, epoch seconds, lockstep)
     for entry in entries:
         extra, params = entry.get("extra_info") or {}, entry.get("params") or {}
@@ -86,9 +87,9 @@ def round_costs(entries: list[dict[str, Any]]) -> dict[CellKey, float]:
             continue
         epochs = sum(h["seconds"] for h in extra.get("history") or [])
         cell = (params["backend"], params["scenario"])
-        spells.append((cell, (cell[1], params.get("seed")), ended - started, epochs,
-                       extra.get("design") == "lockstep"))  # fmt: skip
-    shared: dict[tuple, float] = defaultdict(float)  # lockstep round → its cells' epoch seconds
+        group = group_key(cell[1], params.get("seed"))
+        spells.append((cell, group, ended - started, epochs, extra.get("design") == "lockstep"))
+    shared: dict[tuple, float] = defaultdict(float)  # lockstep group → its cells' epoch seconds
     for _, key, _, epochs, lockstep in spells:
         if lockstep:
             shared[key] += epochs

@@ -3,10 +3,11 @@
 A cell of FILE is kept when it is one this run would train (same backend, scenario and seed), it
 finished (complete, not failed), and nothing it depends on changed: its recipe, the backend
 options asked for, the data slice, the code it ran (``bench.campaign.fingerprint``), the software
-versions and the machine. In lockstep (``lockstep=True``) a scenario's round is one measurement:
-its cells' epochs are paired with each other, seconds apart, so a cell is kept only if it was
-trained in lockstep and every other cell of its round (scenario and seed) is kept too; when one
-of them trains again, they all do, side by side. Everything else is trained again. Read from
+versions and the machine. In lockstep (``lockstep=True``) a scenario's round is one measurement
+(``bench.campaign.lockstep.group_key``: a sweep's points with their scenario): its cells' epochs
+are paired with each other, seconds apart, so a cell is kept only if it was trained in lockstep
+and every other cell of its group is kept too; when one of them trains again, they all do, side
+by side. Everything else is trained again. Read from
 the JSON only.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.campaign.lockstep import group_key
 from bench.campaign.rounds import Slot
 from bench.errors import ConfigError
 from scenarios.files import NOT_SWEPT
@@ -114,11 +116,11 @@ def read_resumable(
 
 
 def _keep_whole_rounds(resumed: Resumed, considered: set[SeededCell]) -> None:
-    """Drop the kept cells of every lockstep round (scenario, seed) of which some cell in
-    ``considered`` is not kept: that round trains again as a whole."""
+    """Drop the kept cells of every lockstep group of which some cell in ``considered`` is not
+    kept: that group trains again as a whole."""
     rounds: dict[tuple[str, int], set[SeededCell]] = {}
     for key in considered:
-        rounds.setdefault((key[1], key[2]), set()).add(key)
+        rounds.setdefault(group_key(key[1], key[2]), set()).add(key)
     for members in rounds.values():
         if members <= resumed.kept.keys():
             continue
