@@ -1,11 +1,13 @@
 """How many rounds each speed cell of a results file needs, and what a publication would reach.
 
 Reads a ``mlpbench run`` results JSON (e.g. ``results/amd-epyc-2cpu/run.json``) and, per cell,
-takes its rounds' values as the tables do: for NumPy (the reference) the log of each round's
-median warm epoch, for every other backend each round's log ratio to NumPy
-(``bench.stats.round_log_ratio``: the Hodges–Lehmann location of its per-epoch log ratios). From
-their spread between rounds it prints the cell's half-width now and the rounds it would need for a
-95 % interval within ±10 % and ±5 %, assuming the spread stays as measured.
+takes the spread between rounds of the estimate the tables publish (``bench.campaign.precision``
+reads the rounds, ``bench.stats`` estimates): for NumPy (the reference) the spread of its rounds'
+median warm epochs relative to their mean (``mean_ci``), for every other backend the spread of
+its per-round log ratios to NumPy (``speed_ratio``: epoch by epoch in lockstep). From it, it
+prints the cell's relative half-width now (as ``stats.relative_half_width`` computes it) and the
+rounds it would need for a 95 % interval within ±10 % and ±5 %, assuming the spread stays as
+measured.
 
 Then it replays ``--target-ci`` on those spreads: ROUNDS rounds of every cell, then one more round
 of the cells still wider than ±TARGET_CI % (each with NumPy's) while the BUDGET minutes allow it,
@@ -23,57 +25,61 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
-from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from scipy import stats as st
 
-from bench.campaign.precision import round_costs
-from bench.stats import REFERENCE, round_log_ratio, round_median, warm_epochs
+from bench.campaign.precision import in_lockstep, round_costs, round_epochs
+from bench.stats import CONFIDENCE, REFERENCE, mean_ci, round_median, speed_ratio
 
 Cell = tuple[str, str]  # (backend, scenario)
 
 
-def round_values(doc: dict) -> dict[Cell, list[float]]:
-    """Per cell, its rounds' log values (see the module's docstring)."""
-    epochs: dict[Cell, dict[int, list[float]]] = defaultdict(dict)
-    for entry in doc["benchmarks"]:
-        extra, params = entry["extra_info"], entry["params"]
-        if extra.get("complete") and not extra.get("failed"):
-            warm = warm_epochs([h["seconds"] for h in extra["history"]])
-            if warm:
-                epochs[(params["backend"], params["scenario"])][int(params["seed"])] = warm
-    values = {}
-    for (backend, scenario), rounds in epochs.items():
+@dataclass(frozen=True)
+class Spread:
+    """A cell's spread between rounds: ``sd`` relative to the mean (``log`` False: NumPy's own
+    speed) or of the log ratios (``log`` True), over ``rounds`` rounds."""
+
+    sd: float
+    log: bool
+    rounds: int
+
+    def half_width(self, rounds: int) -> float:
+        """The relative half-width of the published interval over ``rounds`` rounds: t·sd/√n
+        for a mean, sinh(t·sd/√n) for a ratio (its interval is symmetric on the log scale)."""
+        h = st.t.ppf(0.5 + CONFIDENCE / 2, rounds - 1) * self.sd / math.sqrt(rounds)
+        return math.sinh(h) if self.log else h
+
+    def rounds_for(self, target: float) -> int | None:
+        """The fewest rounds whose interval is within ±``target`` (None: more than 500)."""
+        return next((n for n in range(2, 501) if self.half_width(n) <= target), None)
+
+
+def spreads(entries: list[dict]) -> dict[Cell, Spread]:
+    """Per cell with at least 2 rounds, its spread (see the module's docstring)."""
+    rounds, lockstep = round_epochs(entries), in_lockstep(entries)
+    found = {}
+    for (backend, scenario), per_round in rounds.items():
         if backend == REFERENCE:
-            values[(backend, scenario)] = [math.log(round_median(w)) for w in rounds.values()]
+            est = mean_ci([round_median(w) for w in per_round.values() if w])
+            spread = Spread(est.sd / est.mean, False, est.n) if est.n >= 2 else None
         else:
-            ref = epochs.get((REFERENCE, scenario), {})
-            values[(backend, scenario)] = [
-                round_log_ratio(w, ref[seed]) for seed, w in rounds.items() if seed in ref
-            ]
-    return {cell: v for cell, v in values.items() if len(v) >= 2}
-
-
-def half_width(spread: float, rounds: int) -> float:
-    """The relative half-width of a 95 % t interval over ``rounds`` values of sd ``spread``."""
-    return math.exp(st.t.ppf(0.975, rounds - 1) * spread / math.sqrt(rounds)) - 1
-
-
-def rounds_for(spread: float, target: float) -> int | None:
-    """The fewest rounds whose interval is within ±``target`` (None: more than 500)."""
-    return next((n for n in range(2, 501) if half_width(spread, n) <= target), None)
+            ratio, _ = speed_ratio(rounds.get((REFERENCE, scenario), {}), per_round, lockstep)
+            spread = Spread(ratio.sd_log, True, ratio.n) if ratio.n >= 2 else None
+        if spread is not None:
+            found[(backend, scenario)] = spread
+    return found
 
 
 def replay(
-    spreads: dict[Cell, float], cost: dict[Cell, float], target: float, budget: float, first: int
+    spread: dict[Cell, Spread], cost: dict[Cell, float], target: float, budget: float, first: int
 ) -> tuple[dict[Cell, int], float]:
     """``--target-ci``'s loop on the measured spreads: rounds per cell and minutes used."""
-    rounds = dict.fromkeys(spreads, first)
-    used = first * sum(cost.get(c, 0.0) for c in spreads)
+    rounds = dict.fromkeys(spread, first)
+    used = first * sum(cost.get(c, 0.0) for c in spread)
     while True:
-        over = {c for c in spreads if half_width(spreads[c], rounds[c]) > target}
+        over = {c for c in spread if spread[c].half_width(rounds[c]) > target}
         wanted = over | {(REFERENCE, scenario) for _, scenario in over}
         estimate = sum(cost.get(c, 0.0) for c in wanted)
         if not over or used + estimate > budget:
@@ -91,19 +97,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     doc = json.loads(args.results.read_text(encoding="utf-8"))
-    values = round_values(doc)
-    spreads = {cell: statistics.stdev(v) for cell, v in values.items()}
+    spread = spreads(doc["benchmarks"])
     print(f"{args.results}: per cell, ±half-width now (rounds) → rounds for ±10 % / ±5 %")
-    for cell in sorted(spreads, key=lambda c: -spreads[c] / math.sqrt(len(values[c]))):
-        n = len(values[cell])
+    for cell in sorted(spread, key=lambda c: -spread[c].half_width(spread[c].rounds)):
+        s = spread[cell]
         print(
-            f"  {cell[1]:15s} {cell[0]:12s} ±{100 * half_width(spreads[cell], n):5.1f} % ({n})"
-            f" → {rounds_for(spreads[cell], 0.10)} / {rounds_for(spreads[cell], 0.05)}"
+            f"  {cell[1]:15s} {cell[0]:12s} ±{100 * s.half_width(s.rounds):5.1f} % ({s.rounds})"
+            f" → {s.rounds_for(0.10)} / {s.rounds_for(0.05)}"
         )
     rounds, minutes = replay(
-        spreads, round_costs(doc["benchmarks"]), args.target_ci / 100, 60 * args.budget, args.rounds
+        spread, round_costs(doc["benchmarks"]), args.target_ci / 100, 60 * args.budget, args.rounds
     )
-    widths = [half_width(spreads[c], rounds[c]) for c in spreads]
+    widths = [spread[c].half_width(rounds[c]) for c in spread]
     print(
         f"\n{args.rounds} rounds, then --target-ci {args.target_ci:g} within {args.budget:g} min: "
         f"{minutes:.0f} min; within ±10 %: {sum(w <= 0.10 for w in widths)} of {len(widths)}, "
